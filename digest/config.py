@@ -1,0 +1,562 @@
+"""Settings declared as data: every key has a type, a default and a help line.
+
+The file is TOML (`digest.toml` by default, `--config PATH` or `DIGEST_CONFIG` to choose
+another). `DIGEST_<SECTION>__<KEY>` environment variables override the file, and
+`DIGEST_<SECTION>__<KEY>_FILE` reads a secret from a file. Relative paths are relative
+to the config file. `example_toml()` writes the commented file `digest init` creates,
+straight from these declarations, so no key can go undocumented.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+import types
+import typing
+import zoneinfo
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from digest.errors import ConfigError
+
+DEFAULT_FILE = "digest.toml"
+SOURCE_KINDS = ("feed", "calendar", "page")
+
+
+class Secret:
+    """A string that never shows itself in reprs, logs or `digest config` output."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str = "") -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """Return the secret itself, for the one place that needs it."""
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('********')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+
+def setting(default: Any, help: str, **extra: Any) -> Any:
+    """Declare one key: its default and the help line shown in `digest init`'s file."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help, **extra})
+    return field(default=default, metadata={"help": help, **extra})
+
+
+@dataclass(frozen=True)
+class PublicationSettings:
+    """[publication]: who publishes, in which languages and time zone."""
+
+    title: str = setting("Cities & Migration Digest", "Name shown in emails, feeds and pages.")
+    base_url: str = setting(
+        "https://digest.example.org", "Where the web app and archive are served (no trailing /)."
+    )
+    languages: list[str] = setting(
+        ["en", "nl", "fr"], "Languages of the publication; the first one is the default."
+    )
+    timezone: str = setting("Europe/Brussels", "IANA time zone for schedules and event times.")
+    sender: str = setting(
+        "Cities & Migration Digest <digest@example.org>", "From: address of every email."
+    )
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """[database]: where everything is stored."""
+
+    url: str = setting(
+        "sqlite:///digest.db",
+        "SQLAlchemy URL; sqlite paths are relative to this file. "
+        "postgresql+psycopg://user@host/db for PostgreSQL.",
+    )
+
+
+@dataclass(frozen=True)
+class IssueSettings:
+    """[issue]: what goes into an issue and when."""
+
+    schedule: str = setting("mon 08:00", "When the weekly issue goes out (publication time zone).")
+    news_window_days: int = setting(14, "Never include news first seen longer ago than this.")
+    event_horizon_days: int = setting(30, "How far ahead upcoming events are shown.")
+    daily_schedule: str = setting("08:00", "When the daily issue goes out, for daily subscribers.")
+    approval: str = setting(
+        "auto", 'Send without review ("auto") or wait for an editor ("editor").'
+    )
+    grace_hours: float = setting(
+        6.0, "A run this long after a slot still belongs to it (late start, restart)."
+    )
+    other_languages: str = setting(
+        "show", '"show": items in other languages follow, marked; "hide": leave them out.'
+    )
+    max_items_per_section: int = setting(
+        12, "Cap per section (keeps emails under Gmail's 102 KB clip); the rest link out."
+    )
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    """[delivery]: how messages leave."""
+
+    transport: str = setting("outbox", '"outbox" writes .eml files; "smtp" sends them.')
+    outbox_dir: Path = setting(Path("outbox"), "Folder for the outbox transport, one .eml each.")
+    smtp_host: str = setting("localhost", "SMTP server host.")
+    smtp_port: int = setting(25, "SMTP server port (465 means implicit TLS).")
+    smtp_starttls: bool = setting(False, "Upgrade the SMTP connection with STARTTLS.")
+    smtp_username: str = setting("", "SMTP AUTH user; empty for none.")
+    smtp_password: Secret = setting(
+        Secret(), "SMTP AUTH password: set DIGEST_DELIVERY__SMTP_PASSWORD (or _FILE)."
+    )
+    connections: int = setting(4, "Persistent SMTP connections used in parallel.")
+    rate_per_second: float = setting(0.0, "Messages per second at most; 0 = unlimited.")
+
+
+@dataclass(frozen=True)
+class PublishSettings:
+    """[publish]: the public files."""
+
+    output_dir: Path = setting(Path("public"), "Folder for feeds, archive pages and events.ics.")
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """[render]: templates."""
+
+    templates_dir: Path | None = setting(
+        None, "Your own templates, searched before the built-in ones (empty: none)."
+    )
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """[web]: the web app."""
+
+    secret_key: Secret = setting(
+        Secret(), "Signs tokens and sessions: set DIGEST_WEB__SECRET_KEY (or _FILE)."
+    )
+    admin_password: Secret = setting(
+        Secret(), "The editor's desk password: set DIGEST_WEB__ADMIN_PASSWORD (or _FILE)."
+    )
+
+
+@dataclass(frozen=True)
+class CollectSettings:
+    """[collect]: fetching sources."""
+
+    every: timedelta = setting(
+        timedelta(minutes=30), 'How often sources are fetched ("30m", "2h", "1d").'
+    )
+    timeout_seconds: float = setting(20.0, "Longest one source may take: connect, download, parse.")
+    max_bytes: int = setting(15_000_000, "Largest body accepted, after decompression.")
+    allow_networks: list[str] = setting(
+        [], 'CIDRs exempt from the private-address guard, e.g. ["127.0.0.0/8"].'
+    )
+    per_host_interval_seconds: float = setting(
+        1.0, "Politeness: at least this long between two requests to one host."
+    )
+    per_host_connections: int = setting(1, "Politeness: requests in flight to one host at most.")
+    concurrency: int = setting(8, "Sources fetched at the same time (across hosts).")
+    calendar_window_days: int = setting(
+        365, "Recurring events are expanded this far ahead (and 7 days back)."
+    )
+    user_agent_url: str = setting(
+        "https://github.com/digest-publisher/digest", "URL named in our User-Agent header."
+    )
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    """[[sources]]: one feed, calendar or page (also addable with `digest sources add`)."""
+
+    name: str = setting("", "Short unique name, used in reports and commands.")
+    url: str = setting("", "http(s) URL, or a local path (relative to this file).")
+    kind: str = setting("feed", "feed | calendar | page.")
+    language: str = setting("", "Language of its items when they declare none (default: first).")
+    topics: list[str] = setting([], 'Topics subscribers can choose, e.g. ["governance"].')
+    section: str = setting("news", "Section of the issue its items go to.")
+
+
+SECTIONS: dict[str, type[Any]] = {
+    "publication": PublicationSettings,
+    "database": DatabaseSettings,
+    "issue": IssueSettings,
+    "delivery": DeliverySettings,
+    "publish": PublishSettings,
+    "render": RenderSettings,
+    "web": WebSettings,
+    "collect": CollectSettings,
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole configuration, typed, with paths already made absolute."""
+
+    publication: PublicationSettings = field(default_factory=PublicationSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    issue: IssueSettings = field(default_factory=IssueSettings)
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    publish: PublishSettings = field(default_factory=PublishSettings)
+    render: RenderSettings = field(default_factory=RenderSettings)
+    web: WebSettings = field(default_factory=WebSettings)
+    collect: CollectSettings = field(default_factory=CollectSettings)
+    sources: tuple[SourceSettings, ...] = ()
+    path: Path | None = None
+    """The config file these settings came from (None: defaults only)."""
+
+    @property
+    def root(self) -> Path:
+        """The folder relative paths are resolved against."""
+        return self.path.parent if self.path else Path.cwd()
+
+    @property
+    def default_language(self) -> str:
+        """The publication's first language."""
+        return self.publication.languages[0]
+
+
+# --- loading ------------------------------------------------------------------------------
+
+
+def find_config(explicit: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path:
+    """Return the config file to use: --config, then DIGEST_CONFIG, then ./digest.toml."""
+    chosen = explicit or env.get("DIGEST_CONFIG") or DEFAULT_FILE
+    return Path(chosen).expanduser().resolve()
+
+
+def load(
+    explicit: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
+    """Read, override from the environment, validate and return the settings."""
+    env = os.environ if env is None else env
+    path = find_config(explicit, env)
+    if not path.is_file():
+        raise ConfigError(
+            f"config file {path} not found; run `digest init {path.parent}` to create one, "
+            "or pass --config PATH (or set DIGEST_CONFIG)"
+        )
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc}); fix the file and retry") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc}); save it as UTF-8") from exc
+    return from_mapping(data, env=env, path=path)
+
+
+def from_mapping(
+    data: Mapping[str, Any], *, env: Mapping[str, str] | None = None, path: Path | None = None
+) -> Settings:
+    """Build settings from parsed TOML data plus environment overrides."""
+    env = {} if env is None else env
+    where = str(path) if path else "config"
+    root = path.parent if path else Path.cwd()
+    unknown = set(data) - set(SECTIONS) - {"sources"}
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown section [{sorted(unknown)[0]}]; known sections: "
+            + ", ".join(sorted([*SECTIONS, "sources"]))
+        )
+    overrides = _env_overrides(env)
+    sections: dict[str, Any] = {}
+    for name, cls in SECTIONS.items():
+        table = data.get(name, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: [{name}] must be a table")
+        sections[name] = _build(cls, table, overrides.get(name, {}), f"{where} [{name}]", root)
+    raw_sources = data.get("sources", [])
+    if not isinstance(raw_sources, list):
+        raise ConfigError(f"{where}: sources must be written as [[sources]] tables")
+    sources = tuple(
+        _build(SourceSettings, raw, {}, f"{where} [[sources]] #{i + 1}", root)
+        for i, raw in enumerate(raw_sources)
+    )
+    settings = Settings(**sections, sources=sources, path=path)
+    _validate(settings, where)
+    return settings
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, tuple[str, str]]]:
+    """Collect DIGEST_SECTION__KEY (and _FILE) variables as {section: {key: (var, text)}}."""
+    found: dict[str, dict[str, tuple[str, str]]] = {}
+    for var, text in env.items():
+        if not var.startswith("DIGEST_") or "__" not in var:
+            continue
+        section, _, key = var[len("DIGEST_") :].partition("__")
+        section, key = section.lower(), key.lower()
+        if section not in SECTIONS:
+            raise ConfigError(f"environment variable {var}: unknown section [{section}]")
+        names = {f.name for f in dataclasses.fields(SECTIONS[section])}
+        if key.endswith("_file") and key not in names and key[: -len("_file")] in names:
+            key = key[: -len("_file")]
+            try:
+                text = Path(text).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"environment variable {var}: cannot read {text}: {exc}") from exc
+        if key not in names:
+            raise ConfigError(
+                f"environment variable {var}: [{section}] has no key {key!r}; "
+                f"known keys: {', '.join(sorted(names))}"
+            )
+        found.setdefault(section, {})[key] = (var, text)
+    return found
+
+
+def _build(
+    cls: type[Any],
+    table: Mapping[str, Any],
+    env: Mapping[str, tuple[str, str]],
+    where: str,
+    root: Path,
+) -> Any:
+    """Instantiate one settings dataclass, checking every key and its type."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(table) - set(fields)
+    if unknown:
+        key = sorted(unknown)[0]
+        close = [name for name in fields if name.startswith(key[:3])]
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"{where}: unknown key {key!r}{hint}; known keys: {', '.join(fields)}")
+    values: dict[str, Any] = {}
+    for name, value in table.items():
+        values[name] = _coerce(hints[name], value, f"{where} {name}", root)
+    for name, (var, text) in env.items():
+        values[name] = _coerce(hints[name], _parse_env(hints[name], text), var, root)
+    return cls(**values)
+
+
+def _parse_env(hint: Any, text: str) -> Any:
+    """Turn an environment string into the value its key's type expects."""
+    if hint is bool:
+        lowered = text.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off", ""}:
+            return False
+        return text
+    if typing.get_origin(hint) is list:
+        stripped = text.strip()
+        if stripped.startswith("["):
+            try:
+                return tomllib.loads(f"v = {stripped}")["v"]
+            except tomllib.TOMLDecodeError:
+                return text
+        return [part.strip() for part in stripped.split(",") if part.strip()]
+    if hint is int:
+        try:
+            return int(text.replace("_", ""))
+        except ValueError:
+            return text
+    if hint is float:
+        try:
+            return float(text)
+        except ValueError:
+            return text
+    return text
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse "90s", "30m", "2h" or "1d"; raise ValueError otherwise."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration like 30m, 2h or 1d")
+    return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+
+
+def _coerce(hint: Any, value: Any, where: str, root: Path) -> Any:
+    """Check `value` against the declared type and convert paths, durations and secrets."""
+    optional = False
+    if isinstance(hint, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        optional, hint = True, args[0]
+        if value in ("", None):
+            return None
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected a whole number, got {value!r}")
+    if hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    if hint is Secret:
+        if isinstance(value, str):
+            return Secret(value)
+        raise ConfigError(f"{where}: expected a string")
+    if hint is Path:
+        if not isinstance(value, str | Path):
+            raise ConfigError(f"{where}: expected a path, got {value!r}")
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else root / path
+    if hint is timedelta:
+        if isinstance(value, timedelta):
+            return value
+        try:
+            return parse_duration(str(value))
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from exc
+    if typing.get_origin(hint) is list:
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            return list(value)
+        raise ConfigError(f'{where}: expected a list of strings like ["a", "b"], got {value!r}')
+    del optional
+    raise ConfigError(f"{where}: unsupported setting type {hint!r}")  # pragma: no cover
+
+
+def _validate(settings: Settings, where: str) -> None:
+    """Checks that span keys or need more than a type."""
+    pub = settings.publication
+    if not pub.languages:
+        raise ConfigError(f"{where} [publication] languages: list at least one language")
+    try:
+        zoneinfo.ZoneInfo(pub.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(
+            f"{where} [publication] timezone: {pub.timezone!r} is not an IANA time zone "
+            '(e.g. "Europe/Brussels")'
+        ) from exc
+    if settings.issue.approval not in ("auto", "editor"):
+        raise ConfigError(f'{where} [issue] approval: expected "auto" or "editor"')
+    if settings.issue.other_languages not in ("show", "hide"):
+        raise ConfigError(f'{where} [issue] other_languages: expected "show" or "hide"')
+    from digest.compose.slots import parse_daily, parse_weekly  # slots own the syntax
+
+    for key, parse in (("schedule", parse_weekly), ("daily_schedule", parse_daily)):
+        try:
+            parse(getattr(settings.issue, key))
+        except ValueError as exc:
+            raise ConfigError(f"{where} [issue] {key}: {exc}") from exc
+    if settings.delivery.transport not in ("outbox", "smtp"):
+        raise ConfigError(f'{where} [delivery] transport: expected "outbox" or "smtp"')
+    if settings.collect.timeout_seconds <= 0 or settings.collect.max_bytes <= 0:
+        raise ConfigError(f"{where} [collect]: timeout_seconds and max_bytes must be positive")
+    from digest.collect.addresses import parse_networks  # the guard owns CIDR parsing
+
+    try:
+        parse_networks(settings.collect.allow_networks)
+    except ValueError as exc:
+        raise ConfigError(f"{where} [collect] allow_networks: {exc}") from exc
+    seen: set[str] = set()
+    for i, source in enumerate(settings.sources):
+        label = f"{where} [[sources]] #{i + 1}"
+        if not source.name or not source.url:
+            raise ConfigError(f"{label}: every source needs a name and a url")
+        if source.name in seen:
+            raise ConfigError(f"{label}: the name {source.name!r} is used twice; names are unique")
+        seen.add(source.name)
+        if source.kind not in SOURCE_KINDS:
+            raise ConfigError(
+                f"{label} ({source.name}) kind: {source.kind!r} is not one of "
+                + ", ".join(SOURCE_KINDS)
+            )
+
+
+def database_url(settings: Settings) -> str:
+    """Return the database URL with a relative sqlite path made relative to the config file."""
+    url = settings.database.url
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
+        rest = url[len(prefix) :]
+        return prefix + str(settings.root / rest)
+    return url
+
+
+def source_location(settings: Settings, url: str) -> str:
+    """Return a source URL unchanged, or a local path made absolute against the config file."""
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", url):
+        return url
+    path = Path(url).expanduser()
+    return str(path if path.is_absolute() else settings.root / path)
+
+
+# --- the commented example file -----------------------------------------------------------
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, Secret):
+        return '""'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, timedelta):
+        minutes = int(value.total_seconds() // 60)
+        return f'"{minutes // 60}h"' if minutes % 60 == 0 else f'"{minutes}m"'
+    if isinstance(value, Path):
+        return f'"{value.as_posix()}"'
+    if value is None:
+        return '""'
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _table(cls: type[Any], values: Any | None = None) -> list[str]:
+    lines = []
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[operator]
+        value = getattr(values, f.name) if values is not None else default
+        lines.append(f"# {f.metadata['help']}")
+        line = f"{f.name} = {_toml_value(value)}"
+        if isinstance(default, Secret):
+            line = "# " + line + "   # better: the environment variable"
+        lines.append(line)
+    return lines
+
+
+def example_toml(sources: tuple[SourceSettings, ...] = ()) -> str:
+    """Return the commented configuration `digest init` writes: every key, default and help."""
+    out = [
+        "# digest configuration. Every key is shown with its default and what it does.",
+        "# Environment variables DIGEST_<SECTION>__<KEY> override this file;",
+        "# secrets belong there (or in DIGEST_<SECTION>__<KEY>_FILE), not here.",
+        "",
+    ]
+    for name, cls in SECTIONS.items():
+        out.append(f"[{name}]")
+        out.extend(_table(cls))
+        out.append("")
+    out.append(
+        "# Sources: add as many [[sources]] tables as you like, or use `digest sources add`."
+    )
+    for source in sources:
+        out.append("[[sources]]")
+        out.extend(_table(SourceSettings, source))
+        out.append("")
+    if not sources:
+        example = SourceSettings(name="example-news", url="https://example.org/feed")
+        out.append("# [[sources]]")
+        out.extend("# " + line.lstrip("# ") for line in _table(SourceSettings, example))
+        out.append("")
+    return "\n".join(out)
