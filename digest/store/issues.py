@@ -1,0 +1,155 @@
+"""Issues in the database: one per (cadence, slot), drafts updated in place, announcements.
+
+An issue's slot is unique, so a second scheduler or a manual run updates the same draft
+instead of making another issue; once sent, the slot's issue is never drafted again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from digest.compose import AnnouncedEvent, Curation, IssuePlan
+from digest.compose.plan import event_when
+from digest.errors import DigestError, NotFoundError
+from digest.store.models import Issue, IssueEvent, IssueStatus
+
+
+def for_slot(session: Session, cadence: str, slot: datetime) -> Issue | None:
+    """Return the issue that owns this slot, if any."""
+    query = sa.select(Issue).where(Issue.cadence == cadence, Issue.slot == slot)
+    return session.scalar(query)
+
+
+def by_number(session: Session, number: int) -> Issue:
+    """Return issue `number` or raise NotFoundError."""
+    issue = session.scalar(sa.select(Issue).where(Issue.number == number))
+    if issue is None:
+        raise NotFoundError(f"there is no issue #{number}; see `digest draft` to make one")
+    return issue
+
+
+def latest(session: Session, *, status: IssueStatus | None = None) -> Issue | None:
+    """Return the newest issue (by number), optionally of one status."""
+    query = sa.select(Issue).order_by(Issue.number.desc()).limit(1)
+    if status is not None:
+        query = query.where(Issue.status == status)
+    return session.scalar(query)
+
+
+def previous_sent(session: Session, cadence: str, before: datetime) -> Issue | None:
+    """Return the last issue of this cadence that went out before the slot `before`."""
+    query = (
+        sa.select(Issue)
+        .where(
+            Issue.cadence == cadence,
+            Issue.slot < before,
+            sa.or_(Issue.status == IssueStatus.SENT, Issue.published_at.is_not(None)),
+        )
+        .order_by(Issue.slot.desc())
+        .limit(1)
+    )
+    return session.scalar(query)
+
+
+def next_number(session: Session) -> int:
+    """Return the number the next new issue gets."""
+    return (session.scalar(sa.select(sa.func.max(Issue.number))) or 0) + 1
+
+
+def curation_of(issue: Issue | None) -> Curation:
+    """Return the editor's curation stored on an issue (empty for none)."""
+    if issue is None:
+        return Curation()
+    raw = json.loads(issue.curation or "{}")
+    return Curation(
+        pinned=tuple(raw.get("pinned", ())),
+        dropped=tuple(raw.get("dropped", ())),
+        order=tuple(raw.get("order", ())),
+        intro=dict(raw.get("intro", {})),
+        subject=dict(raw.get("subject", {})),
+    )
+
+
+def is_open_draft(issue: Issue) -> bool:
+    """Whether the issue can still be re-drafted: a draft nobody has published yet."""
+    return issue.status is IssueStatus.DRAFT and issue.published_at is None
+
+
+def save_draft(session: Session, plan: IssuePlan, *, now: datetime) -> Issue:
+    """Store `plan` as the draft of its slot, updating the slot's draft if there is one."""
+    issue = for_slot(session, plan.cadence, plan.slot)
+    if issue is not None and not is_open_draft(issue):
+        state = "published" if issue.published_at else issue.status.value
+        raise DigestError(
+            f"issue #{issue.number} for this slot is {state} already; it is not drafted again"
+        )
+    if issue is None:
+        issue = Issue(
+            number=plan.number, cadence=plan.cadence, slot=plan.slot, created_at=now, curation="{}"
+        )
+        session.add(issue)
+    issue.plan = plan.to_json()
+    issue.composed_at = plan.composed_at
+    issue.updated_at = now
+    _record_announcements(session, issue, plan)
+    session.flush()
+    return issue
+
+
+def plan_of(issue: Issue) -> IssuePlan:
+    """Return the plan stored on an issue."""
+    return IssuePlan.from_json(issue.plan)
+
+
+def _record_announcements(session: Session, issue: Issue, plan: IssuePlan) -> None:
+    """Remember how this issue describes each event, for the next issue's change flags."""
+    issue.announced.clear()
+    session.flush()
+    seen: set[int] = set()
+    for variant in plan.variants:
+        for section in variant.sections:
+            for item in section.items:
+                if item.kind != "event" or item.uid is None:
+                    continue
+                event_id = int(item.key.split(":", 1)[1])
+                if event_id in seen:
+                    continue
+                seen.add(event_id)
+                when = event_when(
+                    item.all_day, item.starts_at, item.ends_at, item.start_date, item.end_date
+                )
+                issue.announced.append(
+                    IssueEvent(
+                        event_id=event_id, when=when, location=item.location, status=item.status
+                    )
+                )
+
+
+def announcements_before(session: Session, slot: datetime) -> dict[int, AnnouncedEvent]:
+    """Return, per event id, how the latest issue that went out before `slot` described it."""
+    query = (
+        sa.select(IssueEvent, Issue.slot)
+        .join(Issue)
+        .where(
+            Issue.slot < slot,
+            sa.or_(Issue.status == IssueStatus.SENT, Issue.published_at.is_not(None)),
+        )
+        .order_by(Issue.slot)
+    )
+    found: dict[int, AnnouncedEvent] = {}
+    for row, _slot in session.execute(query):
+        found[row.event_id] = AnnouncedEvent(
+            when=row.when, location=row.location, status=row.status
+        )
+    return found
+
+
+def published(session: Session) -> Sequence[Issue]:
+    """Return the issues in the public feeds and archive, newest first."""
+    query = sa.select(Issue).where(Issue.published_at.is_not(None)).order_by(Issue.number.desc())
+    return session.scalars(query).all()

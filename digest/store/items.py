@@ -1,0 +1,418 @@
+"""Entries and events in the database: dedupe, first/last seen, and change tracking.
+
+Entries are one row per item however many sources carry it: matched by guid, then link,
+then (for link-less items) a fingerprint of title and text, so a feed whose guids change
+on every fetch still yields one entry. Events are one row per source + UID +
+RECURRENCE-ID; a changed time, place or status is recorded as an `EventChange`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, selectinload
+
+from digest import collect, compose
+from digest.store.models import (
+    ChangeKind,
+    Entry,
+    EntrySource,
+    Event,
+    EventChange,
+    EventStatus,
+    Source,
+)
+
+FUTURE_TOLERANCE = timedelta(hours=1)
+
+
+@dataclass
+class Counts:
+    """How many items one fetch added, changed and found unchanged."""
+
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.new} new, {self.changed} changed, {self.unchanged} unchanged"
+
+
+def _digest(*parts: object) -> str:
+    text = "\x1f".join("" if part is None else str(part) for part in parts)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# --- entries ------------------------------------------------------------------------------
+
+_TRACKING = re.compile(r"^(utm_|fbclid$|gclid$|mc_cid$|mc_eid$)")
+
+
+def normalize_link(link: str | None) -> str | None:
+    """Return `link` with a lowercase scheme and host, no fragment and no tracking params."""
+    if not link:
+        return None
+    parts = urlsplit(link.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    query = urlencode(
+        [
+            (k, v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+            if not _TRACKING.match(k)
+        ]
+    )
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", query, ""))
+
+
+def guid_key(source: Source, guid: str | None) -> str | None:
+    """Return the identity a guid gives across sources.
+
+    URLs, tag:/urn: ids and Drupal's "123 at https://…" are global; a bare "123" is only
+    unique inside its own feed, so it is scoped to the source.
+    """
+    if not guid or not guid.strip():
+        return None
+    guid = guid.strip()
+    if ":" in guid or "@" in guid:
+        return guid
+    return f"source:{source.id}:{guid}"
+
+
+def fingerprint(title: str, text: str) -> str:
+    """Hash of the normalized title and the start of the text: identity of last resort."""
+    squash = " ".join(f"{title} {text[:300]}".lower().split())
+    return _digest(squash)
+
+
+def _find_entry(session: Session, key: str | None, link: str | None, print_: str) -> Entry | None:
+    if key is not None:
+        found = session.scalar(sa.select(Entry).where(Entry.guid == key))
+        if found is not None:
+            return found
+    if link is not None:
+        found = session.scalars(sa.select(Entry).where(Entry.link == link).limit(1)).first()
+        if found is not None:
+            return found
+    else:
+        # Only link-less items fall back to the fingerprint: two different articles may
+        # share a title ("Newsletter"), but then they have different links.
+        query = sa.select(Entry).where(Entry.fingerprint == print_, Entry.link.is_(None))
+        return session.scalars(query.limit(1)).first()
+    return None
+
+
+def record_entries(
+    session: Session,
+    source: Source,
+    entries: Iterable[collect.Entry],
+    *,
+    now: datetime,
+    first_collection: bool,
+    news_window: timedelta,
+) -> Counts:
+    """Store a fetch's entries; on a source's first collection, history becomes backlog."""
+    counts = Counts()
+    for item in entries:
+        key = guid_key(source, item.guid)
+        link = normalize_link(item.link)
+        print_ = fingerprint(item.title, item.summary_text)
+        content = _digest(item.title, link, item.summary_html)
+        entry = _find_entry(session, key, link, print_)
+        if entry is None:
+            # A date in the future (a typo, a scheduled post) would keep an item on top of
+            # every issue: it counts as published when we first saw it.
+            published = item.published_at or now
+            if published > now + FUTURE_TOLERANCE:
+                published = now
+            entry = Entry(
+                guid=key,
+                link=link,
+                fingerprint=print_,
+                title=item.title,
+                summary_html=item.summary_html,
+                summary_text=item.summary_text,
+                author=item.author,
+                language=item.language or source.language,
+                image_url=item.image_url,
+                categories=list(item.categories),
+                published_at=published,
+                dated_by_feed=item.published_at is not None,
+                updated_at=item.updated_at,
+                first_seen_at=now,
+                last_seen_at=now,
+                content_hash=content,
+                # A new source's ten years of history must not fill the next issue: on its
+                # first collection only items dated inside the news window count as news.
+                backlog=first_collection
+                and (item.published_at is None or item.published_at < now - news_window),
+            )
+            session.add(entry)
+            counts.new += 1
+        elif entry.content_hash != content:
+            entry.title, entry.summary_html = item.title, item.summary_html
+            entry.summary_text, entry.fingerprint = item.summary_text, print_
+            entry.link = link or entry.link
+            entry.updated_at = item.updated_at or entry.updated_at
+            entry.image_url = item.image_url or entry.image_url
+            entry.content_hash, entry.changed_at, entry.last_seen_at = content, now, now
+            counts.changed += 1
+        else:
+            entry.last_seen_at = now
+            counts.unchanged += 1
+        session.flush()
+        _link_source(session, entry, source, item.guid, now)
+    return counts
+
+
+def _link_source(
+    session: Session, entry: Entry, source: Source, guid: str | None, now: datetime
+) -> None:
+    exists = session.get(EntrySource, (entry.id, source.id))
+    if exists is None:
+        session.add(EntrySource(entry=entry, source=source, guid=guid, first_seen_at=now))
+        session.flush()
+
+
+# --- events -------------------------------------------------------------------------------
+
+
+def _when(event: collect.Event | Event) -> str:
+    """A readable, comparable rendering of an occurrence's time (for change records)."""
+    if event.all_day:
+        return f"{_iso(event.start_date)}/{_iso(event.end_date)}"
+    return f"{_iso(event.starts_at)}/{_iso(event.ends_at)}"
+
+
+def _iso(value: date | datetime | None) -> str:
+    return value.isoformat() if value is not None else ""
+
+
+def _event_hash(item: collect.Event) -> str:
+    return _digest(
+        item.summary,
+        item.description,
+        item.location,
+        item.url,
+        _when(item),
+        item.status,
+        item.organizer,
+        ",".join(item.categories),
+    )
+
+
+def record_events(
+    session: Session,
+    source: Source,
+    events: Iterable[collect.Event],
+    *,
+    now: datetime,
+    window: tuple[datetime, datetime],
+) -> Counts:
+    """Store a calendar's occurrences; record reschedules, moves, cancellations, removals.
+
+    `window` is the span the calendar was expanded over: a stored occurrence inside it that
+    the calendar no longer has is marked withdrawn (and un-marked if it comes back).
+    """
+    counts = Counts()
+    seen: set[int] = set()
+    for item in events:
+        event = session.scalar(
+            sa.select(Event).where(
+                Event.source_id == source.id,
+                Event.uid == item.uid,
+                Event.recurrence_id == item.recurrence_id,
+            )
+        )
+        content = _event_hash(item)
+        if event is None:
+            event = Event(
+                source=source,
+                uid=item.uid,
+                recurrence_id=item.recurrence_id,
+                first_seen_at=now,
+                changed_at=None,
+            )
+            _copy_event(event, item, source, now, content)
+            session.add(event)
+            session.flush()
+            counts.new += 1
+        elif item.sequence < event.sequence:
+            # An older revision (RFC 5545: the higher SEQUENCE wins): keep what we have.
+            event.last_seen_at = now
+            counts.unchanged += 1
+        elif event.content_hash != content or event.withdrawn_at is not None:
+            for kind, old, new in _changes(event, item):
+                event.changes.append(
+                    EventChange(kind=kind, old_value=old, new_value=new, detected_at=now)
+                )
+            _copy_event(event, item, source, now, content)
+            event.changed_at = now
+            counts.changed += 1
+        else:
+            event.last_seen_at = now
+            counts.unchanged += 1
+        seen.add(event.id)
+    _withdraw_missing(session, source, seen, now=now, window=window)
+    return counts
+
+
+def _changes(event: Event, item: collect.Event) -> list[tuple[ChangeKind, str, str]]:
+    found: list[tuple[ChangeKind, str, str]] = []
+    if event.withdrawn_at is not None:
+        found.append((ChangeKind.REINSTATED, "withdrawn", item.status))
+    old_time, new_time = _when(event), _when(item)
+    if old_time != new_time:
+        found.append((ChangeKind.RESCHEDULED, old_time, new_time))
+    if event.location.strip() != item.location.strip() and event.location.strip():
+        found.append((ChangeKind.MOVED, event.location, item.location))
+    was_cancelled = event.status is EventStatus.CANCELLED
+    if item.status == EventStatus.CANCELLED and not was_cancelled:
+        found.append((ChangeKind.CANCELLED, event.status.value, item.status))
+    elif was_cancelled and item.status != EventStatus.CANCELLED:
+        found.append((ChangeKind.REINSTATED, event.status.value, item.status))
+    return found
+
+
+def _copy_event(
+    event: Event, item: collect.Event, source: Source, now: datetime, content: str
+) -> None:
+    event.summary = item.summary
+    event.description = item.description
+    event.location = item.location
+    event.url = item.url
+    event.organizer = item.organizer
+    event.categories = list(item.categories)
+    event.language = item.language or source.language
+    event.all_day = item.all_day
+    event.starts_at, event.ends_at = item.starts_at, item.ends_at
+    event.start_date, event.end_date = item.start_date, item.end_date
+    event.timezone = item.timezone
+    event.status = (
+        EventStatus(item.status)
+        if item.status in EventStatus.__members__
+        else (EventStatus.CONFIRMED)
+    )
+    event.sequence = item.sequence
+    event.last_modified = item.last_modified
+    event.last_seen_at = now
+    event.withdrawn_at = None
+    event.content_hash = content
+
+
+def _withdraw_missing(
+    session: Session,
+    source: Source,
+    seen: set[int],
+    *,
+    now: datetime,
+    window: tuple[datetime, datetime],
+) -> None:
+    start, end = window
+    in_window = sa.or_(
+        sa.and_(Event.all_day.is_(False), Event.starts_at >= start, Event.starts_at < end),
+        sa.and_(
+            Event.all_day.is_(True), Event.start_date >= start.date(), Event.start_date < end.date()
+        ),
+    )
+    query = sa.select(Event).where(
+        Event.source_id == source.id, Event.withdrawn_at.is_(None), in_window
+    )
+    for event in session.scalars(query):
+        if event.id not in seen:
+            event.withdrawn_at = now
+            event.changed_at = now
+
+
+def entries_of(session: Session, source: Source) -> Sequence[Entry]:
+    """Return the entries a source carried, newest first."""
+    query = (
+        sa.select(Entry)
+        .join(EntrySource)
+        .where(EntrySource.source_id == source.id)
+        .order_by(Entry.published_at.desc())
+    )
+    return session.scalars(query).all()
+
+
+# --- what compose reads -------------------------------------------------------------------
+
+
+def news_candidates(session: Session, *, since: datetime) -> list[compose.NewsCandidate]:
+    """Return the non-backlog entries first seen since `since`, with their sources' data."""
+    query = (
+        sa.select(Entry)
+        .where(Entry.first_seen_at >= since, Entry.backlog.is_(False))
+        .options(selectinload(Entry.sources).selectinload(EntrySource.source))
+    )
+    found = []
+    for entry in session.scalars(query):
+        carriers = sorted((link.source for link in entry.sources), key=lambda s: s.id)
+        if not carriers:
+            continue
+        found.append(
+            compose.NewsCandidate(
+                id=entry.id,
+                title=entry.title,
+                link=entry.link,
+                summary_html=entry.summary_html,
+                summary_text=entry.summary_text,
+                language=entry.language,
+                published_at=entry.published_at,
+                first_seen_at=entry.first_seen_at,
+                section=carriers[0].section,
+                topics=tuple(dict.fromkeys(t for s in carriers for t in s.topics)),
+                sources=tuple(s.name for s in carriers),
+                image_url=entry.image_url,
+                author=entry.author,
+                backlog=entry.backlog,
+            )
+        )
+    return found
+
+
+def event_candidates(
+    session: Session, *, after: datetime, announced: dict[int, compose.AnnouncedEvent]
+) -> list[compose.EventCandidate]:
+    """Return the occurrences not over by `after`, plus any an earlier issue announced."""
+    not_over = sa.or_(
+        sa.and_(Event.all_day.is_(False), sa.func.coalesce(Event.ends_at, Event.starts_at) > after),
+        sa.and_(Event.all_day.is_(True), Event.end_date > after.date()),
+    )
+    query = sa.select(Event).where(not_over).options(selectinload(Event.source))
+    found = []
+    for event in session.scalars(query):
+        found.append(
+            compose.EventCandidate(
+                id=event.id,
+                key=str(event.id),
+                uid=event.uid,
+                recurrence_id=event.recurrence_id,
+                summary=event.summary,
+                description=event.description,
+                location=event.location,
+                url=event.url,
+                language=event.language,
+                all_day=event.all_day,
+                starts_at=event.starts_at,
+                ends_at=event.ends_at,
+                start_date=event.start_date,
+                end_date=event.end_date,
+                timezone=event.timezone,
+                status=event.status.value,
+                section=event.source.section,
+                topics=tuple(event.source.topics),
+                sources=(event.source.name,),
+                organizer=event.organizer,
+                sequence=event.sequence,
+                withdrawn=event.withdrawn_at is not None,
+                announced_as=announced.get(event.id),
+            )
+        )
+    return found

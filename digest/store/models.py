@@ -1,0 +1,289 @@
+"""SQLAlchemy 2.x models: sources with their fetch state, entries, events and event changes.
+
+Times are stored as aware UTC (`UTCDateTime` restores the zone SQLite forgets); all-day
+event dates are plain dates and never pass through UTC. The same schema runs on SQLite
+and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime on every backend (SQLite drops the offset; we put it back)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given to the database; pass an aware one")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every digest table."""
+
+    type_annotation_map: dict[Any, Any] = {  # noqa: RUF012 - SQLAlchemy's documented spelling
+        datetime: UTCDateTime,
+        list[str]: sa.JSON,
+    }
+
+
+class SourceKind(enum.StrEnum):
+    """What a source's bytes are."""
+
+    FEED = "feed"
+    CALENDAR = "calendar"
+    PAGE = "page"
+
+
+class SourceOrigin(enum.StrEnum):
+    """Where a source was declared: the config file (synced on each run) or the CLI."""
+
+    CONFIG = "config"
+    CLI = "cli"
+
+
+class Source(Base):
+    """A feed, calendar or page we collect, with everything needed to fetch it politely."""
+
+    __tablename__ = "sources"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    url: Mapped[str] = mapped_column(sa.Text)
+    """Where it is fetched from; a 301/308 moves it."""
+    declared_url: Mapped[str] = mapped_column(sa.Text, default="")
+    """The url as the config file or CLI gave it (a moved source keeps following `url`)."""
+    kind: Mapped[SourceKind] = mapped_column(sa.Enum(SourceKind, native_enum=False, length=20))
+    language: Mapped[str] = mapped_column(sa.String(20))
+    topics: Mapped[list[str]] = mapped_column(default=list)
+    section: Mapped[str] = mapped_column(sa.String(100), default="news")
+    origin: Mapped[SourceOrigin] = mapped_column(
+        sa.Enum(SourceOrigin, native_enum=False, length=20), default=SourceOrigin.CLI
+    )
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime]
+
+    # fetch state
+    etag: Mapped[str | None] = mapped_column(sa.Text)
+    last_modified: Mapped[str | None] = mapped_column(sa.Text)
+    last_fetched_at: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None]
+    last_status: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    consecutive_failures: Mapped[int] = mapped_column(default=0)
+    next_fetch_at: Mapped[datetime | None]
+    title: Mapped[str | None] = mapped_column(sa.Text)
+    """The feed's or calendar's own title, as last seen."""
+
+    entries: Mapped[list[EntrySource]] = relationship(back_populates="source")
+
+    def __repr__(self) -> str:
+        return f"<Source {self.name} {self.kind} {self.url}>"
+
+
+class Entry(Base):
+    """One news item or publication, once, however many sources carry it."""
+
+    __tablename__ = "entries"
+    __table_args__ = (
+        sa.Index("ix_entries_first_seen", "first_seen_at"),
+        sa.Index("ix_entries_link", "link"),
+        sa.Index("ix_entries_fingerprint", "fingerprint"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    guid: Mapped[str | None] = mapped_column(sa.Text, unique=True)
+    link: Mapped[str | None] = mapped_column(sa.Text)
+    fingerprint: Mapped[str] = mapped_column(sa.String(64))
+    """Hash of title + text: the identity of last resort, for items with neither guid nor link."""
+    title: Mapped[str] = mapped_column(sa.Text)
+    summary_html: Mapped[str] = mapped_column(sa.Text, default="")
+    summary_text: Mapped[str] = mapped_column(sa.Text, default="")
+    author: Mapped[str | None] = mapped_column(sa.Text)
+    language: Mapped[str] = mapped_column(sa.String(20))
+    image_url: Mapped[str | None] = mapped_column(sa.Text)
+    categories: Mapped[list[str]] = mapped_column(default=list)
+    published_at: Mapped[datetime]
+    """From the feed; the first-seen time when the feed gives none."""
+    dated_by_feed: Mapped[bool] = mapped_column(default=True)
+    updated_at: Mapped[datetime | None]
+    first_seen_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    changed_at: Mapped[datetime | None]
+    """When title, link or summary last changed after first being seen."""
+    content_hash: Mapped[str] = mapped_column(sa.String(64))
+    backlog: Mapped[bool] = mapped_column(default=False)
+    """History found when its source was first collected: stored, never announced as news."""
+
+    sources: Mapped[list[EntrySource]] = relationship(
+        back_populates="entry", cascade="all, delete-orphan"
+    )
+
+
+class EntrySource(Base):
+    """Which sources carried an entry (their topics and sections all apply)."""
+
+    __tablename__ = "entry_sources"
+
+    entry_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("entries.id", ondelete="CASCADE"), primary_key=True
+    )
+    source_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("sources.id", ondelete="CASCADE"), primary_key=True
+    )
+    guid: Mapped[str | None] = mapped_column(sa.Text)
+    """The id this source gives the entry (may differ from the entry's own guid)."""
+    first_seen_at: Mapped[datetime]
+
+    entry: Mapped[Entry] = relationship(back_populates="sources")
+    source: Mapped[Source] = relationship(back_populates="entries")
+
+
+class EventStatus(enum.StrEnum):
+    """RFC 5545 STATUS of an event occurrence."""
+
+    CONFIRMED = "CONFIRMED"
+    TENTATIVE = "TENTATIVE"
+    CANCELLED = "CANCELLED"
+
+
+class Event(Base):
+    """One occurrence of a calendar event: identity is source + UID + RECURRENCE-ID."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        sa.UniqueConstraint("source_id", "uid", "recurrence_id", name="uq_events_identity"),
+        sa.Index("ix_events_starts", "starts_at"),
+        sa.Index("ix_events_start_date", "start_date"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int] = mapped_column(sa.ForeignKey("sources.id", ondelete="CASCADE"))
+    uid: Mapped[str] = mapped_column(sa.String(500))
+    recurrence_id: Mapped[str] = mapped_column(sa.String(64), default="")
+    summary: Mapped[str] = mapped_column(sa.Text)
+    description: Mapped[str] = mapped_column(sa.Text, default="")
+    location: Mapped[str] = mapped_column(sa.Text, default="")
+    url: Mapped[str | None] = mapped_column(sa.Text)
+    organizer: Mapped[str | None] = mapped_column(sa.Text)
+    categories: Mapped[list[str]] = mapped_column(default=list)
+    language: Mapped[str] = mapped_column(sa.String(20))
+    all_day: Mapped[bool] = mapped_column(default=False)
+    starts_at: Mapped[datetime | None]
+    ends_at: Mapped[datetime | None]
+    start_date: Mapped[date | None] = mapped_column(sa.Date)
+    end_date: Mapped[date | None] = mapped_column(sa.Date)
+    """Exclusive, as in RFC 5545."""
+    timezone: Mapped[str | None] = mapped_column(sa.String(64))
+    status: Mapped[EventStatus] = mapped_column(
+        sa.Enum(EventStatus, native_enum=False, length=20), default=EventStatus.CONFIRMED
+    )
+    sequence: Mapped[int] = mapped_column(default=0)
+    last_modified: Mapped[datetime | None]
+    first_seen_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    changed_at: Mapped[datetime | None]
+    withdrawn_at: Mapped[datetime | None]
+    """Set when the occurrence vanished from its calendar (inside the expanded window)."""
+    content_hash: Mapped[str] = mapped_column(sa.String(64))
+
+    source: Mapped[Source] = relationship()
+    changes: Mapped[list[EventChange]] = relationship(
+        back_populates="event", cascade="all, delete-orphan", order_by="EventChange.id"
+    )
+
+
+class ChangeKind(enum.StrEnum):
+    """What about an event changed; later issues announce it."""
+
+    RESCHEDULED = "rescheduled"
+    MOVED = "moved"
+    CANCELLED = "cancelled"
+    REINSTATED = "reinstated"
+
+
+class EventChange(Base):
+    """A recorded change of an event's time, place or status."""
+
+    __tablename__ = "event_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(sa.ForeignKey("events.id", ondelete="CASCADE"))
+    kind: Mapped[ChangeKind] = mapped_column(sa.Enum(ChangeKind, native_enum=False, length=20))
+    old_value: Mapped[str] = mapped_column(sa.Text, default="")
+    new_value: Mapped[str] = mapped_column(sa.Text, default="")
+    detected_at: Mapped[datetime]
+
+    event: Mapped[Event] = relationship(back_populates="changes")
+
+
+class IssueStatus(enum.StrEnum):
+    """Where an issue is in its life: drafted, approved to go, sent to subscribers."""
+
+    DRAFT = "draft"
+    APPROVED = "approved"
+    SENT = "sent"
+
+
+class Issue(Base):
+    """One issue of the digest, owned by its slot: a cadence and a scheduled time."""
+
+    __tablename__ = "issues"
+    __table_args__ = (sa.UniqueConstraint("cadence", "slot", name="uq_issues_slot"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[int] = mapped_column(unique=True)
+    cadence: Mapped[str] = mapped_column(sa.String(20))
+    slot: Mapped[datetime]
+    status: Mapped[IssueStatus] = mapped_column(
+        sa.Enum(IssueStatus, native_enum=False, length=20), default=IssueStatus.DRAFT
+    )
+    plan: Mapped[str] = mapped_column(sa.Text)
+    """The composed `IssuePlan` as JSON: what the editor previews is what goes out."""
+    curation: Mapped[str] = mapped_column(sa.Text, default="{}")
+    composed_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    approved_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    published_at: Mapped[datetime | None]
+    """When it entered the public feeds and archive (at send, or `digest publish`)."""
+
+    announced: Mapped[list[IssueEvent]] = relationship(
+        back_populates="issue", cascade="all, delete-orphan"
+    )
+
+
+class IssueEvent(Base):
+    """How an issue described an event occurrence, so a later one can say what changed."""
+
+    __tablename__ = "issue_events"
+
+    issue_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("issues.id", ondelete="CASCADE"), primary_key=True
+    )
+    event_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("events.id", ondelete="CASCADE"), primary_key=True
+    )
+    when: Mapped[str] = mapped_column(sa.Text)
+    location: Mapped[str] = mapped_column(sa.Text, default="")
+    status: Mapped[str] = mapped_column(sa.String(20))
+
+    issue: Mapped[Issue] = relationship(back_populates="announced")

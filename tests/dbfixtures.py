@@ -1,0 +1,63 @@
+"""Database fixtures: a real SQLite file per test, or PostgreSQL when
+DIGEST_TEST_DATABASE_URL is set (`.ci/run` sets it), with a fresh schema each time."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from digest import config
+from digest.store import db
+from digest.store.models import Base
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    return os.environ.get("DIGEST_TEST_DATABASE_URL") or f"sqlite:///{tmp_path}/digest.db"
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[sa.Engine]:
+    engine = db.connect(database_url, create=False)
+    Base.metadata.drop_all(engine)
+    Base.metadata.create_all(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def factory(engine: sa.Engine) -> sessionmaker[Session]:
+    return db.session_factory(engine)
+
+
+@pytest.fixture
+def session(factory: sessionmaker[Session]) -> Iterator[Session]:
+    with factory() as session:
+        yield session
+
+
+def write_config(directory: Path, database_url: str, extra: str = "") -> Path:
+    """Write a digest.toml for a test and return its path."""
+    path = directory / "digest.toml"
+    path.write_text(
+        f'[database]\nurl = "{database_url}"\n[collect]\nallow_networks = ["127.0.0.0/8"]\n'
+        f"timeout_seconds = 5\nper_host_interval_seconds = 0\n{extra}",
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, database_url: str, engine: sa.Engine) -> Any:
+    """Return a function building Settings from extra TOML, on the test database."""
+
+    def make(extra: str = "") -> config.Settings:
+        return config.load(write_config(tmp_path, database_url, extra), env={})
+
+    return make
