@@ -1,0 +1,256 @@
+"""Compose: turn stored entries and events into an `IssuePlan`. Pure: no I/O, no clock.
+
+Input types: `NewsCandidate`, `EventCandidate` (plain values the pipeline reads from the
+store), `Curation` (the editor's pins, drops, order, intros, subject) and `Rules` (the
+publication's settings that matter here). Output type: `IssuePlan`, one `Variant` per
+language of the publication, each a list of `Section`s.
+
+The plan is JSON-serializable (`plan.to_json()` / `IssuePlan.from_json`) because a draft
+stores it: what the editor previews is exactly what is sent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class NewsCandidate:
+    """An entry as compose sees it."""
+
+    id: int
+    title: str
+    link: str | None
+    summary_html: str
+    summary_text: str
+    language: str
+    published_at: datetime
+    first_seen_at: datetime
+    section: str
+    topics: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    image_url: str | None = None
+    author: str | None = None
+    backlog: bool = False
+
+
+@dataclass(frozen=True)
+class EventCandidate:
+    """An event occurrence as compose sees it, with what an earlier issue showed of it."""
+
+    id: int
+    key: str
+    """The event's id in the store, as text (plan items are keyed "event:<key>")."""
+    uid: str
+    recurrence_id: str
+    summary: str
+    description: str
+    location: str
+    url: str | None
+    language: str
+    all_day: bool
+    starts_at: datetime | None
+    ends_at: datetime | None
+    start_date: date | None
+    end_date: date | None
+    timezone: str | None
+    status: str
+    section: str = "events"
+    topics: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    organizer: str | None = None
+    sequence: int = 0
+    withdrawn: bool = False
+    announced_as: AnnouncedEvent | None = None
+    """How the last issue that showed this occurrence described it (None: never shown)."""
+
+
+@dataclass(frozen=True)
+class AnnouncedEvent:
+    """The time, place and status an earlier issue announced, to detect what changed since."""
+
+    when: str
+    location: str
+    status: str
+
+
+@dataclass(frozen=True)
+class Curation:
+    """The editor's hand on an issue."""
+
+    pinned: tuple[str, ...] = ()
+    """Item keys ("entry:12", "event:3:uid:rid") shown first in their section, in this order."""
+    dropped: tuple[str, ...] = ()
+    order: tuple[str, ...] = ()
+    """Item keys in the editor's order; unlisted items follow in the composed order."""
+    intro: dict[str, str] = field(default_factory=dict)
+    """Intro text per language (plain text with blank-line paragraphs)."""
+    subject: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The settings compose follows."""
+
+    title: str
+    languages: tuple[str, ...]
+    timezone: str
+    news_window_days: int = 14
+    event_horizon_days: int = 30
+    other_languages: str = "show"
+    """"show": items in other languages follow the reader's, marked; "hide": left out."""
+    max_per_section: int = 12
+    section_order: tuple[str, ...] = ("news", "projects", "publications", "events")
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    """One news item or event in a section, ready to render."""
+
+    key: str
+    kind: str
+    """"entry" or "event"."""
+    title: str
+    link: str | None
+    summary_html: str
+    summary_text: str
+    language: str
+    foreign: bool
+    """In a language other than the variant's (rendered with its own `lang` and a marker)."""
+    published_at: datetime | None = None
+    sources: tuple[str, ...] = ()
+    topics: tuple[str, ...] = ()
+    image_url: str | None = None
+    pinned: bool = False
+    # events only
+    all_day: bool = False
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    start_date: date | None = None
+    end_date: date | None = None
+    """Exclusive."""
+    timezone: str | None = None
+    location: str = ""
+    status: str = "CONFIRMED"
+    change: str | None = None
+    """"rescheduled", "moved" or "cancelled" when an earlier issue announced it otherwise."""
+    previous: str | None = None
+    """What the earlier issue said (old time or place), for "was: …"."""
+    uid: str | None = None
+    recurrence_id: str = ""
+    organizer: str | None = None
+    sequence: int = 0
+
+
+@dataclass(frozen=True)
+class Section:
+    """A titled group of items; `more` counts items capped out (the archive has them all)."""
+
+    name: str
+    items: tuple[PlanItem, ...]
+    more: int = 0
+
+
+@dataclass(frozen=True)
+class Variant:
+    """The issue in one language."""
+
+    language: str
+    subject: str
+    intro: str
+    sections: tuple[Section, ...]
+
+    @property
+    def item_count(self) -> int:
+        """How many items the variant shows."""
+        return sum(len(section.items) for section in self.sections)
+
+
+@dataclass(frozen=True)
+class IssuePlan:
+    """Everything one issue says, per language."""
+
+    number: int
+    cadence: str
+    slot: datetime
+    composed_at: datetime
+    title: str
+    timezone: str
+    news_since: datetime
+    events_until: datetime
+    variants: tuple[Variant, ...]
+
+    def variant(self, language: str) -> Variant:
+        """Return the variant in `language`, or the first one (the default language)."""
+        for variant in self.variants:
+            if variant.language == language:
+                return variant
+        return self.variants[0]
+
+    @property
+    def is_empty(self) -> bool:
+        """Whether no variant has anything to say."""
+        return all(variant.item_count == 0 for variant in self.variants)
+
+    def to_json(self) -> str:
+        """Serialize for storage in a draft."""
+        return json.dumps(dataclasses.asdict(self), default=_encode, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> IssuePlan:
+        """Rebuild a plan stored with `to_json`."""
+        raw = json.loads(text)
+        variants = tuple(
+            Variant(
+                language=v["language"],
+                subject=v["subject"],
+                intro=v["intro"],
+                sections=tuple(
+                    Section(
+                        name=s["name"],
+                        more=s["more"],
+                        items=tuple(_item(i) for i in s["items"]),
+                    )
+                    for s in v["sections"]
+                ),
+            )
+            for v in raw["variants"]
+        )
+        return cls(
+            number=raw["number"],
+            cadence=raw["cadence"],
+            slot=datetime.fromisoformat(raw["slot"]),
+            composed_at=datetime.fromisoformat(raw["composed_at"]),
+            title=raw["title"],
+            timezone=raw["timezone"],
+            news_since=datetime.fromisoformat(raw["news_since"]),
+            events_until=datetime.fromisoformat(raw["events_until"]),
+            variants=variants,
+        )
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"cannot serialize {value!r}")
+
+
+_DATETIMES = ("published_at", "starts_at", "ends_at")
+_DATES = ("start_date", "end_date")
+
+
+def _item(raw: dict[str, Any]) -> PlanItem:
+    values = dict(raw)
+    for name in _DATETIMES:
+        if values.get(name):
+            values[name] = datetime.fromisoformat(values[name])
+    for name in _DATES:
+        if values.get(name):
+            values[name] = date.fromisoformat(values[name])
+    for name in ("sources", "topics"):
+        values[name] = tuple(values.get(name) or ())
+    return PlanItem(**values)

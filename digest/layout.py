@@ -1,0 +1,43 @@
+"""Where public things live, as paths under `[publish] output_dir` and `base_url`.
+
+Render links to these, publish writes them, the web app serves them: one definition.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+
+def feed(language: str) -> str:
+    """The Atom feed of issues in `language`."""
+    return f"feeds/{language}.atom"
+
+
+def archive_index(language: str) -> str:
+    """The archive's list of issues in `language`."""
+    return f"archive/{language}/index.html"
+
+
+def issue_page(number: int, language: str) -> str:
+    """The web version of issue `number` in `language` ("view in browser")."""
+    return f"archive/{language}/{number}.html"
+
+
+def calendar() -> str:
+    """The iCalendar feed of upcoming events."""
+    return "events.ics"
+
+
+def event_slug(uid: str, recurrence_id: str) -> str:
+    """A stable file name for one occurrence (UID + RECURRENCE-ID survive a rebuilt DB)."""
+    return hashlib.sha256(f"{uid}\x1f{recurrence_id}".encode()).hexdigest()[:20]
+
+
+def event_ics(uid: str, recurrence_id: str) -> str:
+    """The add-to-calendar file of one occurrence."""
+    return f"events/{event_slug(uid, recurrence_id)}.ics"
+
+
+def url(base_url: str, path: str) -> str:
+    """Join the publication's base URL and a layout path."""
+    return f"{base_url.rstrip('/')}/{path}"

@@ -1,0 +1,297 @@
+"""Compose is pure: explicit `now`, plain values in, a plan out."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+
+from digest.compose import (
+    AnnouncedEvent,
+    Curation,
+    EventCandidate,
+    IssuePlan,
+    NewsCandidate,
+    Rules,
+)
+from digest.compose.plan import compose, event_when
+
+NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # Monday 08:00 in Brussels
+RULES = Rules(
+    title="Cities & Migration Digest",
+    languages=("en", "nl", "fr"),
+    timezone="Europe/Brussels",
+    news_window_days=14,
+    event_horizon_days=30,
+)
+
+
+def news(
+    id: int,
+    title: str,
+    *,
+    language: str = "en",
+    days_ago: float = 1,
+    seen_days_ago: float | None = None,
+    section: str = "news",
+    link: str | None = None,
+    backlog: bool = False,
+) -> NewsCandidate:
+    seen = NOW - timedelta(days=days_ago if seen_days_ago is None else seen_days_ago)
+    return NewsCandidate(
+        id=id,
+        title=title,
+        link=link or f"https://example.org/{id}",
+        summary_html=f"<p>{title}</p>",
+        summary_text=title,
+        language=language,
+        published_at=NOW - timedelta(days=days_ago),
+        first_seen_at=seen,
+        section=section,
+        sources=("src",),
+        backlog=backlog,
+    )
+
+
+def event(
+    id: int,
+    title: str,
+    start: datetime | None = None,
+    *,
+    hours: float = 2,
+    location: str = "Mechelen",
+    status: str = "CONFIRMED",
+    language: str = "en",
+    announced: AnnouncedEvent | None = None,
+    all_day: date | None = None,
+    days: int = 1,
+    url: str | None = None,
+    withdrawn: bool = False,
+) -> EventCandidate:
+    if all_day is not None:
+        return EventCandidate(
+            id=id,
+            key=str(id),
+            uid=f"{id}@x",
+            recurrence_id="",
+            summary=title,
+            description="",
+            location=location,
+            url=url,
+            language=language,
+            all_day=True,
+            starts_at=None,
+            ends_at=None,
+            start_date=all_day,
+            end_date=all_day + timedelta(days=days),
+            timezone=None,
+            status=status,
+            announced_as=announced,
+            withdrawn=withdrawn,
+        )
+    assert start is not None
+    return EventCandidate(
+        id=id,
+        key=str(id),
+        uid=f"{id}@x",
+        recurrence_id="",
+        summary=title,
+        description="",
+        location=location,
+        url=url,
+        language=language,
+        all_day=False,
+        starts_at=start,
+        ends_at=start + timedelta(hours=hours),
+        start_date=None,
+        end_date=None,
+        timezone="Europe/Brussels",
+        status=status,
+        announced_as=announced,
+        withdrawn=withdrawn,
+    )
+
+
+def plan_of(
+    news_items: list[NewsCandidate],
+    events: list[EventCandidate] = (),  # type: ignore[assignment]
+    *,
+    since: datetime | None = None,
+    rules: Rules = RULES,
+    curation: Curation | None = None,
+) -> IssuePlan:
+    return compose(
+        news_items,
+        events,
+        rules=rules,
+        now=NOW,
+        number=7,
+        cadence="weekly",
+        slot=NOW,
+        news_since=since or NOW - timedelta(days=14),
+        curation=curation,
+    )
+
+
+def titles(plan: IssuePlan, language: str = "en", section: str | None = None) -> list[str]:
+    variant = plan.variant(language)
+    return [i.title for s in variant.sections if section in (None, s.name) for i in s.items]
+
+
+def test_news_window_and_previous_issue() -> None:
+    items = [
+        news(1, "URBACT Networks", days_ago=1),
+        news(2, "Belgian Resettlement Programme", days_ago=20, seen_days_ago=1),  # too old
+        news(3, "Global Skill Partnerships", days_ago=10),  # seen before the last issue
+        news(4, "History", days_ago=2, backlog=True),
+        news(5, "Seen after now (as-of in the past)", days_ago=-1),
+    ]
+    plan = plan_of(items, since=NOW - timedelta(days=7))
+    assert titles(plan) == ["URBACT Networks"]
+
+
+def test_news_newest_first_and_languages_reader_first() -> None:
+    items = [
+        news(1, "URBACT Networks", days_ago=1),
+        news(2, "Het doek valt over IncluCities", language="nl", days_ago=0.5),
+        news(3, "Villes et migration", language="fr", days_ago=2),
+    ]
+    plan = plan_of(items)
+    assert titles(plan, "en") == [
+        "URBACT Networks",
+        "Het doek valt over IncluCities",
+        "Villes et migration",
+    ]
+    assert titles(plan, "nl")[0] == "Het doek valt over IncluCities"
+    foreign = [i.foreign for i in plan.variant("nl").sections[0].items]
+    assert foreign == [False, True, True]
+    hidden = plan_of(items, rules=replace(RULES, other_languages="hide"))
+    assert titles(hidden, "fr") == ["Villes et migration"]
+
+
+def test_events_inside_the_horizon_sorted_with_all_day_in_local_dates() -> None:
+    events = [
+        event(1, "Inspiratiedag", NOW + timedelta(days=25)),
+        event(2, "Global conference", all_day=date(2026, 12, 3), days=2),
+        event(3, "Final conference", NOW + timedelta(days=40)),  # beyond the horizon
+        event(4, "Yesterday", NOW - timedelta(days=1)),
+        # Started an hour ago, ends in an hour: still on, still shown.
+        event(5, "Legal helpdesk", NOW - timedelta(hours=1), hours=2),
+        # An all-day event today (local date) is shown even though its UTC midnight passed.
+        event(6, "Today all day", all_day=date(2026, 11, 23)),
+    ]
+    plan = plan_of([], events)
+    assert titles(plan, section="events") == [
+        "Today all day",
+        "Legal helpdesk",
+        "Global conference",
+        "Inspiratiedag",
+    ]
+
+
+def test_changed_events_are_flagged_against_what_was_announced() -> None:
+    start = NOW + timedelta(days=10)
+    said = AnnouncedEvent(
+        when=event_when(False, start, start + timedelta(hours=2), None, None),
+        location="Mechelen",
+        status="CONFIRMED",
+    )
+    events = [
+        event(1, "Rescheduled", start + timedelta(days=1), announced=said),
+        event(2, "Moved", start, location="Antwerpen", announced=said),
+        event(3, "Cancelled", start, status="CANCELLED", announced=said),
+        event(4, "Never announced, cancelled", start, status="CANCELLED"),
+        event(5, "Unchanged", start, announced=said),
+        event(6, "Withdrawn after announcement", start, withdrawn=True, announced=said),
+        event(7, "Rescheduled past the horizon", start + timedelta(days=60), announced=said),
+    ]
+    plan = plan_of([], events)
+    flags = {i.title: (i.change, i.previous, i.status) for i in plan.variants[0].sections[0].items}
+    assert flags == {
+        "Rescheduled": ("rescheduled", said.when, "CONFIRMED"),
+        "Moved": ("moved", "Mechelen", "CONFIRMED"),
+        "Cancelled": ("cancelled", None, "CANCELLED"),
+        "Unchanged": (None, None, "CONFIRMED"),
+        "Withdrawn after announcement": ("cancelled", None, "CANCELLED"),
+        "Rescheduled past the horizon": ("rescheduled", said.when, "CONFIRMED"),
+    }
+    already = AnnouncedEvent(when=said.when, location="Mechelen", status="CANCELLED")
+    again = plan_of([], [event(3, "Cancelled", start, status="CANCELLED", announced=already)])
+    assert titles(again) == []  # the cancellation is said once
+
+
+def test_news_announcing_an_event_appears_once_with_both() -> None:
+    conf = event(
+        1,
+        "Globale conferentie over steden en migratie",
+        NOW + timedelta(days=10),
+        url=None,
+        language="nl",
+    )
+    post = news(
+        9,
+        "Globale conferentie over steden en migratie in Mechelen",
+        language="nl",
+        link="https://stad.example/conferentie",
+    )
+    plan = plan_of([post], [conf])
+    (item,) = [i for s in plan.variant("nl").sections for i in s.items]
+    assert item.kind == "event"
+    assert item.link == "https://stad.example/conferentie"
+    assert item.summary_html == "<p>Globale conferentie over steden en migratie in Mechelen</p>"
+
+
+def test_two_calendars_with_the_same_occurrence_show_it_once() -> None:
+    start = NOW + timedelta(days=5)
+    plan = plan_of(
+        [],
+        [
+            event(1, "Inspiratiedag", start, location=""),
+            event(2, "Inspiratiedag", start, location="Mechelen"),
+        ],
+    )
+    (item,) = plan.variants[0].sections[0].items
+    assert item.location == "Mechelen"
+
+
+def test_curation_drops_pins_orders_and_writes() -> None:
+    items = [news(n, f"Item {n}", days_ago=n / 10) for n in range(1, 5)]
+    curation = Curation(
+        dropped=("entry:2",),
+        pinned=("entry:4",),
+        order=("entry:3", "entry:1"),
+        intro={"en": "Welcome"},
+        subject={"nl": "Nieuwsbrief"},
+    )
+    plan = plan_of(items, curation=curation)
+    assert titles(plan) == ["Item 4", "Item 3", "Item 1"]
+    assert plan.variants[0].sections[0].items[0].pinned
+    assert plan.variant("en").intro == "Welcome"
+    assert plan.variant("nl").subject == "Nieuwsbrief"
+
+
+def test_sections_follow_sources_and_are_capped() -> None:
+    items = [news(n, f"News {n}", days_ago=n / 100) for n in range(1, 21)]
+    items.append(news(99, "Actiris phase 2", section="projects"))
+    plan = plan_of(
+        items,
+        [event(50, "Inspiratiedag", NOW + timedelta(days=3))],
+        rules=replace(RULES, max_per_section=5),
+    )
+    sections = plan.variants[0].sections
+    assert [s.name for s in sections] == ["news", "projects", "events"]
+    assert (len(sections[0].items), sections[0].more) == (5, 15)
+
+
+def test_plan_round_trips_through_json() -> None:
+    plan = plan_of(
+        [news(1, "URBACT", language="en")],
+        [
+            event(2, "Conference", all_day=date(2026, 12, 3), days=2),
+            event(3, "Helpdesk", NOW + timedelta(days=4)),
+        ],
+    )
+    assert IssuePlan.from_json(plan.to_json()) == plan
+
+
+def test_empty_plan_knows_it() -> None:
+    assert plan_of([]).is_empty
