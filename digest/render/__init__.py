@@ -1,0 +1,32 @@
+"""Render: turn an `IssuePlan` variant into what people read. Pure: no I/O, no clock.
+
+Output type: `RenderedEmail` (subject, preheader, HTML after MJML and premailer, and a
+text part from its own template). `Links` carries the URLs a rendering needs; for real
+sends they hold per-recipient markers that delivery substitutes into the bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Links:
+    """The URLs one rendering links to."""
+
+    base_url: str
+    archive_url: str
+    """This issue's web version ("view in browser")."""
+    unsubscribe_url: str
+    preferences_url: str
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    """One variant of an issue, rendered."""
+
+    language: str
+    subject: str
+    preheader: str
+    html: str
+    text: str

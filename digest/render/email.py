@@ -1,0 +1,171 @@
+"""Render one language variant of an issue as an email: HTML (Jinja → MJML → HTML →
+premailer) and a plain-text part from its own template. Pure: templates in, strings out.
+"""
+
+from __future__ import annotations
+
+import logging
+import zoneinfo
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+import mjml
+import premailer
+
+from digest.compose import IssuePlan, PlanItem, Section, Variant
+from digest.render import Links, RenderedEmail
+from digest.render.environment import paragraphs, translation_context
+from digest.render.i18n import N_, format_day, translations, zone_name
+
+HTML_TEMPLATE = "email/issue.mjml.jinja"
+TEXT_TEMPLATE = "text/issue.txt.jinja"
+
+SECTION_TITLES = {
+    "news": N_("News"),
+    "projects": N_("Projects"),
+    "publications": N_("Publications"),
+    "events": N_("Agenda"),
+}
+"""Titles of the usual sections; any other section is titled by its name."""
+
+# Inbox previews show about 90-140 characters; a longer preheader only adds bytes.
+PREHEADER_LIMIT = 140
+PREHEADER_ITEMS = 3
+
+
+@dataclass(frozen=True)
+class SectionView:
+    """A section as templates see it: its title in the reader's language and its items."""
+
+    name: str
+    title: str
+    items: tuple[PlanItem, ...]
+    more: int
+    timed: bool
+    """Whether some event in it has a time of day (the template then names the time zone)."""
+
+
+def section_title(name: str, language: str) -> str:
+    """Title section `name` in `language`: "events" → "Agenda", "open-calls" → "Open Calls"."""
+    known = SECTION_TITLES.get(name)
+    if known is not None:
+        return translations(language).gettext(known)
+    return " ".join(name.replace("_", " ").replace("-", " ").split()).title()
+
+
+def _section_view(section: Section, language: str) -> SectionView:
+    return SectionView(
+        name=section.name,
+        title=section_title(section.name, language),
+        items=section.items,
+        more=section.more,
+        timed=any(i.kind == "event" and not i.all_day for i in section.items),
+    )
+
+
+def _issue_day(plan: IssuePlan, language: str) -> str:
+    return format_day(plan.slot.astimezone(zoneinfo.ZoneInfo(plan.timezone)).date(), language)
+
+
+def subject(plan: IssuePlan, variant: Variant) -> str:
+    """The editor's subject, else "Cities & Migration Digest — maandag 23 november 2026"."""
+    if variant.subject.strip():
+        return variant.subject.strip()
+    template = translations(variant.language).gettext("%(title)s — %(day)s")
+    return template % {"title": plan.title, "day": _issue_day(plan, variant.language)}
+
+
+def preheader(variant: Variant) -> str:
+    """The inbox preview line: the first items' titles, joined and shortened."""
+    titles = [item.title.strip() for s in variant.sections for item in s.items][:PREHEADER_ITEMS]
+    text = " · ".join(t for t in titles if t)
+    if len(text) > PREHEADER_LIMIT:
+        text = text[: PREHEADER_LIMIT - 1].rsplit(" ", 1)[0] + "…"
+    return text
+
+
+def _context(plan: IssuePlan, variant: Variant, links: Links) -> dict[str, Any]:
+    language = variant.language
+    return {
+        **translation_context(language),
+        "language": language,
+        "title": plan.title,
+        "number": plan.number,
+        "subject": subject(plan, variant),
+        "preheader": preheader(variant),
+        "issue_day": _issue_day(plan, language),
+        "intro": paragraphs(variant.intro),
+        "sections": [_section_view(s, language) for s in variant.sections if s.items],
+        "links": links,
+        "timezone": plan.timezone,
+        "zone_name": zone_name(plan.timezone, language),
+    }
+
+
+def render_mjml(plan: IssuePlan, language: str, links: Links, env: jinja2.Environment) -> str:
+    """Return the MJML source of the variant in `language` (the first step of the HTML)."""
+    variant = plan.variant(language)
+    return env.get_template(HTML_TEMPLATE).render(_context(plan, variant, links))
+
+
+def mjml_to_html(source: str) -> str:
+    """Compile MJML to HTML; no web fonts, so the HTML loads nothing from elsewhere."""
+    return mjml.mjml2html(source, fonts={})
+
+
+def inline_styles(html: str) -> str:
+    """Inline the CSS rules into `style` attributes for clients that drop `<style>`.
+
+    MJML's media queries (responsive columns) stay in `<head>`, `!important` kept since
+    they must win over the inlined widths; the dark-mode `<style data-premailer="ignore">`
+    is passed through untouched.
+    """
+    # lxml spells the doctype "<!DOCTYPE html>"; premailer keeps a doctype only when the
+    # input starts with exactly that, and MRML writes it in lower case.
+    if html[:15].lower() == "<!doctype html>":
+        html = "<!DOCTYPE html>" + html[15:]
+    inliner = premailer.Premailer(
+        html,
+        allow_network=False,
+        disable_validation=True,
+        strip_important=False,
+        cssutils_logging_level=logging.CRITICAL,
+    )
+    result: str = inliner.transform(pretty_print=False)
+    return result
+
+
+def render_html(plan: IssuePlan, language: str, links: Links, env: jinja2.Environment) -> str:
+    """Return the email HTML of the variant in `language`, styles inlined."""
+    return inline_styles(mjml_to_html(render_mjml(plan, language, links, env)))
+
+
+def render_text(plan: IssuePlan, language: str, links: Links, env: jinja2.Environment) -> str:
+    """Return the plain-text part of the variant in `language`."""
+    variant = plan.variant(language)
+    text = env.get_template(TEXT_TEMPLATE).render(_context(plan, variant, links))
+    # Trailing blanks are noise that transports may strip anyway; the one kept is in "-- ",
+    # the signature separator that mail readers recognise by its space.
+    lines = [line.rstrip() for line in text.splitlines()]
+    return "\n".join("-- " if line == "--" else line for line in lines).strip("\n") + "\n"
+
+
+def render_email(
+    plan: IssuePlan, language: str, links: Links, env: jinja2.Environment
+) -> RenderedEmail:
+    """Render the variant of `plan` in `language` (the default language when the plan
+    has no such variant) as subject, preheader, HTML and text."""
+    variant = plan.variant(language)
+    return RenderedEmail(
+        language=variant.language,
+        subject=subject(plan, variant),
+        preheader=preheader(variant),
+        html=render_html(plan, variant.language, links, env),
+        text=render_text(plan, variant.language, links, env),
+    )
+
+
+def html_size(html: str) -> int:
+    """Return the size of `html` in bytes as sent (UTF-8); Gmail clips bodies over ~102 KB."""
+    return len(html.encode("utf-8"))

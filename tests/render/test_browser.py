@@ -1,0 +1,208 @@
+"""The email and the archive page in a real browser (headless Chromium via Playwright).
+
+At 375 px (a phone) and 600 px (the email's width) nothing may overflow sideways, and dark
+mode must reach the page after premailer. Screenshots go to a temporary folder, or to
+`DIGEST_SCREENSHOT_DIR` when set, for a human to look at.
+
+Needs Debian's `/usr/bin/chromium` (`apt-get install chromium`) and the `playwright`
+package (no `playwright install`: we drive the system browser). Without Chromium the
+tests skip, unless `CI` or `DIGEST_REQUIRE_BROWSER` is set: then they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from digest.render.email import render_email
+from digest.render.environment import make_environment
+from digest.render.web import ArchiveEntry, render_archive_index
+from tests.render.plans import BASE_URL, LANGUAGES, SLOT, example_plan, links
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page, Route
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+WIDTHS = (375, 600)
+
+
+def _png(width: int, height: int) -> bytes:
+    """A plain grey PNG of the given size, standing in for the newsletter's photos."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    rows = b"".join(b"\x00" + b"\x90\x98\xa0" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+PHOTO = _png(640, 360)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    required = bool(os.environ.get("CI") or os.environ.get("DIGEST_REQUIRE_BROWSER"))
+    if not CHROMIUM.exists() and not required:
+        pytest.skip(
+            f"{CHROMIUM} is missing (apt-get install chromium); "
+            "set DIGEST_REQUIRE_BROWSER=1 to make this a failure"
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    chosen = os.environ.get("DIGEST_SCREENSHOT_DIR")
+    folder = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _offline(route: Route) -> None:
+    """Serve photos locally and refuse everything else: an email must not need the web."""
+    if route.request.resource_type == "image":
+        route.fulfill(status=200, content_type="image/png", body=PHOTO)
+    else:
+        route.abort()
+
+
+def _open(browser: Browser, html: str, width: int, scheme: str = "light") -> Page:
+    page = browser.new_page(viewport={"width": width, "height": 800}, color_scheme=scheme)
+    page.route("**/*", _offline)
+    page.set_content(html, wait_until="load")
+    return page
+
+
+def _overflow(page: Page) -> int:
+    """How many pixels the page is wider than the window (0 when it fits)."""
+    width: int = page.evaluate(
+        "document.documentElement.scrollWidth - window.innerWidth"
+        " + Math.max(0, ...[...document.images].map("
+        " i => Math.ceil(i.getBoundingClientRect().right - window.innerWidth)))"
+    )
+    return width
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("width", WIDTHS)
+def test_email_fits_the_screen(browser: Browser, shots: Path, language: str, width: int) -> None:
+    email = render_email(example_plan(), language, links(language), make_environment(None))
+    page = _open(browser, email.html, width)
+    try:
+        page.screenshot(path=str(shots / f"email-{language}-{width}.png"), full_page=True)
+        assert _overflow(page) <= 0, f"{language} overflows at {width} px"
+        assert page.evaluate("document.documentElement.lang") == language
+        images = page.evaluate("[...document.images].map(i => i.naturalWidth)")
+        assert images and all(w == 640 for w in images)  # the photos loaded, and fit
+        unsubscribe = page.locator(f"a[href='{links(language).unsubscribe_url}']")
+        assert unsubscribe.is_visible()
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_dark_mode_reaches_the_email(browser: Browser, shots: Path, scheme: str) -> None:
+    email = render_email(example_plan(), "nl", links("nl"), make_environment(None))
+    page = _open(browser, email.html, 600, scheme)
+    try:
+        page.screenshot(path=str(shots / f"email-nl-600-{scheme}.png"), full_page=True)
+        card = page.evaluate("getComputedStyle(document.querySelector('.card')).backgroundColor")
+        text = page.evaluate("getComputedStyle(document.querySelector('h1')).color")
+        if scheme == "dark":
+            assert (card, text) == ("rgb(27, 31, 36)", "rgb(230, 232, 235)")
+        else:
+            assert (card, text) == ("rgb(255, 255, 255)", "rgb(31, 35, 40)")
+    finally:
+        page.close()
+
+
+# WCAG 2.x contrast of every rendered text against the first opaque background behind it.
+LOW_CONTRAST = """() => {
+  const rgba = c => c.match(/[\\d.]+/g).map(Number);
+  const channel = v => (v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+  const luminance = ([r, g, b]) => 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+  const behind = el => {
+    for (; el; el = el.parentElement) {
+      const c = rgba(getComputedStyle(el).backgroundColor);
+      if (c.length < 4 || c[3] > 0) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const low = [];
+  for (const el of document.body.querySelectorAll("*")) {
+    const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+    if (!own || el.getClientRects().length === 0) continue;  // no text, or not rendered
+    const style = getComputedStyle(el);
+    if (style.opacity === "0" || style.display === "none") continue;  // the preheader
+    const [hi, lo] = [luminance(rgba(style.color)), luminance(behind(el))].sort((a, b) => b - a);
+    const ratio = (hi + 0.05) / (lo + 0.05);
+    const text = el.textContent.trim().slice(0, 40);
+    if (ratio < 4.5) low.push(`${el.tagName}.${el.className} ${ratio.toFixed(2)}: ${text}`);
+  }
+  return low;
+}"""
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_every_text_has_enough_contrast(browser: Browser, scheme: str) -> None:
+    email = render_email(example_plan(), "fr", links("fr"), make_environment(None))
+    page = _open(browser, email.html, 600, scheme)
+    try:
+        assert page.evaluate(LOW_CONTRAST) == []
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_archive_index_fits_the_screen(browser: Browser, shots: Path, width: int) -> None:
+    entries = [
+        ArchiveEntry(
+            12 - n,
+            f"Cities & Migration Digest — issue {12 - n}",
+            SLOT.date(),
+            f"{BASE_URL}/archive/fr/{12 - n}.html",
+        )
+        for n in range(5)
+    ]
+    html = render_archive_index(
+        entries,
+        language="fr",
+        languages=LANGUAGES,
+        title="Cities & Migration Digest",
+        base_url=BASE_URL,
+        env=make_environment(None),
+    )
+    page = _open(browser, html, width)
+    try:
+        page.screenshot(path=str(shots / f"archive-fr-{width}.png"), full_page=True)
+        assert _overflow(page) <= 0
+        assert page.locator("ol.issues > li").count() == len(entries)
+        assert page.evaluate(LOW_CONTRAST) == []
+    finally:
+        page.close()
