@@ -1,0 +1,224 @@
+"""CSV import and export: bad rows reported by line while the rest import; exports round-trip."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from subscribers import csvio, registry
+from subscribers.errors import CsvFormatError
+from subscribers.model import Cadence, ConsentSource, Subscriber, SubscriberStatus
+from tests.subscribers.common import KEY, LANGUAGES, NOW, add
+
+NEVER = "addresses that left the list are never re-added"
+
+
+def run_import(
+    session: Session, text: str, *, default_language: str | None = None
+) -> csvio.ImportReport:
+    # newline="" as for a real file: the csv module sees CRLF and quoted newlines as they are.
+    return csvio.import_csv(
+        session,
+        io.StringIO(text, newline=""),
+        now=NOW,
+        languages=LANGUAGES,
+        suppression_key=KEY,
+        default_language=default_language,
+        consent_version="list-2025",
+    )
+
+
+def emails(session: Session) -> list[str]:
+    return list(session.scalars(sa.select(Subscriber.email).order_by(Subscriber.id)))
+
+
+def rejections(report: csvio.ImportReport) -> list[tuple[int, str]]:
+    return [(row.line, row.reason) for row in report.rejected]
+
+
+def test_a_clean_file_with_bom_crlf_quotes_and_blank_lines(db: Session) -> None:
+    text = (
+        "\ufeffEmail,Name,Language,Topics,Cadence\r\n"
+        '"Alice@Example.org","Jansen, Alice",nl,governance;Housing,weekly\r\n'
+        "\r\n"
+        "bob@example.org,Bob,,labour|housing | ,DAILY\r\n"
+        ",,,,\r\n"
+        "carol@example.org,,fr,,\r\n"
+    )
+    report = run_import(db, text)
+    assert (report.imported, report.rejected, report.ignored_columns) == (3, [], [])
+    alice, bob, carol = db.scalars(sa.select(Subscriber).order_by(Subscriber.id))
+    assert (alice.email, alice.name, alice.language) == ("alice@example.org", "Jansen, Alice", "nl")
+    assert alice.topics == ["governance", "housing"]
+    assert (bob.language, bob.topics, bob.cadence) == ("en", ["labour", "housing"], Cadence.DAILY)
+    assert (carol.topics, carol.cadence) == ([], Cadence.WEEKLY)
+    for subscriber in (alice, bob, carol):
+        assert subscriber.status is SubscriberStatus.CONFIRMED, "an import is a consented list"
+        assert subscriber.consent_source is ConsentSource.IMPORT
+        assert (subscriber.consent_version, subscriber.consent_at) == ("list-2025", NOW)
+
+
+def test_bad_rows_are_reported_by_line_and_the_rest_import(db: Session) -> None:
+    unsubscribed = add(db, "gone@example.org", confirmed=True)
+    registry.unsubscribe(db, unsubscribed, now=NOW - timedelta(days=30), suppression_key=KEY)
+    registry.erase(db, add(db, "erased@example.org"), now=NOW, suppression_key=KEY)
+    add(db, "member@example.org", confirmed=True)
+    text = (
+        "email,name,language,topics,cadence\n"  # 1
+        "ok1@example.org,One,en,,weekly\n"  # 2
+        "not-an-address,Nobody,en,,weekly\n"  # 3
+        "ok2@example.org,Two,de,,weekly\n"  # 4
+        "\n"  # 5
+        "ok3@example.org,Three,fr,,monthly\n"  # 6
+        "OK1@example.org,One again,en,,weekly\n"  # 7
+        "member@example.org,Member,en,,weekly\n"  # 8
+        "Gone@Example.org,Gone,en,,weekly\n"  # 9
+        "erased@example.org,Erased,en,,weekly\n"  # 10
+        'ok4@example.org,"Four\nLines",nl,,daily\n'  # 11-12
+        "ok5@example.org,Smith, John,en,,weekly\n"  # 13
+        "ok6@example.org,Six,nl,,\n"  # 14
+        '"a@b.c\r\nBcc: x@y",Injected,en,,weekly\n'  # 15-16
+        "ok7@example.org,Seven,en,,weekly\n"  # 17
+    )
+    report = run_import(db, text)
+    assert rejections(report) == [
+        (3, "'not-an-address' is not a usable email address: "
+            "An email address must have an @-sign."),
+        (4, "ok2@example.org: language 'de' is not one of this publication's: en, nl, fr"),
+        (6, "ok3@example.org: cadence 'monthly' is not one of weekly, daily"),
+        (7, "ok1@example.org is a duplicate of line 2"),
+        (8, "member@example.org is already subscribed"),
+        (9, f"gone@example.org is suppressed (unsubscribed on 2026-10-24); {NEVER}"),
+        (10, f"erased@example.org is suppressed (erased on 2026-11-23); {NEVER}"),
+        (13, "ok5@example.org: 6 cells but the header has 5; quote values that contain a comma"),
+        (15, "'a@b.c\\r\\nBcc: x@y' contains line breaks or control characters (U+000A, U+000D); "
+             "give exactly one address, nothing else"),
+    ]  # fmt: skip
+    assert str(report.rejected[1]).startswith("line 4: ok2@example.org: language 'de'")
+    assert report.imported == 4
+    assert emails(db) == [
+        "gone@example.org",
+        "member@example.org",
+        "ok1@example.org",
+        "ok4@example.org",
+        "ok6@example.org",
+        "ok7@example.org",
+    ]
+    four = registry.by_email(db, "ok4@example.org")
+    assert four is not None and four.name == "Four Lines"
+    assert report.summary() == "4 imported, 9 rejected"
+
+
+def test_rows_missing_trailing_cells_use_the_defaults(db: Session) -> None:
+    report = run_import(db, "email,name,language\nalice@example.org\nbob@example.org,Bob\n")
+    assert report.imported == 2
+    bob = registry.by_email(db, "bob@example.org")
+    assert bob is not None and (bob.name, bob.language, bob.cadence) == ("Bob", "en", "weekly")
+
+
+def test_default_language_is_a_parameter(db: Session) -> None:
+    report = run_import(db, "email,language\nalice@example.org,\n", default_language="fr")
+    alice = registry.by_email(db, "alice@example.org")
+    assert report.imported == 1 and alice is not None and alice.language == "fr"
+    with pytest.raises(ValueError, match="'de' is not one of"):
+        run_import(db, "email\nbob@example.org\n", default_language="de")
+
+
+def test_extra_columns_are_reported_and_ignored(db: Session) -> None:
+    text = "email,Organisation,name,phone\nalice@example.org,City of Mechelen,Alice,0123\n"
+    report = run_import(db, text)
+    assert report.imported == 1
+    assert report.ignored_columns == ["organisation", "phone"]
+    assert report.summary() == "1 imported, 0 rejected; ignored columns: organisation, phone"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("alice@example.org,Alice,en\nbob@example.org,Bob,en\n", "looks like data, not a header"),
+        ("name,language\nAlice,en\n", "needs a header row naming its columns"),
+        ("", "the CSV is empty"),
+        ("\n\n", "the CSV is empty"),
+        ("email,name,Email\na@example.org,A,b@example.org\n", "names email more than once"),
+    ],
+)
+def test_a_file_without_a_usable_header_is_refused(db: Session, text: str, message: str) -> None:
+    with pytest.raises(CsvFormatError, match=message):
+        run_import(db, text)
+    assert emails(db) == []
+
+
+def test_only_confirmed_rows_of_an_export_are_imported(db: Session) -> None:
+    text = (
+        "email,name,language,topics,cadence,status\n"
+        "alice@example.org,Alice,en,,weekly,confirmed\n"
+        "bob@example.org,Bob,en,,weekly,pending\n"
+    )
+    report = run_import(db, text)
+    assert report.imported == 1
+    assert rejections(report) == [
+        (3, "bob@example.org has status 'pending'; only confirmed subscribers are imported")
+    ]
+
+
+def fill(session: Session) -> None:
+    add(session, "alice@example.org", name="Jansen, Alice", language="nl", confirmed=True,
+        topics=["governance", "housing"])  # fmt: skip
+    add(session, "bob@bücher.de", name='Bob "the" Builder', cadence="daily", confirmed=True)
+    add(session, "carol@example.org", name='=HYPERLINK("http://evil.example")', confirmed=True)
+    add(session, "dave@example.org", name="Dave")
+    gone = add(session, "erin@example.org", confirmed=True)
+    registry.unsubscribe(session, gone, now=NOW, suppression_key=KEY)
+
+
+def test_csv_export_round_trips_through_import(db: Session) -> None:
+    fill(db)
+    out = io.StringIO(newline="")
+    assert csvio.export_csv(db, out) == 5
+    exported = out.getvalue()
+    lines = exported.splitlines()
+    assert lines[0] == "email,name,language,topics,cadence,status"
+    assert lines[1] == 'alice@example.org,"Jansen, Alice",nl,governance;housing,weekly,confirmed'
+    assert (
+        lines[3] == 'carol@example.org,"\'=HYPERLINK(""http://evil.example"")",en,,weekly,confirmed'
+    )
+
+    before = {s.email: (s.name, s.language, s.topics, s.cadence) for s in confirmed(db)}
+    db.execute(sa.delete(Subscriber))
+    report = run_import(db, exported)
+    assert report.imported == 3
+    assert [row.line for row in report.rejected] == [5, 6]  # pending dave, unsubscribed erin
+    after = {s.email: (s.name, s.language, s.topics, s.cadence) for s in confirmed(db)}
+    assert after == before
+    assert after["carol@example.org"][0] == '=HYPERLINK("http://evil.example")'
+
+
+def confirmed(session: Session) -> list[Subscriber]:
+    query = sa.select(Subscriber).where(Subscriber.status == SubscriberStatus.CONFIRMED)
+    return list(session.scalars(query))
+
+
+def test_json_export_is_everyone_s_data(db: Session) -> None:
+    fill(db)
+    out = io.StringIO()
+    assert csvio.export_json(db, out) == 5
+    data = json.loads(out.getvalue())
+    expected = [
+        registry.export(s) for s in db.scalars(sa.select(Subscriber).order_by(Subscriber.id))
+    ]
+    assert data == expected
+    assert data[1]["email"] == "bob@xn--bcher-kva.de"
+    assert data[4]["status"] == "unsubscribed"
+
+
+def test_exports_of_an_empty_list_are_valid(db: Session) -> None:
+    csv_out, json_out = io.StringIO(), io.StringIO()
+    assert csvio.export_csv(db, csv_out) == 0
+    assert csvio.export_json(db, json_out) == 0
+    assert csv_out.getvalue() == "email,name,language,topics,cadence,status\r\n"
+    assert json.loads(json_out.getvalue()) == []
