@@ -1,0 +1,402 @@
+"""The `digest` command line: the verbs an operator and an editor already say.
+
+Exit status: 0 when everything went fine, 1 when something failed (a source that could
+not be collected, a bad config key, a missing file); the message says what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import zoneinfo
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy.orm import Session, sessionmaker
+
+from digest import __version__, config, layout, pipeline
+from digest.config import SOURCE_KINDS, Settings, SourceSettings
+from digest.errors import DigestError
+from digest.store import db, sources
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class Context:
+    """What every command needs, loaded on first use."""
+
+    config_path: str | None
+
+    @cached_property
+    def settings(self) -> Settings:
+        return config.load(self.config_path)
+
+    @cached_property
+    def factory(self) -> sessionmaker[Session]:
+        return pipeline.open_database(self.settings)
+
+    def close(self) -> None:
+        """Close the database connections, if any were opened."""
+        if "factory" in self.__dict__:
+            engine = self.factory.kw["bind"]
+            engine.dispose()
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+def as_of_option(func: F) -> F:
+    """Add --as-of, the moment to act as if it were now (publication time zone if naive)."""
+    return click.option(
+        "--as-of",
+        "as_of",
+        metavar="DATETIME",
+        help="Act as if it were this moment (ISO 8601; publication time zone if no offset).",
+    )(func)
+
+
+def parse_as_of(settings: Settings, value: str | None) -> datetime | None:
+    """Turn --as-of text into an aware datetime, or None for the real clock."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 date-time like 2026-11-30T08:00", param_hint="--as-of"
+        ) from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zoneinfo.ZoneInfo(settings.publication.timezone))
+    return moment
+
+
+class DigestGroup(click.Group):
+    """A group that turns our errors into "Error: …" on stderr and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DigestError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=DigestGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    envvar="DIGEST_CONFIG",
+    metavar="PATH",
+    help="Configuration file (default: ./digest.toml, or $DIGEST_CONFIG).",
+)
+@click.version_option(__version__, prog_name="digest")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
+    """Collect news and events into a multilingual digest: email, Atom feed, calendar."""
+    ctx.obj = Context(config_path)
+    ctx.call_on_close(ctx.obj.close)
+
+
+@cli.command()
+@click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite an existing digest.toml.")
+def init(directory: Path, force: bool) -> None:
+    """Write a commented digest.toml and an empty database in DIRECTORY (default: here)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / config.DEFAULT_FILE
+    if target.exists() and not force:
+        raise DigestError(f"{target} exists already; edit it, or pass --force to overwrite it")
+    target.write_text(config.example_toml(), encoding="utf-8")
+    settings = config.load(target, env={})
+    db.connect(config.database_url(settings)).dispose()
+    click.echo(f"wrote {target} and the database {config.database_url(settings)}")
+    click.echo("next: add a source (`digest sources add NAME URL`), then `digest collect`")
+
+
+@cli.group(name="sources")
+def sources_group() -> None:
+    """List, add, remove and check the feeds, calendars and pages collected."""
+
+
+@sources_group.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@pass_context
+def sources_list(ctx: Context, as_json: bool) -> None:
+    """List sources with their health: last fetch, status, failures, next fetch."""
+    with db.transaction(ctx.factory) as session:
+        sources.sync_config(
+            session,
+            ctx.settings.sources,
+            default_language=ctx.settings.default_language,
+            now=pipeline.utcnow(),
+        )
+        rows = [pipeline.describe_source(s) for s in sources.all_sources(session)]
+    if as_json:
+        click.echo(json.dumps(rows, default=str, indent=2))
+        return
+    if not rows:
+        click.echo("no sources yet; add one with `digest sources add NAME URL`")
+        return
+    for row in rows:
+        state = "active" if row["active"] else "inactive"
+        fetched = _when(row["last_fetched_at"])
+        health = f"failing x{row['consecutive_failures']}" if row["consecutive_failures"] else "ok"
+        click.echo(
+            f"{row['name']:<24} {row['kind']:<8} {row['language']:<3} {state:<8} "
+            f"last {fetched:<16} {health:<12} next {_when(row['next_fetch_at'])}"
+        )
+        click.echo(f"    {row['url']}")
+        if row["last_error"]:
+            click.echo(f"    last error: {row['last_error']}")
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M") if moment else "never"
+
+
+@sources_group.command(name="add")
+@click.argument("name")
+@click.argument("url")
+@click.option("--kind", type=click.Choice(SOURCE_KINDS), default="feed", show_default=True)
+@click.option("--language", default="", help="Language of its items (default: the first).")
+@click.option("--topics", default="", help="Comma-separated topics, e.g. governance,housing.")
+@click.option("--section", default="news", show_default=True, help="Section of the issue.")
+@pass_context
+def sources_add(
+    ctx: Context, name: str, url: str, kind: str, language: str, topics: str, section: str
+) -> None:
+    """Add the source NAME fetched from URL (http(s) or a local file)."""
+    location = config.source_location(ctx.settings, url)
+    if not location.startswith(("http://", "https://")):
+        if "://" in location:
+            raise DigestError(f"{url}: only http, https and local files are collected")
+        if not Path(location).is_file():
+            raise DigestError(f"{url}: no such file ({location}); give a URL or an existing file")
+    item = SourceSettings(
+        name=name,
+        url=url,
+        kind=kind,
+        language=language,
+        topics=[t.strip() for t in topics.split(",") if t.strip()],
+        section=section,
+    )
+    with db.transaction(ctx.factory) as session:
+        sources.add(
+            session, item, default_language=ctx.settings.default_language, now=pipeline.utcnow()
+        )
+    click.echo(f"added {kind} {name!r}; run `digest sources check {name}` to try it")
+
+
+@sources_group.command(name="remove")
+@click.argument("name")
+@pass_context
+def sources_remove(ctx: Context, name: str) -> None:
+    """Remove the source NAME (added with `sources add`)."""
+    with db.transaction(ctx.factory) as session:
+        sources.remove(session, name)
+    click.echo(f"removed {name!r}")
+
+
+@sources_group.command(name="check")
+@click.argument("names", nargs=-1)
+@pass_context
+def sources_check(ctx: Context, names: tuple[str, ...]) -> None:
+    """Fetch and parse sources (all, or NAMES) and report their health; stores nothing."""
+    report = pipeline.check_sources(ctx.settings, ctx.factory, names=names)
+    for item in report.sources:
+        if item.failed:
+            click.secho(f"✗ {item.name}: {item.error}", fg="red")
+            continue
+        title = f" “{item.title}”" if item.title else ""
+        click.secho(f"✓ {item.name}{title}: {item.found} items", fg="green")
+        for warning in item.warnings:
+            click.echo(f"    warning: {warning}")
+    if report.failed:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("names", nargs=-1)
+@click.option("--all", "everything", is_flag=True, help="Fetch every source, due or not.")
+@as_of_option
+@pass_context
+def collect(ctx: Context, names: tuple[str, ...], everything: bool, as_of: str | None) -> None:
+    """Fetch due sources (or NAMES), store new and changed items, print a summary.
+
+    Exits 0 when every source was collected, 1 when at least one failed (the others are
+    stored all the same; `digest sources list` shows each one's last error).
+    """
+    now = parse_as_of(ctx.settings, as_of)
+    bar: Any = None
+
+    def start(total: int) -> None:
+        nonlocal bar
+        if sys.stderr.isatty() and total:
+            bar = click.progressbar(length=total, label="collecting", file=sys.stderr)
+            bar.__enter__()
+
+    def done(item: pipeline.SourceReport) -> None:
+        if bar is not None:
+            bar.update(1)
+
+    try:
+        report = pipeline.collect_sources(
+            ctx.settings,
+            ctx.factory,
+            now=now,
+            names=names,
+            force=everything,
+            on_start=start,
+            on_done=done,
+        )
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    print_collect_report(report)
+    if report.failed:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--daily", is_flag=True, help="Draft the daily issue instead of the weekly one.")
+@as_of_option
+@pass_context
+def draft(ctx: Context, daily: bool, as_of: str | None) -> None:
+    """Compose the next issue from what is stored and save it as its slot's draft.
+
+    Running it again for the same slot updates that draft; it never makes a second issue.
+    """
+    now = parse_as_of(ctx.settings, as_of)
+    made = pipeline.draft(
+        ctx.settings, ctx.factory, now=now, cadence="daily" if daily else "weekly"
+    )
+    zone = zoneinfo.ZoneInfo(ctx.settings.publication.timezone)
+    verb = "drafted" if made.created else "updated the draft of"
+    click.echo(f"{verb} issue #{made.number} for {made.slot.astimezone(zone):%a %d %b %Y %H:%M}")
+    for variant in made.plan.variants:
+        counts = ", ".join(f"{len(s.items)} {s.name}" for s in variant.sections) or "nothing"
+        click.echo(f"  [{variant.language}] {counts}")
+    if made.plan.is_empty:
+        click.echo("  (empty: nothing new since the last issue; it will not be sent)")
+    click.echo(
+        f"preview it: digest preview {made.number} --language "
+        f"{ctx.settings.default_language} --output issue.html"
+    )
+
+
+@cli.command()
+@click.argument("issue", type=int, required=False)
+@click.option("--language", "-l", default=None, help="Variant to show (default: the first).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["html", "text"]), default="html", show_default=True
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file instead of standard output.",
+)
+@click.option("--open", "open_", is_flag=True, help="Open the HTML in a browser.")
+@pass_context
+def preview(
+    ctx: Context,
+    issue: int | None,
+    language: str | None,
+    fmt: str,
+    output: Path | None,
+    open_: bool,
+) -> None:
+    """Render ISSUE (default: the latest draft) exactly as a subscriber gets it."""
+    rendered = pipeline.preview(ctx.settings, ctx.factory, number=issue, language=language)
+    body = rendered.html if fmt == "html" else rendered.text
+    if open_ and output is None:
+        suffix = ".html" if fmt == "html" else ".txt"
+        with tempfile.NamedTemporaryFile(
+            "w", suffix=suffix, delete=False, encoding="utf-8"
+        ) as handle:
+            output = Path(handle.name)
+    if output is None:
+        click.echo(body, nl=False)
+        return
+    output.write_text(body, encoding="utf-8")
+    click.echo(
+        f"wrote {output} ({len(body.encode('utf-8')) // 1024} KB, subject: {rendered.subject})",
+        err=True,
+    )
+    if open_:
+        click.launch(output.resolve().as_uri())
+
+
+@cli.command()
+@click.argument("issue", type=int, required=False)
+@as_of_option
+@pass_context
+def publish(ctx: Context, issue: int | None, as_of: str | None) -> None:
+    """Write the Atom feeds, archive pages and events.ics into [publish] output_dir.
+
+    With ISSUE, that issue is published first (issues also become public when sent).
+    """
+    now = parse_as_of(ctx.settings, as_of)
+    if issue is not None:
+        pipeline.mark_published(ctx.settings, ctx.factory, issue, now=now)
+    report = pipeline.publish(ctx.settings, ctx.factory, now=now)
+    click.echo(
+        f"published into {report.output_dir}: {len(report.written)} written, "
+        f"{len(report.unchanged)} unchanged, {len(report.removed)} removed"
+    )
+    base = ctx.settings.publication.base_url.rstrip("/")
+    for language in ctx.settings.publication.languages:
+        click.echo(
+            f"  feed [{language}]: {report.output_dir / layout.feed(language)}"
+            f"  ({base}/{layout.feed(language)})"
+        )
+    click.echo(f"  archive: {report.output_dir / 'index.html'}")
+    click.echo(f"  events:  {report.output_dir / layout.calendar()}")
+
+
+@cli.command()
+@as_of_option
+@pass_context
+def run(ctx: Context, as_of: str | None) -> None:
+    """The main job: collect, draft, publish. Safe to re-run at any time.
+
+    Exits 1 when a source failed (the rest of the run still happens).
+    """
+    now = parse_as_of(ctx.settings, as_of)
+    report = pipeline.collect_sources(ctx.settings, ctx.factory, now=now)
+    print_collect_report(report)
+    made = pipeline.draft(ctx.settings, ctx.factory, now=now)
+    click.echo(f"issue #{made.number}: {'drafted' if made.created else 'draft updated'}")
+    published = pipeline.publish(ctx.settings, ctx.factory, now=now)
+    click.echo(f"published: {len(published.written)} files written into {published.output_dir}")
+    if report.failed:
+        sys.exit(1)
+
+
+def print_collect_report(report: pipeline.CollectReport) -> None:
+    """Print one line per source and a total."""
+    if not report.sources:
+        click.echo("no source is due; `digest collect --all` fetches them anyway")
+        return
+    for item in report.sources:
+        if item.failed:
+            click.secho(f"✗ {item.name:<24} failed: {item.error}", fg="red")
+        elif item.outcome == "not modified":
+            click.echo(f"· {item.name:<24} not modified")
+        else:
+            click.secho(f"✓ {item.name:<24} {item.counts}", fg="green")
+        for warning in item.warnings:
+            click.echo(f"    warning: {warning}")
+    failed = len(report.failed)
+    click.echo(f"{len(report.sources)} sources, {failed} failed")
+
+
+def main() -> None:
+    """Run the command line."""
+    cli(prog_name="digest")

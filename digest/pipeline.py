@@ -1,0 +1,582 @@
+"""The one place that strings the stages together; the CLI, web app and scheduler call it.
+
+    sources ─collect─▶ Entry / Event ─store─▶ DB ─compose─▶ IssuePlan ─render─▶ …
+
+Each source is fetched (`collect.fetch`), parsed in a time-bounded child process
+(`collect.bounded`) and stored (`store.items`) on its own: one failing source is recorded
+on that source and never stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+import zoneinfo
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jinja2
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from digest import __version__, collect, compose, layout
+from digest.collect import bounded, calendars, feeds, pages
+from digest.collect.fetch import Fetcher, FetchPolicy
+from digest.compose import slots
+from digest.compose.plan import compose as compose_plan
+from digest.compose.plan import upcoming_events
+from digest.config import Settings, database_url, source_location
+from digest.errors import DigestError, GoneError, HTTPStatusError, RateLimitedError, SourceError
+from digest.publish import PublishReport
+from digest.publish.atom import FeedIssue, atom_feed
+from digest.publish.site import write_site
+from digest.render import Links, RenderedEmail
+from digest.render.email import render_email
+from digest.render.environment import make_environment
+from digest.render.ics import event_calendar, event_file
+from digest.render.web import ArchiveEntry, render_archive_index
+from digest.store import db, issues, items, sources
+from digest.store.models import Issue, IssueStatus, Source, SourceKind
+
+# The child process that parses needs a moment to start even when the download used the
+# whole budget; below this a parse would be refused for no good reason.
+MIN_PARSE_SECONDS = 2.0
+CALENDAR_PAST = timedelta(days=7)
+
+
+@dataclass
+class SourceReport:
+    """What happened to one source in one collect (or check)."""
+
+    name: str
+    url: str
+    kind: str
+    outcome: str
+    """"collected", "not modified" or "failed"."""
+    counts: items.Counts = field(default_factory=items.Counts)
+    error: str | None = None
+    warnings: tuple[str, ...] = ()
+    found: int = 0
+    """Entries or occurrences the document held (for `sources check`)."""
+    title: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        """Whether this source failed."""
+        return self.outcome == "failed"
+
+
+@dataclass
+class CollectReport:
+    """The per-source summary of a collect run."""
+
+    sources: list[SourceReport] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[SourceReport]:
+        """The sources that failed."""
+        return [report for report in self.sources if report.failed]
+
+
+@dataclass(frozen=True)
+class _Job:
+    """A source detached from the session, everything a fetch needs."""
+
+    id: int
+    name: str
+    url: str
+    kind: SourceKind
+    etag: str | None
+    last_modified: str | None
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    job: _Job
+    fetched: collect.Fetched | None = None
+    parsed: collect.Parsed | None = None
+    error: SourceError | None = None
+
+
+def open_database(settings: Settings) -> sessionmaker[Session]:
+    """Return a session factory on the configured database, creating tables if needed."""
+    return db.session_factory(db.connect(database_url(settings)))
+
+
+def utcnow() -> datetime:
+    """The current time, aware UTC (the only clock the pipeline reads)."""
+    return datetime.now(UTC)
+
+
+def collect_sources(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    *,
+    now: datetime | None = None,
+    names: Sequence[str] = (),
+    force: bool = False,
+    on_start: Callable[[int], None] | None = None,
+    on_done: Callable[[SourceReport], None] | None = None,
+) -> CollectReport:
+    """Fetch every due source (or the named ones, or all with `force`) and store the results."""
+    now = now or utcnow()
+    with db.transaction(factory) as session:
+        sources.sync_config(
+            session, settings.sources, default_language=settings.default_language, now=now
+        )
+        if names:
+            chosen: Sequence[Source] = [sources.by_name(session, name) for name in names]
+        elif force:
+            chosen = [s for s in sources.all_sources(session) if s.active]
+        else:
+            chosen = sources.due(session, now)
+        jobs = [_job(settings, source) for source in chosen]
+    if on_start:
+        on_start(len(jobs))
+    report = CollectReport()
+
+    def store(outcome: _Outcome) -> None:
+        try:
+            with db.transaction(factory) as session:
+                result = _store(settings, session, outcome, now)
+        except Exception as exc:
+            # Its writes were rolled back; record why on the source in a fresh transaction.
+            failed = SourceError(f"{outcome.job.url}: could not be stored ({exc!r})")
+            with db.transaction(factory) as session:
+                result = _store(settings, session, _Outcome(outcome.job, error=failed), now)
+        report.sources.append(result)
+        if on_done:
+            on_done(result)
+
+    asyncio.run(_fetch_and_parse(settings, jobs, now, conditional=True, done=store))
+    report.sources.sort(key=lambda r: r.name)
+    return report
+
+
+def check_sources(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    *,
+    names: Sequence[str] = (),
+    now: datetime | None = None,
+) -> CollectReport:
+    """Fetch and parse sources without conditional headers and without storing anything."""
+    now = now or utcnow()
+    with db.transaction(factory) as session:
+        sources.sync_config(
+            session, settings.sources, default_language=settings.default_language, now=now
+        )
+        chosen = [sources.by_name(session, n) for n in names] or sources.all_sources(session)
+        jobs = [_job(settings, source) for source in chosen]
+    report = CollectReport()
+
+    def note(outcome: _Outcome) -> None:
+        report.sources.append(_describe(outcome))
+
+    asyncio.run(_fetch_and_parse(settings, jobs, now, conditional=False, done=note))
+    report.sources.sort(key=lambda r: r.name)
+    return report
+
+
+def _job(settings: Settings, source: Source) -> _Job:
+    return _Job(
+        id=source.id,
+        name=source.name,
+        url=source_location(settings, source.url),
+        kind=source.kind,
+        etag=source.etag,
+        last_modified=source.last_modified,
+    )
+
+
+def calendar_window(settings: Settings, now: datetime) -> tuple[datetime, datetime]:
+    """The span recurring events are expanded over: a week back, the configured days ahead."""
+    return now - CALENDAR_PAST, now + timedelta(days=settings.collect.calendar_window_days)
+
+
+def _parser(
+    settings: Settings, job: _Job, fetched: collect.Fetched, now: datetime
+) -> Callable[[], collect.Parsed]:
+    body = fetched.body or b""
+    if job.kind is SourceKind.CALENDAR:
+        start, end = calendar_window(settings, now)
+        return functools.partial(
+            calendars.parse_calendar, body, url=fetched.url, window_start=start, window_end=end
+        )
+    if job.kind is SourceKind.PAGE:
+        return functools.partial(
+            pages.parse_page, body, content_type=fetched.content_type, url=fetched.url
+        )
+    return functools.partial(
+        feeds.parse_feed, body, content_type=fetched.content_type, url=fetched.url
+    )
+
+
+async def _fetch_and_parse(
+    settings: Settings,
+    jobs: Sequence[_Job],
+    now: datetime,
+    *,
+    conditional: bool,
+    done: Callable[[_Outcome], None],
+) -> None:
+    """Run every job concurrently (the fetcher keeps per-host politeness) and hand each
+    outcome to `done` as soon as it is ready."""
+    limit = asyncio.Semaphore(max(1, settings.collect.concurrency))
+    timeout = settings.collect.timeout_seconds
+
+    async def one(fetcher: Fetcher, job: _Job) -> _Outcome:
+        async with limit:
+            started = time.monotonic()
+            try:
+                fetched = await fetcher.fetch(
+                    job.url,
+                    etag=job.etag if conditional else None,
+                    last_modified=job.last_modified if conditional else None,
+                    now=now,
+                )
+                if fetched.not_modified:
+                    return _Outcome(job, fetched)
+                budget = max(MIN_PARSE_SECONDS, timeout - (time.monotonic() - started))
+                parse = _parser(settings, job, fetched, now)
+                parsed = await asyncio.to_thread(
+                    bounded.run_bounded, parse, timeout=budget, what=job.url
+                )
+                return _Outcome(job, fetched, parsed)
+            except SourceError as exc:
+                return _Outcome(job, error=exc)
+            except Exception as exc:
+                return _Outcome(job, error=SourceError(f"{job.url}: unexpected error {exc!r}"))
+
+    async with Fetcher(FetchPolicy.from_settings(settings.collect)) as fetcher:
+        tasks = [asyncio.ensure_future(one(fetcher, job)) for job in jobs]
+        for next_done in asyncio.as_completed(tasks):
+            done(await next_done)
+
+
+def _describe(outcome: _Outcome) -> SourceReport:
+    job = outcome.job
+    report = SourceReport(name=job.name, url=job.url, kind=job.kind.value, outcome="collected")
+    if outcome.error is not None:
+        report.outcome, report.error = "failed", str(outcome.error)
+    elif outcome.parsed is None:
+        report.outcome = "not modified"
+    else:
+        parsed = outcome.parsed
+        report.warnings = parsed.warnings
+        report.found = len(parsed.entries) + len(parsed.events)
+        report.title = parsed.title
+    return report
+
+
+def _store(settings: Settings, session: Session, outcome: _Outcome, now: datetime) -> SourceReport:
+    """Write one source's outcome: its items, its fetch state, or its failure."""
+    report = _describe(outcome)
+    source = session.get(Source, outcome.job.id)
+    if source is None:  # removed while we fetched
+        return report
+    every = settings.collect.every
+    if outcome.error is not None:
+        error = outcome.error
+        sources.record_failure(
+            source,
+            now=now,
+            every=every,
+            error=str(error),
+            status=error.status if isinstance(error, HTTPStatusError) else None,
+            retry_after=error.retry_after if isinstance(error, RateLimitedError) else None,
+            deactivate=isinstance(error, GoneError),
+        )
+        return report
+    fetched = outcome.fetched
+    assert fetched is not None
+    parsed = outcome.parsed
+    if parsed is not None:
+        first = sources.is_first_collection(source)
+        if source.kind is SourceKind.CALENDAR:
+            report.counts = items.record_events(
+                session, source, parsed.events, now=now, window=calendar_window(settings, now)
+            )
+        else:
+            report.counts = items.record_entries(
+                session,
+                source,
+                parsed.entries,
+                now=now,
+                first_collection=first,
+                news_window=timedelta(days=settings.issue.news_window_days),
+            )
+    sources.record_success(
+        source,
+        now=now,
+        every=every,
+        status=fetched.status,
+        etag=fetched.etag,
+        last_modified=fetched.last_modified,
+        permanent_url=fetched.permanent_url,
+        title=parsed.title if parsed else None,
+    )
+    return report
+
+
+def describe_source(source: Source) -> dict[str, Any]:
+    """A source's state as plain values, for `digest sources list` and the dashboard."""
+    return {
+        "name": source.name,
+        "kind": source.kind.value,
+        "url": source.url,
+        "language": source.language,
+        "section": source.section,
+        "topics": list(source.topics),
+        "origin": source.origin.value,
+        "active": source.active,
+        "last_fetched_at": source.last_fetched_at,
+        "last_status": source.last_status,
+        "last_error": source.last_error,
+        "consecutive_failures": source.consecutive_failures,
+        "next_fetch_at": source.next_fetch_at,
+    }
+
+
+# --- draft --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Drafted:
+    """The draft `digest draft` saved."""
+
+    number: int
+    slot: datetime
+    cadence: str
+    plan: compose.IssuePlan
+    created: bool
+    """False when the slot's existing draft was updated."""
+
+
+def schedule_of(settings: Settings, cadence: str) -> slots.Schedule:
+    """Return the schedule of the weekly or daily issue."""
+    if cadence == "daily":
+        return slots.parse_daily(settings.issue.daily_schedule)
+    return slots.parse_weekly(settings.issue.schedule)
+
+
+def rules_of(settings: Settings) -> compose.Rules:
+    """Return what compose needs to know of the settings."""
+    return compose.Rules(
+        title=settings.publication.title,
+        languages=tuple(settings.publication.languages),
+        timezone=settings.publication.timezone,
+        news_window_days=settings.issue.news_window_days,
+        event_horizon_days=settings.issue.event_horizon_days,
+        other_languages=settings.issue.other_languages,
+        max_per_section=settings.issue.max_items_per_section,
+    )
+
+
+def draft(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    *,
+    now: datetime | None = None,
+    cadence: str = "weekly",
+) -> Drafted:
+    """Compose the issue of the current slot from what is stored and save it as its draft."""
+    now = now or utcnow()
+    try:
+        return _draft_once(settings, factory, now, cadence)
+    except sa.exc.IntegrityError:
+        # Another process created this slot's issue between our read and our insert: the
+        # slot is unique, so retrying finds and updates that one instead.
+        return _draft_once(settings, factory, now, cadence)
+
+
+def _draft_once(
+    settings: Settings, factory: sessionmaker[Session], now: datetime, cadence: str
+) -> Drafted:
+    schedule = schedule_of(settings, cadence)
+    zone = settings.publication.timezone
+    grace = timedelta(hours=settings.issue.grace_hours)
+    with db.transaction(factory) as session:
+        slot = slots.current_slot(schedule, now, zone, grace)
+        existing = issues.for_slot(session, cadence, slot)
+        while existing is not None and not issues.is_open_draft(existing):
+            slot = slots.next_slot(schedule, slot, zone)
+            existing = issues.for_slot(session, cadence, slot)
+        previous = issues.previous_sent(session, cadence, slot)
+        window_start = now - timedelta(days=settings.issue.news_window_days)
+        news_since = max(previous.composed_at, window_start) if previous else window_start
+        plan = compose_plan(
+            items.news_candidates(session, since=news_since),
+            items.event_candidates(
+                session, after=now, announced=issues.announcements_before(session, slot)
+            ),
+            rules=rules_of(settings),
+            now=now,
+            number=existing.number if existing else issues.next_number(session),
+            cadence=cadence,
+            slot=slot,
+            news_since=news_since,
+            curation=issues.curation_of(existing),
+        )
+        issues.save_draft(session, plan, now=now)
+        return Drafted(plan.number, slot, cadence, plan, created=existing is None)
+
+
+def find_issue(session: Session, number: int | None) -> Issue:
+    """Return issue `number`, or the latest draft (else the latest issue) when None."""
+    if number is not None:
+        return issues.by_number(session, number)
+    found = issues.latest(session, status=IssueStatus.DRAFT) or issues.latest(session)
+    if found is None:
+        raise DigestError("there is no issue yet; run `digest draft` first")
+    return found
+
+
+# --- render, preview, publish -------------------------------------------------------------
+
+
+def environment(settings: Settings) -> jinja2.Environment:
+    """The Jinja environment with the operator's templates first."""
+    return make_environment(settings.render.templates_dir)
+
+
+def public_links(settings: Settings, number: int, language: str) -> Links:
+    """Links for the archive copy of an issue: nobody's personal tokens."""
+    base = settings.publication.base_url.rstrip("/")
+    return Links(
+        base_url=base,
+        archive_url=layout.url(base, layout.issue_page(number, language)),
+        unsubscribe_url=f"{base}/{language}/unsubscribe",
+        preferences_url=f"{base}/{language}/preferences",
+    )
+
+
+def sample_links(settings: Settings, number: int, language: str) -> Links:
+    """Links as a subscriber gets them, with a sample token in place of theirs."""
+    public = public_links(settings, number, language)
+    return replace(
+        public,
+        unsubscribe_url=f"{public.unsubscribe_url}/{SAMPLE_TOKEN}",
+        preferences_url=f"{public.preferences_url}/{SAMPLE_TOKEN}",
+    )
+
+
+SAMPLE_TOKEN = "preview-sample-token"  # noqa: S105 - a placeholder, not a secret
+
+
+def preview(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    *,
+    number: int | None = None,
+    language: str | None = None,
+) -> RenderedEmail:
+    """Render an issue (default: the latest draft) exactly as a subscriber gets it."""
+    language = language or settings.default_language
+    if language not in settings.publication.languages:
+        raise DigestError(
+            f"{language!r} is not a language of this publication "
+            f"({', '.join(settings.publication.languages)}); see [publication] languages"
+        )
+    with factory() as session:
+        issue = find_issue(session, number)
+        plan = issues.plan_of(issue)
+    return render_email(
+        plan, language, sample_links(settings, plan.number, language), environment(settings)
+    )
+
+
+def mark_published(
+    settings: Settings, factory: sessionmaker[Session], number: int, *, now: datetime | None = None
+) -> None:
+    """Put issue `number` into the public feeds and archive (from the next publish on)."""
+    with db.transaction(factory) as session:
+        issue = issues.by_number(session, number)
+        if issue.published_at is None:
+            issue.published_at = now or utcnow()
+
+
+def build_site(
+    settings: Settings, factory: sessionmaker[Session], *, now: datetime | None = None
+) -> dict[str, bytes]:
+    """Build every public file in memory: feeds, archive pages, events.ics, event files."""
+    now = now or utcnow()
+    env = environment(settings)
+    pub = settings.publication
+    languages = list(pub.languages)
+    files: dict[str, bytes] = {}
+    with factory() as session:
+        published = [(i, issues.plan_of(i)) for i in issues.published(session)]
+        events = items.event_candidates(session, after=now, announced={})
+    tag_start = min((i.published_at for i, _ in published if i.published_at), default=now)
+    for language in languages:
+        feed_items: list[FeedIssue] = []
+        archive: list[ArchiveEntry] = []
+        for issue, plan in published:
+            assert issue.published_at is not None
+            rendered = render_email(
+                plan, language, public_links(settings, plan.number, language), env
+            )
+            path = layout.issue_page(plan.number, language)
+            files[path] = rendered.html.encode("utf-8")
+            url = layout.url(pub.base_url, path)
+            day = plan.slot.astimezone(zoneinfo.ZoneInfo(pub.timezone)).date()
+            archive.append(
+                ArchiveEntry(number=plan.number, subject=rendered.subject, day=day, url=url)
+            )
+            feed_items.append(
+                FeedIssue(
+                    number=plan.number,
+                    subject=rendered.subject,
+                    published_at=issue.published_at,
+                    updated_at=max(issue.published_at, issue.updated_at),
+                    content_html=rendered.html,
+                    url=url,
+                    summary=rendered.preheader,
+                )
+            )
+        files[layout.feed(language)] = atom_feed(
+            feed_items,
+            language=language,
+            languages=languages,
+            title=pub.title,
+            base_url=pub.base_url,
+            author=pub.sender,
+            tag_start=tag_start.date(),
+            now=now,
+        )
+        files[layout.archive_index(language)] = render_archive_index(
+            archive,
+            language=language,
+            languages=languages,
+            title=pub.title,
+            base_url=pub.base_url,
+            env=env,
+        ).encode("utf-8")
+    files["index.html"] = files[layout.archive_index(languages[0])]
+    upcoming = upcoming_events(events, rules=rules_of(settings), now=now)
+    prodid = f"-//digest {__version__}//{pub.title}//EN"
+    files[layout.calendar()] = event_calendar(
+        upcoming,
+        now=now,
+        organizer=pub.sender,
+        prodid=prodid,
+        name=pub.title,
+        timezone=pub.timezone,
+    )
+    for item in upcoming:
+        assert item.uid is not None
+        files[layout.event_ics(item.uid, item.recurrence_id)] = event_file(
+            item, now=now, organizer=pub.sender, prodid=prodid
+        )
+    return files
+
+
+def publish(
+    settings: Settings, factory: sessionmaker[Session], *, now: datetime | None = None
+) -> PublishReport:
+    """Write the public files into [publish] output_dir."""
+    return write_site(settings.publish.output_dir, build_site(settings, factory, now=now))
