@@ -341,6 +341,10 @@ def _build(
         values[name] = _coerce(hints[name], value, f"{where} {name}", root)
     for name, (var, text) in env.items():
         values[name] = _coerce(hints[name], _parse_env(hints[name], text), var, root)
+    for name, spec in fields.items():
+        # A default path ("public") is relative to the config file as a written one is.
+        if name not in values and isinstance(spec.default, Path):
+            values[name] = _coerce(hints[name], spec.default, f"{where} {name}", root)
     return cls(**values)
 
 

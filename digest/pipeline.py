@@ -34,7 +34,7 @@ from digest.publish import PublishReport
 from digest.publish.atom import FeedIssue, atom_feed
 from digest.publish.site import write_site
 from digest.render import Links, RenderedEmail
-from digest.render.email import render_email
+from digest.render.email import render_email, render_for_inbox
 from digest.render.environment import make_environment
 from digest.render.ics import event_calendar, event_file
 from digest.render.web import ArchiveEntry, render_archive_index
@@ -484,7 +484,7 @@ def preview(
     with factory() as session:
         issue = find_issue(session, number)
         plan = issues.plan_of(issue)
-    return render_email(
+    return render_for_inbox(
         plan, language, sample_links(settings, plan.number, language), environment(settings)
     )
 
@@ -509,7 +509,8 @@ def build_site(
     languages = list(pub.languages)
     files: dict[str, bytes] = {}
     with factory() as session:
-        published = [(i, issues.plan_of(i)) for i in issues.published(session)]
+        # The archive page and the feed entry show every item, the capped ones too.
+        published = [(i, issues.plan_of(i).complete()) for i in issues.published(session)]
         events = items.event_candidates(session, after=now, announced={})
     tag_start = min((i.published_at for i, _ in published if i.published_at), default=now)
     for language in languages:

@@ -152,6 +152,7 @@ def test_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
     )
     settings = config.load(path, env={})
     assert settings.delivery.outbox_dir == sub / "mail"
+    assert settings.publish.output_dir == sub / "public", "defaults are relative to it too"
     assert config.database_url(settings) == f"sqlite:///{sub}/digest.db"
     assert config.source_location(settings, "feeds/a.xml") == str(sub / "feeds/a.xml")
     assert config.source_location(settings, "https://x.org/f") == "https://x.org/f"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -153,6 +153,21 @@ class Section:
     name: str
     items: tuple[PlanItem, ...]
     more: int = 0
+    rest: tuple[PlanItem, ...] = ()
+    """The items capped out of the email, in order: the archive page shows them too."""
+
+    def capped(self, shown: int) -> Section:
+        """Return this section showing at most `shown` items, the others moved to `rest`."""
+        if shown >= len(self.items):
+            return self
+        cut = self.items[shown:]
+        return replace(
+            self, items=self.items[:shown], rest=cut + self.rest, more=self.more + len(cut)
+        )
+
+    def complete(self) -> Section:
+        """Return this section with every item shown (the archive page's version)."""
+        return replace(self, items=self.items + self.rest, rest=(), more=0)
 
 
 @dataclass(frozen=True)
@@ -191,6 +206,15 @@ class IssuePlan:
                 return variant
         return self.variants[0]
 
+    def complete(self) -> IssuePlan:
+        """Return the plan with every capped-out item shown: the archive page and feed."""
+        return replace(
+            self,
+            variants=tuple(
+                replace(v, sections=tuple(s.complete() for s in v.sections)) for v in self.variants
+            ),
+        )
+
     @property
     def is_empty(self) -> bool:
         """Whether no variant has anything to say."""
@@ -214,6 +238,7 @@ class IssuePlan:
                         name=s["name"],
                         more=s["more"],
                         items=tuple(_item(i) for i in s["items"]),
+                        rest=tuple(_item(i) for i in s.get("rest", ())),
                     )
                     for s in v["sections"]
                 ),

@@ -246,9 +246,9 @@ def _sections(
     for name in sorted(by_name, key=lambda s: (order.get(s, len(order)), s)):
         is_events = all(i.kind == "event" for i in by_name[name])
         items = _for_language(by_name[name], language, rules, keep_order=is_events)
-        shown = items[: max(rules.max_per_section, sum(1 for i in items if i.pinned))]
-        if shown:
-            sections.append(Section(name=name, items=tuple(shown), more=len(items) - len(shown)))
+        if items:
+            cap = max(rules.max_per_section, sum(1 for i in items if i.pinned))
+            sections.append(Section(name=name, items=tuple(items)).capped(cap))
     return tuple(sections)
 
 

@@ -5,8 +5,9 @@ premailer) and a plain-text part from its own template. Pure: templates in, stri
 from __future__ import annotations
 
 import logging
+import math
 import zoneinfo
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import jinja2
@@ -169,3 +170,56 @@ def render_email(
 def html_size(html: str) -> int:
     """Return the size of `html` in bytes as sent (UTF-8); Gmail clips bodies over ~102 KB."""
     return len(html.encode("utf-8"))
+
+
+INBOX_HTML_LIMIT = 100 * 1024
+"""Gmail clips a message whose HTML passes ~102 KB and hides the rest (our unsubscribe link
+with it); this keeps 2 KB for the per-recipient links substituted at send time."""
+FIT_ROUNDS = 8
+
+log = logging.getLogger(__name__)
+
+
+def render_for_inbox(
+    plan: IssuePlan,
+    language: str,
+    links: Links,
+    env: jinja2.Environment,
+    *,
+    limit: int = INBOX_HTML_LIMIT,
+) -> RenderedEmail:
+    """Render the variant in `language` as `render_email` does, but with fewer items when
+    its HTML would be clipped: the largest sections give up their last items, which their
+    "N more in the archive" link then counts (the archive page shows them all)."""
+    rendered = render_email(plan, language, links, env)
+    for _ in range(FIT_ROUNDS):
+        size = html_size(rendered.html)
+        shown = plan.variant(language).item_count
+        if size <= limit or shown <= 1:
+            break
+        # Items are roughly alike in size: estimate how many must go, then check again.
+        drop = max(1, math.ceil((size - limit) / (size / (shown + 2))))
+        plan = _without_last_items(plan, rendered.language, drop)
+        rendered = render_email(plan, language, links, env)
+    size = html_size(rendered.html)
+    if size > limit:
+        log.warning(
+            "issue %d (%s) is %d KB of HTML even with one item per section: Gmail will clip it"
+            "; shorten the intro or the templates",
+            plan.number,
+            rendered.language,
+            size // 1024,
+        )
+    return rendered
+
+
+def _without_last_items(plan: IssuePlan, language: str, count: int) -> IssuePlan:
+    variant = plan.variant(language)
+    sections = list(variant.sections)
+    for _ in range(count):
+        largest = max(range(len(sections)), key=lambda n: len(sections[n].items))
+        if len(sections[largest].items) <= 1:
+            break
+        sections[largest] = sections[largest].capped(len(sections[largest].items) - 1)
+    fitted = replace(variant, sections=tuple(sections))
+    return replace(plan, variants=tuple(fitted if v is variant else v for v in plan.variants))

@@ -280,6 +280,10 @@ def test_sections_follow_sources_and_are_capped() -> None:
     sections = plan.variants[0].sections
     assert [s.name for s in sections] == ["news", "projects", "events"]
     assert (len(sections[0].items), sections[0].more) == (5, 15)
+    # The capped items stay in the plan for the archive page, in order, through storage.
+    assert [i.title for i in sections[0].rest][:2] == ["News 6", "News 7"]
+    assert len(plan.complete().variants[0].sections[0].items) == 20
+    assert IssuePlan.from_json(plan.to_json()) == plan
 
 
 def test_plan_round_trips_through_json() -> None:

@@ -22,9 +22,15 @@ from lxml import html as lxml_html
 from digest.compose import Section
 from digest.render import RenderedEmail
 from digest.render.calendar_links import google_calendar_url, ics_url
-from digest.render.email import html_size, render_email, section_title
+from digest.render.email import (
+    INBOX_HTML_LIMIT,
+    html_size,
+    render_email,
+    render_for_inbox,
+    section_title,
+)
 from digest.render.environment import make_environment
-from tests.render.plans import BASE_URL, EVENTS, LANGUAGES, example_plan, links
+from tests.render.plans import BASE_URL, EVENTS, LANGUAGES, example_plan, large_plan, links
 
 GOLDEN = Path(__file__).parent / "golden"
 ENV = make_environment(None)
@@ -394,3 +400,44 @@ def test_html_size_counts_utf8_bytes() -> None:
     size = html_size(rendered("fr").html)
     assert size == len(rendered("fr").html.encode("utf-8"))
     assert size < 102_000  # the example issue stays under Gmail's clip
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_an_oversized_issue_is_cut_to_fit_the_inbox(language: str) -> None:
+    """Gmail clips HTML past ~102 KB (the unsubscribe link with it): the email gives up the
+    last items of its largest sections, counts them in "N more in the archive", and the
+    archive version (`complete()`) still shows every item."""
+    plan = large_plan(90)
+    env = make_environment(None)
+    full = render_email(plan, language, links(language), env)
+    assert html_size(full.html) > INBOX_HTML_LIMIT, "the fixture must overflow to test this"
+
+    fitted = render_for_inbox(plan, language, links(language), env)
+
+    assert html_size(fitted.html) <= INBOX_HTML_LIMIT
+    shown = len(lxml_html.fromstring(fitted.html).cssselect("h3"))
+    assert 10 < shown < plan.variant(language).item_count
+    counts = [int(n) for n in re.findall(r"(?:Nog )?(\d+) (?:more|in het|autres?)", fitted.text)]
+    assert sum(counts) == plan.variant(language).item_count - shown
+    assert "/unsubscribe" in fitted.html[-6000:], "the footer survives"
+
+
+def test_a_small_issue_is_rendered_unchanged_for_the_inbox() -> None:
+    env = make_environment(None)
+    plan = example_plan()
+    assert render_for_inbox(plan, "en", links("en"), env) == render_email(
+        plan, "en", links("en"), env
+    )
+
+
+def test_capped_items_come_back_complete_for_the_archive() -> None:
+    items = large_plan(30).variant("en").sections[0].items
+    section = Section("news", items).capped(4)
+    assert (len(section.items), section.more, len(section.rest)) == (
+        4,
+        len(items) - 4,
+        len(items) - 4,
+    )
+    assert section.capped(2).rest[:2] == items[2:4]
+    assert section.complete().items == items
+    assert section.complete().more == 0
