@@ -22,9 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anyw
 
 from digest.compose import IssuePlan
 from digest.render.email import (
+    INBOX_HTML_LIMIT,
     html_size,
     inline_styles,
     mjml_to_html,
+    render_for_inbox,
     render_mjml,
     render_text,
 )
@@ -77,7 +79,24 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=60, help="items in the large issue")
     options = parser.parse_args()
     bench("example issue", example_plan(), options.runs)
-    bench(f"{options.items}-item issue", large_plan(options.items), options.runs)
+    large = large_plan(options.items)
+    bench(f"{options.items}-item issue", large, options.runs)
+    fit(large, max(3, options.runs // 5))
+
+
+def fit(plan: IssuePlan, runs: int) -> None:
+    """Print what fitting a too-large issue under the clip costs (`render_for_inbox`)."""
+    env = make_environment(None)
+    print(f"\nfitted under {INBOX_HTML_LIMIT // 1024} KB for the inbox, median of {runs} runs")
+    print(f"{'lang':<5}{'items':>6}{'shown':>7}{'HTML KB':>9}{'ms':>9}")
+    for variant in plan.variants:
+        language = variant.language
+        ms, rendered = timed(
+            runs, partial(render_for_inbox, plan, language, links(language), env)
+        )
+        shown = rendered.html.count("<h3")
+        size = html_size(rendered.html) / 1024
+        print(f"{language:<5}{variant.item_count:>6}{shown:>7}{size:>9.1f}{ms:>9.1f}")
 
 
 if __name__ == "__main__":

@@ -5,11 +5,13 @@
 1. copies `examples/publication/` into the run folder, filling in the date placeholders
    relative to today (so the news is recent and the events upcoming whenever you run it;
    the syntax is in examples/publication/README.md);
-2. runs `digest collect --all` on it, exactly as an operator would;
-3. prints what was collected: recent news per language and the upcoming events.
+2. runs the real command line on it, as an operator would: `digest collect --all`,
+   `digest draft`, `digest preview` (HTML and text, every language) and
+   `digest publish ISSUE` (Atom feeds, archive, events.ics);
+3. prints what was collected and where the preview, the feeds and the archive are.
 
-Re-running keeps the database, so the second run shows everything "unchanged";
-`--fresh` starts over.
+Re-running keeps the database: the second run shows everything "unchanged" and updates the
+same draft; `--fresh` starts over.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE / "publication"
 BRUSSELS = zoneinfo.ZoneInfo("Europe/Brussels")
+LANGUAGES = ("en", "nl", "fr")
 PLACEHOLDER = re.compile(r"\{\{(days_ago|iso_days_ago|date|local|utc):([+-]?\d+)(?::(\d{4}))?\}\}")
 
 
@@ -118,7 +121,7 @@ def show(config_path: Path, today: date) -> None:
 
 
 def main() -> int:
-    """Materialize the example, collect it with the real CLI, and show the result."""
+    """Materialize the example and run it through the real CLI, stage by stage."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", type=Path, default=HERE / "run", help="run folder")
     parser.add_argument("--today", type=date.fromisoformat, default=None, help="YYYY-MM-DD")
@@ -131,11 +134,50 @@ def main() -> int:
     materialize(target, today)
     config_path = target / "digest.toml"
     print(f"example publication in {target} (dates relative to {today})\n")
-    digest = [sys.executable, "-m", "digest", "--config", str(config_path)]
     as_of = ["--as-of", f"{today}T12:00"] if args.today else []
-    collected = subprocess.run([*digest, "collect", "--all", *as_of], check=False)
+
+    def digest(*command: str, capture: bool = False) -> subprocess.CompletedProcess[str]:
+        line = [sys.executable, "-m", "digest", "--config", str(config_path), *command]
+        print(f"\n$ digest {' '.join(command)}", flush=True)
+        done = subprocess.run(line, check=False, text=True, capture_output=capture)
+        if capture and done.returncode == 0:
+            print(done.stdout, end="")
+        if capture and done.returncode != 0:
+            print(done.stdout + done.stderr, end="")
+        return done
+
+    collected = digest("collect", "--all", *as_of)
     show(config_path, today)
-    print(f"\nsources: {' '.join(digest[1:])} sources list")
+    drafted = digest("draft", *as_of, capture=True)
+    number = re.search(r"issue #(\d+)", drafted.stdout)
+    if drafted.returncode != 0 or number is None:
+        return drafted.returncode or 1
+    previews = target / "preview"
+    previews.mkdir(exist_ok=True)
+    shown: list[Path] = []
+    for language in LANGUAGES:
+        for fmt, suffix in (("html", "html"), ("text", "txt")):
+            output = previews / f"issue-{number[1]}.{language}.{suffix}"
+            made = digest(
+                "preview", number[1], "--language", language, "--format", fmt, "-o", str(output)
+            )
+            if made.returncode != 0:
+                return made.returncode
+            shown.append(output)
+    published = digest("publish", number[1], *as_of)
+    if published.returncode != 0:
+        return published.returncode
+    public = target / "public"
+    print("\nWhat a subscriber gets (sample personal links), per language:")
+    for path in shown:
+        print(f"  {path}")
+    print("Atom feeds, one per language:")
+    for language in LANGUAGES:
+        print(f"  {public / 'feeds' / f'{language}.atom'}")
+    print(f"Archive: {public / 'index.html'}  (issue pages in {public / 'archive'})")
+    print(f"Events:  {public / 'events.ics'}  (one .ics per event in {public / 'events'})")
+    print(f"\nOpen the preview: xdg-open {shown[0]}")
+    print(f"Source health:    digest --config {config_path} sources list")
     return collected.returncode
 
 
