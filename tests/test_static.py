@@ -52,6 +52,6 @@ def test_layers_respect_the_design() -> None:
     for path in (ROOT / "subscribers").rglob("*.py"):
         assert not IMPORTS_DIGEST.search(path.read_text(encoding="utf-8")), path
     for path in (ROOT / "digest").rglob("*.py"):
-        if path.name in ("cli.py", "__main__.py") or "web" in path.parts:
+        if path.name == "__main__.py" or "cli" in path.parts or "web" in path.parts:
             continue
         assert not IMPORTS_TOP.search(path.read_text(encoding="utf-8")), path
