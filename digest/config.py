@@ -127,6 +127,50 @@ class DeliverySettings:
     )
     connections: int = setting(4, "Persistent SMTP connections used in parallel.")
     rate_per_second: float = setting(0.0, "Messages per second at most; 0 = unlimited.")
+    smtp_implicit_tls: bool = setting(
+        False, "Connect with TLS from the start (SMTPS); port 465 turns it on by itself."
+    )
+    smtp_timeout_seconds: float = setting(30.0, "Longest wait for one SMTP reply.")
+    bounce_local_part: str = setting(
+        "bounces",
+        "VERP envelope sender local part: bounces+alice=example.net@<sender's domain>.",
+    )
+    unsubscribe_mailto: str = setting(
+        "", "Optional mailto: address added to List-Unsubscribe (empty: the URL only)."
+    )
+    dkim_selector: str = setting("", "DKIM selector (DNS <selector>._domainkey.<domain>).")
+    dkim_domain: str = setting("", "DKIM signing domain (empty: the sender's domain).")
+    dkim_key_file: Path | None = setting(
+        None, "PEM private key, RSA 2048+ or Ed25519; empty: messages are not signed."
+    )
+    retry_seconds: float = setting(
+        30.0, "After a 4xx reply, wait this long before trying that recipient again in the run."
+    )
+    max_attempts: int = setting(
+        5, "Attempts per recipient (across runs) before a 4xx recipient counts as failed."
+    )
+    max_consecutive_failures: int = setting(
+        50, "Pause the issue when this many sends in a row fail (the server keeps refusing)."
+    )
+
+
+@dataclass(frozen=True)
+class SubscribersSettings:
+    """[subscribers]: the list and its consent records."""
+
+    suppression_key: Secret = setting(
+        Secret(),
+        "Keys the hashes of unsubscribed and erased addresses: set "
+        "DIGEST_SUBSCRIBERS__SUPPRESSION_KEY (or _FILE); never change it once in use.",
+    )
+    consent_version: str = setting(
+        "v1", "Name of the consent text subscribers currently agree to (kept per subscriber)."
+    )
+    confirm_days: int = setting(7, "How long a confirmation link stays valid.")
+    purge_pending_days: int = setting(14, "Unconfirmed subscribers are deleted after this.")
+    bounce_threshold: int = setting(
+        3, "Temporary bounces that end a subscription (a permanent one does at once)."
+    )
 
 
 @dataclass(frozen=True)
@@ -154,6 +198,11 @@ class WebSettings:
     )
     admin_password: Secret = setting(
         Secret(), "The editor's desk password: set DIGEST_WEB__ADMIN_PASSWORD (or _FILE)."
+    )
+    previous_secret_keys: Secret = setting(
+        Secret(),
+        "After rotating secret_key: the old keys, comma-separated, so links already sent "
+        "keep working (DIGEST_WEB__PREVIOUS_SECRET_KEYS).",
     )
 
 
@@ -199,6 +248,7 @@ SECTIONS: dict[str, type[Any]] = {
     "database": DatabaseSettings,
     "issue": IssueSettings,
     "delivery": DeliverySettings,
+    "subscribers": SubscribersSettings,
     "publish": PublishSettings,
     "render": RenderSettings,
     "web": WebSettings,
@@ -214,6 +264,7 @@ class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     issue: IssueSettings = field(default_factory=IssueSettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    subscribers: SubscribersSettings = field(default_factory=SubscribersSettings)
     publish: PublishSettings = field(default_factory=PublishSettings)
     render: RenderSettings = field(default_factory=RenderSettings)
     web: WebSettings = field(default_factory=WebSettings)
@@ -463,6 +514,16 @@ def _validate(settings: Settings, where: str) -> None:
             raise ConfigError(f"{where} [issue] {key}: {exc}") from exc
     if settings.delivery.transport not in ("outbox", "smtp"):
         raise ConfigError(f'{where} [delivery] transport: expected "outbox" or "smtp"')
+    delivery = settings.delivery
+    if delivery.connections < 1 or delivery.rate_per_second < 0 or delivery.max_attempts < 1:
+        raise ConfigError(
+            f"{where} [delivery]: connections and max_attempts must be at least 1, "
+            "rate_per_second 0 (unlimited) or more"
+        )
+    if bool(delivery.dkim_selector) != bool(delivery.dkim_key_file):
+        raise ConfigError(
+            f"{where} [delivery]: DKIM needs both dkim_selector and dkim_key_file (or neither)"
+        )
     if settings.collect.timeout_seconds <= 0 or settings.collect.max_bytes <= 0:
         raise ConfigError(f"{where} [collect]: timeout_seconds and max_bytes must be positive")
     from digest.collect.addresses import parse_networks  # the guard owns CIDR parsing
