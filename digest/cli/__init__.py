@@ -336,3 +336,10 @@ def print_collect_report(report: pipeline.CollectReport) -> None:
 def main() -> None:
     """Run the command line."""
     cli(prog_name="digest")
+
+
+# Commands with modules of their own register here (imported last: they use the group).
+from digest.cli import delivery  # noqa: E402, F401
+from digest.cli.subscribers import subscribers_group  # noqa: E402
+
+cli.add_command(subscribers_group)
