@@ -300,18 +300,42 @@ def publish(ctx: Context, issue: int | None, as_of: str | None) -> None:
 @as_of_option
 @pass_context
 def run(ctx: Context, as_of: str | None) -> None:
-    """The main job: collect, draft, publish. Safe to re-run at any time.
+    """The main job: collect, draft, approve (when [issue] approval = "auto"), send once the
+    issue's time has come, publish. Safe to re-run at any time: a sent issue is not sent
+    again, a cut-off send resumes.
 
-    Exits 1 when a source failed (the rest of the run still happens).
+    Exits 1 when a source failed or the send paused (the rest of the run still happens).
     """
-    now = parse_as_of(ctx.settings, as_of)
-    report = pipeline.collect_sources(ctx.settings, ctx.factory, now=now)
+    from digest.cli.delivery import Progress, print_send_report
+    from digest.pipeline import sending
+
+    settings, factory = ctx.settings, ctx.factory
+    now = parse_as_of(settings, as_of)
+    report = pipeline.collect_sources(settings, factory, now=now)
     print_collect_report(report)
-    made = pipeline.draft(ctx.settings, ctx.factory, now=now)
+    made = pipeline.draft(settings, factory, now=now)
     click.echo(f"issue #{made.number}: {'drafted' if made.created else 'draft updated'}")
-    published = pipeline.publish(ctx.settings, ctx.factory, now=now)
+    failed = bool(report.failed)
+    due = made.slot <= (now or pipeline.utcnow())
+    if made.plan.is_empty:
+        click.echo(f"issue #{made.number} is empty: nothing new since the last one; not sent")
+    elif not due:
+        click.echo(f"issue #{made.number} goes out at its slot, {made.slot:%Y-%m-%d %H:%M} UTC")
+    elif settings.issue.approval == "auto" or pipeline.is_approved(factory, made.number):
+        sending.approve(settings, factory, made.number, now=now)
+        progress = Progress()
+        sent = sending.send(settings, factory, number=made.number, now=now, progress=progress)
+        progress.end()
+        print_send_report(sent)
+        failed = failed or bool(sent.paused)
+    else:
+        click.echo(
+            f"issue #{made.number} waits for an editor's approval "
+            f'(`digest approve {made.number}`); [issue] approval = "editor"'
+        )
+    published = pipeline.publish(settings, factory, now=now)
     click.echo(f"published: {len(published.written)} files written into {published.output_dir}")
-    if report.failed:
+    if failed:
         sys.exit(1)
 
 
@@ -339,7 +363,10 @@ def main() -> None:
 
 
 # Commands with modules of their own register here (imported last: they use the group).
-from digest.cli import delivery  # noqa: E402, F401
+from digest.cli import delivery  # noqa: E402
 from digest.cli.subscribers import subscribers_group  # noqa: E402
 
 cli.add_command(subscribers_group)
+cli.add_command(delivery.approve)
+cli.add_command(delivery.send)
+cli.add_command(delivery.bounces_group)

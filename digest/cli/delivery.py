@@ -1,3 +1,180 @@
-"""`digest send` and `digest bounces`: delivering an issue and reading what came back."""
+"""`digest approve`, `digest send` and `digest bounces`: delivering an issue and reading what
+came back."""
 
 from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+
+from digest.cli.context import Context, as_of_option, parse_as_of, pass_context
+from digest.pipeline import returns, sending
+from digest.store.models import DeliveryState
+
+
+@click.command()
+@click.argument("issue", type=int)
+@pass_context
+def approve(ctx: Context, issue: int) -> None:
+    """Approve draft ISSUE so that `digest send` (or the scheduler) sends it."""
+    approved = sending.approve(ctx.settings, ctx.factory, issue)
+    click.echo(f"issue #{approved.number} is {approved.status.value}")
+
+
+class Progress:
+    """Count, rate and ETA on one terminal line; nothing when output is not a terminal."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self.started = time.monotonic()
+        self.shown = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if not self.enabled or (now - self.shown < 0.2 and done < total):
+            return
+        self.shown = now
+        rate = done / max(now - self.started, 1e-6)
+        eta = (total - done) / rate if rate else 0
+        click.echo(
+            f"\r  {done:,}/{total:,} messages  {rate:,.0f}/s  ETA {eta:,.0f} s   ",
+            nl=False,
+            err=True,
+        )
+
+    def end(self) -> None:
+        """Leave the progress line."""
+        if self.enabled and self.shown:
+            click.echo("", err=True)
+
+
+@click.command()
+@click.argument("issue", type=int, required=False)
+@click.option("--dry-run", is_flag=True, help="Count recipients per variant; one sample each.")
+@click.option("--test-to", metavar="ADDRESS", help="Send one copy marked [TEST]; no ledger.")
+@click.option("--language", "-l", default=None, help="Language of the --test-to copy.")
+@as_of_option
+@pass_context
+def send(
+    ctx: Context,
+    issue: int | None,
+    dry_run: bool,
+    test_to: str | None,
+    language: str | None,
+    as_of: str | None,
+) -> None:
+    """Deliver an approved ISSUE (default: the one being sent, else the latest approved).
+
+    Resumable: run it again after a crash, a pause or Ctrl-C, and it goes on from the
+    ledger; nobody gets the issue twice (except messages in flight at a crash). SIGTERM
+    and Ctrl-C stop it gracefully. Exit status 1 when the send paused or some
+    deliveries are still waiting for a retry.
+    """
+    settings, factory = ctx.settings, ctx.factory
+    now = parse_as_of(settings, as_of)
+    if dry_run:
+        plan = sending.dry_run(settings, factory, number=issue, now=now)
+        click.echo(f"issue #{plan.number} would go to {sum(plan.variants.values())} subscribers")
+        for name, count in sorted(plan.variants.items()):
+            click.echo(f"  {name:<24} {count:>8}  sample: {plan.samples[name]}")
+        if not plan.variants:
+            click.echo("  (no confirmed subscriber matches this issue)")
+        return
+    if test_to:
+        result = sending.send_test(
+            settings, factory, test_to, number=issue, language=language, now=now
+        )
+        if not result.ok:
+            raise click.ClickException(f"the test message to {test_to} was refused: {result.reply}")
+        click.echo(f"test message sent to {test_to}: {result.reply}")
+        return
+    stop = threading.Event()
+    previous = _on_signals(stop)
+    progress = Progress()
+    try:
+        report = sending.send(
+            settings, factory, number=issue, now=now, progress=progress, stop=stop
+        )
+    finally:
+        progress.end()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    print_send_report(report)
+    if report.paused or not report.finished:
+        sys.exit(1)
+
+
+def _on_signals(stop: threading.Event) -> dict[int, Any]:
+    """Turn SIGTERM and SIGINT into a graceful stop; return the handlers to restore."""
+
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+        click.echo(
+            f"\nstopping after the messages in flight ({signal.Signals(signum).name})", err=True
+        )
+
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.getsignal(signum)
+            signal.signal(signum, handle)
+    return previous
+
+
+def print_send_report(report: sending.SendReport) -> None:
+    """Print the summary of a send."""
+    counts = report.counts
+    state = "sent" if report.finished else "paused" if report.paused else "in progress"
+    click.echo(
+        f"issue #{report.number} {state}: {counts.get(DeliveryState.SENT, 0)} sent, "
+        f"{counts.get(DeliveryState.PENDING, 0)} waiting to retry, "
+        f"{counts.get(DeliveryState.FAILED, 0)} failed, "
+        f"{counts.get(DeliveryState.BOUNCED, 0)} bounced"
+    )
+    if report.attempted:
+        click.echo(
+            f"  this run: {report.attempted} messages in {report.seconds:.1f} s "
+            f"({report.rate:,.0f}/s); {len(report.render_seconds)} variants rendered once each"
+        )
+    if report.resent_after_crash:
+        click.echo(
+            f"  {report.resent_after_crash} messages were in flight when an earlier run "
+            "stopped: sent again (they may arrive twice)"
+        )
+    for name, count in sorted(report.variants.items()):
+        click.echo(f"  {name:<24} {count:>8}")
+    if report.paused:
+        click.secho(f"  {report.paused}", fg="red", err=True)
+    elif not report.finished and report.next_retry_at:
+        click.echo(
+            f"  some servers asked to retry later; run `digest send {report.number}` again "
+            f"after {report.next_retry_at:%H:%M} UTC (the scheduler does it by itself)"
+        )
+
+
+@click.group(name="bounces")
+def bounces_group() -> None:
+    """Read bounce reports and complaints."""
+
+
+@bounces_group.command(name="process")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@pass_context
+def bounces_process(ctx: Context, paths: tuple[Path, ...]) -> None:
+    """Read DSN bounce reports and complaints from FILES and Maildir folders, and update the
+    delivery ledger and the subscribers. Safe to run on the same files again."""
+    report = returns.process(ctx.settings, ctx.factory, paths)
+    for line in report.lines:
+        click.echo(line)
+    click.echo(
+        f"{report.messages} messages: {report.bounces} bounces, {report.delays} delays, "
+        f"{report.complaints} complaints, {report.unmatched} not ours, {report.errors} unreadable"
+    )
+    if report.errors:
+        sys.exit(1)

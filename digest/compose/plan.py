@@ -308,3 +308,29 @@ def upcoming_events(
     until = now + timedelta(days=rules.event_horizon_days)
     fresh = [replace(e, announced_as=None) for e in events]
     return _select_events(fresh, rules, now, until)
+
+
+def for_topics(plan: IssuePlan, topics: Iterable[str]) -> IssuePlan:
+    """Return `plan` as seen by a subscriber who chose `topics` (none chosen: everything).
+
+    An item is kept when it has no topic (it concerns everyone) or shares one with the
+    subscriber; sections left empty disappear, and capped-out items are filtered alike.
+    """
+    wanted = {t.strip().lower() for t in topics if t.strip()}
+    if not wanted:
+        return plan
+
+    def keep(item: PlanItem) -> bool:
+        return not item.topics or bool(wanted.intersection(t.lower() for t in item.topics))
+
+    variants = []
+    for variant in plan.variants:
+        sections = []
+        for section in variant.sections:
+            items = tuple(i for i in section.items if keep(i))
+            rest = tuple(i for i in section.rest if keep(i))
+            if items or rest:
+                shown = Section(name=section.name, items=items + rest).capped(len(items))
+                sections.append(shown if items else replace(shown, items=(), rest=rest))
+        variants.append(replace(variant, sections=tuple(s for s in sections if s.items)))
+    return replace(plan, variants=tuple(variants))

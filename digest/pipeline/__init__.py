@@ -489,6 +489,12 @@ def preview(
     )
 
 
+def is_approved(factory: sessionmaker[Session], number: int) -> bool:
+    """Whether issue `number` was approved (or is being or was sent)."""
+    with factory() as session:
+        return issues.by_number(session, number).status is not IssueStatus.DRAFT
+
+
 def mark_published(
     settings: Settings, factory: sessionmaker[Session], number: int, *, now: datetime | None = None
 ) -> None:

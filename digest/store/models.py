@@ -15,6 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from subscribers.model import metadata as shared_metadata
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """An aware UTC datetime on every backend (SQLite drops the offset; we put it back)."""
@@ -36,8 +38,13 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class Base(DeclarativeBase):
-    """Declarative base of every digest table."""
+    """Declarative base of every digest table.
 
+    It shares the subscriber tables' metadata, so deliveries can point at subscribers and
+    one `create_all` makes the whole schema.
+    """
+
+    metadata = shared_metadata
     type_annotation_map: dict[Any, Any] = {  # noqa: RUF012 - SQLAlchemy's documented spelling
         datetime: UTCDateTime,
         list[str]: sa.JSON,
@@ -239,6 +246,8 @@ class IssueStatus(enum.StrEnum):
 
     DRAFT = "draft"
     APPROVED = "approved"
+    SENDING = "sending"
+    """Its ledger exists and deliveries are under way (or paused, see `paused_reason`)."""
     SENT = "sent"
 
 
@@ -265,6 +274,13 @@ class Issue(Base):
     sent_at: Mapped[datetime | None]
     published_at: Mapped[datetime | None]
     """When it entered the public feeds and archive (at send, or `digest publish`)."""
+    ledger_built_at: Mapped[datetime | None]
+    """When every matching subscriber had its delivery row (the send can then resume)."""
+    sender_lock: Mapped[str | None] = mapped_column(sa.String(200))
+    """"host:pid:nonce" of the process sending it now; one sender per issue at a time."""
+    sender_heartbeat_at: Mapped[datetime | None]
+    paused_reason: Mapped[str | None] = mapped_column(sa.Text)
+    """Why sending stopped before the end (the server kept failing); cleared on resume."""
 
     announced: Mapped[list[IssueEvent]] = relationship(
         back_populates="issue", cascade="all, delete-orphan"
@@ -287,3 +303,48 @@ class IssueEvent(Base):
     status: Mapped[str] = mapped_column(sa.String(20))
 
     issue: Mapped[Issue] = relationship(back_populates="announced")
+
+
+class DeliveryState(enum.StrEnum):
+    """Where one subscriber's copy of an issue is."""
+
+    PENDING = "pending"
+    """To send (again, after `next_attempt_at` when an earlier attempt got a 4xx)."""
+    SENDING = "sending"
+    """Claimed by a sender; after a crash these are the messages that were in flight."""
+    SENT = "sent"
+    FAILED = "failed"
+    """Temporary refusals until `[delivery] max_attempts` ran out."""
+    BOUNCED = "bounced"
+    """Refused for good (5xx at send time, or a bounce report later)."""
+
+
+class Delivery(Base):
+    """The ledger: one row per (issue, subscriber), made when the send starts."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        sa.UniqueConstraint("issue_id", "subscriber_id", name="uq_deliveries_recipient"),
+        sa.Index("ix_deliveries_queue", "issue_id", "state", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issue_id: Mapped[int] = mapped_column(sa.ForeignKey("issues.id", ondelete="CASCADE"))
+    subscriber_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("subscribers.id", ondelete="SET NULL")
+    )
+    """None once the subscriber was erased: the row stays for the counts."""
+    variant: Mapped[str] = mapped_column(sa.String(200))
+    """Which rendering they get: "nl", or "nl:housing,jobs" with chosen topics."""
+    state: Mapped[DeliveryState] = mapped_column(
+        sa.Enum(DeliveryState, native_enum=False, length=20),
+        default=DeliveryState.PENDING,
+    )
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_code: Mapped[int | None]
+    last_reply: Mapped[str | None] = mapped_column(sa.Text)
+    message_id: Mapped[str | None] = mapped_column(sa.String(200))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    next_attempt_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]

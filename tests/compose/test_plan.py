@@ -13,7 +13,7 @@ from digest.compose import (
     NewsCandidate,
     Rules,
 )
-from digest.compose.plan import compose, event_when
+from digest.compose.plan import compose, event_when, for_topics
 
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # Monday 08:00 in Brussels
 RULES = Rules(
@@ -35,6 +35,7 @@ def news(
     section: str = "news",
     link: str | None = None,
     backlog: bool = False,
+    topics: tuple[str, ...] = (),
 ) -> NewsCandidate:
     seen = NOW - timedelta(days=days_ago if seen_days_ago is None else seen_days_ago)
     return NewsCandidate(
@@ -49,6 +50,7 @@ def news(
         section=section,
         sources=("src",),
         backlog=backlog,
+        topics=topics,
     )
 
 
@@ -299,3 +301,16 @@ def test_plan_round_trips_through_json() -> None:
 
 def test_empty_plan_knows_it() -> None:
     assert plan_of([]).is_empty
+
+
+def test_topic_readers_get_their_topics_and_the_general_items() -> None:
+    items = [
+        news(1, "Housing first", topics=("housing",)),
+        news(2, "Jobs fair", topics=("work",)),
+        news(3, "General news"),
+    ]
+    plan = plan_of(items, [event(9, "Helpdesk", NOW + timedelta(days=2))])
+    housing = for_topics(plan, ["Housing"])
+    assert titles(housing) == [t for t in titles(plan) if t != "Jobs fair"]
+    assert for_topics(plan, []) is plan
+    assert titles(for_topics(plan, ["unknown"])) == ["General news", "Helpdesk"]

@@ -1,0 +1,697 @@
+"""Sending an issue: approve, build the ledger, send what it says, resume after anything.
+
+    approved issue ─build_ledger─▶ deliveries (PENDING) ─claim─▶ SENDING ─SendPool─▶ server
+                                          ▲                                          │
+                                          └──────── record (SENT / retry / BOUNCED) ◀┘
+
+Each variant (language × chosen topics) is rendered and serialized once (`Variants`); a
+recipient's message is that template's bytes with their tokens joined in, signed when DKIM
+is on. Rows are claimed in batches and committed before their messages leave, and results
+are committed per batch, so a crash leaves at most one batch "in flight" (see
+`store/deliveries.py`). A server that keeps failing trips the error budget: the issue is
+paused with the reason, and the failures that tripped it are not held against anyone.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from urllib.parse import urlsplit
+
+import jinja2
+from sqlalchemy.orm import Session, sessionmaker
+
+from digest import layout
+from digest.compose import IssuePlan
+from digest.compose.plan import for_topics
+from digest.config import DeliverySettings, Settings
+from digest.deliver import Outcome, Sender, SendResult
+from digest.deliver.dkim import DkimSigner
+from digest.deliver.message import MessageTemplate, Personal, marker_links
+from digest.deliver.outbox import OutboxSender
+from digest.deliver.smtp import Job, SendPool
+from digest.errors import DeliveryError, DigestError
+from digest.pipeline import environment, find_issue
+from digest.pipeline.transport import dkim_signer, open_sender, suppression_key, tokens
+from digest.render.email import render_for_inbox
+from digest.store import db, deliveries, issues
+from digest.store.deliveries import Claimed, parse_variant, variant_key
+from digest.store.models import DeliveryState, Issue, IssueStatus
+from subscribers import registry
+from subscribers.tokens import Purpose, Tokens
+
+BATCH = 500
+"""Rows claimed per round (claimed rows that were never sent are simply sent later)."""
+RECORD_EVERY = 50
+"""Results are committed at least this often (and every 0.25 s): after a crash, at most
+these and the messages on the wire can arrive twice."""
+MAX_BACKOFF = timedelta(hours=2)
+SAMPLE_PUBLIC_ID = "sample-subscriber-0000"  # 22 characters, like a real public_id
+
+
+def utcnow() -> datetime:
+    """The current time, aware UTC."""
+    return datetime.now(UTC)
+
+
+# --- approval ------------------------------------------------------------------------------
+
+
+def approve(
+    settings: Settings, factory: sessionmaker[Session], number: int, *, now: datetime | None = None
+) -> Issue:
+    """Approve draft `number` for sending (what `approval = "editor"` waits for)."""
+    now = now or utcnow()
+    with db.transaction(factory) as session:
+        issue = issues.by_number(session, number)
+        if issue.status is IssueStatus.DRAFT:
+            issue.status = IssueStatus.APPROVED
+            issue.approved_at = now
+        return issue
+
+
+# --- variants --------------------------------------------------------------------------------
+
+
+class Variants:
+    """Each variant's message template, built on first use and then reused for everyone."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        plan: IssuePlan,
+        env: jinja2.Environment,
+        token_length: int,
+        subject_prefix: str = "",
+    ) -> None:
+        self.settings = settings
+        self.plan = plan
+        self.env = env
+        self.token_length = token_length
+        self.subject_prefix = subject_prefix
+        self._templates: dict[str, MessageTemplate] = {}
+        self.rendered_at: dict[str, float] = {}
+        """Seconds each variant took to render and serialize (for the summary)."""
+
+    def key_for(self, language: str, topics: Sequence[str]) -> str | None:
+        """Name the variant a subscriber gets, or None when it would be empty for them."""
+        if language not in self.settings.publication.languages:
+            return None
+        if for_topics(self.plan, topics).variant(language).item_count == 0:
+            return None
+        return variant_key(language, topics)
+
+    def template(self, key: str) -> MessageTemplate:
+        """Return the template of variant `key`, rendering it the first time."""
+        found = self._templates.get(key)
+        if found is None:
+            started = time.perf_counter()
+            found = self._templates[key] = self._build(key)
+            self.rendered_at[key] = time.perf_counter() - started
+        return found
+
+    def _build(self, key: str) -> MessageTemplate:
+        language, topics = parse_variant(key)
+        pub = self.settings.publication
+        delivery = self.settings.delivery
+        base = pub.base_url.rstrip("/")
+        archive = layout.url(base, layout.issue_page(self.plan.number, language))
+        links = marker_links(base, language, archive, self.token_length)
+        rendered = render_for_inbox(for_topics(self.plan, topics), language, links, self.env)
+        if self.subject_prefix:
+            rendered = replace(rendered, subject=f"{self.subject_prefix}{rendered.subject}")
+        host = urlsplit(base).hostname or "digest.invalid"
+        return MessageTemplate.build(
+            rendered,
+            sender=pub.sender,
+            list_id=f"{language}.{host}",
+            base_url=base,
+            unsubscribe_mailto=delivery.unsubscribe_mailto or None,
+            language=language,
+            token_length=self.token_length,
+            bounce_local=delivery.bounce_local_part,
+        )
+
+
+def message_id(number: int, delivery_id: int) -> str:
+    """The Message-ID's left part: stable per delivery, so a re-send after a crash carries
+    the same id (receivers may fold the two), and a bounce names its delivery."""
+    return f"digest.{number}.{delivery_id}"
+
+
+def build_message(
+    template: MessageTemplate,
+    personal: Personal,
+    signer: DkimSigner | None,
+    now: datetime,
+) -> bytes:
+    """Return the SMTP DATA payload of one recipient's message, DKIM-signed when on."""
+    headers = signer.sign(template.render(personal), now) if signer else b""
+    return template.render_stuffed(personal, headers)
+
+
+def personal_for(
+    template: MessageTemplate,
+    keys: Tokens,
+    *,
+    email: str,
+    name: str,
+    public_id: str,
+    message_left: str,
+    now: datetime,
+) -> Personal:
+    """What one recipient's copy holds of them."""
+    return Personal(
+        to_address=email,
+        to_name=name,
+        unsubscribe_token=keys.unsubscribe_token(public_id),
+        preferences_token=keys.preferences_token(public_id),
+        message_id=message_left,
+        date=format_datetime(now),
+        envelope_from=template.envelope_from(email),
+    )
+
+
+# --- the send ------------------------------------------------------------------------------
+
+
+@dataclass
+class SendReport:
+    """What `send` did, and where the issue stands."""
+
+    number: int
+    counts: dict[DeliveryState, int] = field(default_factory=dict)
+    variants: dict[str, int] = field(default_factory=dict)
+    attempted: int = 0
+    resent_after_crash: int = 0
+    paused: str | None = None
+    finished: bool = False
+    next_retry_at: datetime | None = None
+    seconds: float = 0.0
+    render_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        """Messages per second in this run."""
+        return self.attempted / self.seconds if self.seconds else 0.0
+
+
+Progress = Callable[[int, int], None]
+"""Called with (rows done, rows in the ledger) as results come in."""
+
+
+def sendable_issue(settings: Settings, session: Session, number: int | None) -> Issue:
+    """Return the issue `digest send` works on: `number`, else the latest approved or
+    sending one; explain when it cannot be sent."""
+    if number is not None:
+        issue = issues.by_number(session, number)
+    else:
+        found = issues.latest(session, status=IssueStatus.SENDING) or issues.latest(
+            session, status=IssueStatus.APPROVED
+        )
+        if found is None:
+            draft = issues.latest(session, status=IssueStatus.DRAFT)
+            hint = (
+                f"approve #{draft.number} with `digest approve {draft.number}`"
+                if draft
+                else ("run `digest draft` first")
+            )
+            raise DigestError(f"no issue is approved for sending; {hint}")
+        issue = found
+    if issue.status is IssueStatus.DRAFT:
+        raise DigestError(
+            f"issue #{issue.number} is a draft; approve it first (`digest approve "
+            f'{issue.number}`), or let `digest run` do it when [issue] approval = "auto"'
+        )
+    return issue
+
+
+def send(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    *,
+    number: int | None = None,
+    now: datetime | None = None,
+    make_sender: Callable[[], Sender] | None = None,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
+    batch: int = BATCH,
+) -> SendReport:
+    """Send an approved issue to everyone its ledger lists; resume one that was cut off.
+
+    Safe to run again at any time: a sent issue reports its counts; a paused or crashed one
+    continues where it stopped. Raises DeliveryError when another process is sending it.
+    """
+    started = time.monotonic()
+    clock = _clock(now)
+    keys = tokens(settings)
+    key = suppression_key(settings)
+    signer = dkim_signer(settings)
+    stop = stop or threading.Event()
+    with factory() as session:
+        issue = sendable_issue(settings, session, number)
+        issue_id, plan = issue.id, issues.plan_of(issue)
+    report = SendReport(number=plan.number)
+    if issue.status is IssueStatus.SENT:
+        with factory() as session:
+            report.counts = deliveries.counts(session, issue_id)
+            report.variants = deliveries.variant_counts(session, issue_id)
+        report.finished = True
+        return _finish(report, started)
+    if plan.is_empty:
+        raise DigestError(f"issue #{plan.number} is empty: nothing new to send; it is skipped")
+    length = keys.token_length(Purpose.UNSUBSCRIBE)
+    variants = Variants(settings, plan, environment(settings), length)
+    owner = deliveries.lock_owner()
+    deliveries.acquire_lock(factory, issue_id, owner, now=clock())
+    try:
+        _start(settings, factory, issue_id, plan, variants, clock(), report)
+        pool = SendPool(
+            make_sender or (lambda: open_sender(settings)),
+            settings.delivery.connections,
+            settings.delivery.rate_per_second,
+        )
+        _send_ledger(
+            settings, factory, issue_id, plan.number, owner, variants, keys, key, signer,
+            pool, clock, stop, batch, progress, report,
+        )  # fmt: skip
+    finally:
+        deliveries.release_lock(factory, issue_id, owner)
+    report.render_seconds = dict(variants.rendered_at)
+    return _finish(report, started)
+
+
+def _finish(report: SendReport, started: float) -> SendReport:
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _clock(now: datetime | None) -> Callable[[], datetime]:
+    """The run's clock: real time, or --as-of moving forward with real time."""
+    if now is None:
+        return utcnow
+    offset = now - utcnow()
+    return lambda: utcnow() + offset
+
+
+def _start(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    issue_id: int,
+    plan: IssuePlan,
+    variants: Variants,
+    now: datetime,
+    report: SendReport,
+) -> None:
+    """Move the issue to SENDING and make (or complete) its ledger; release rows a crashed
+    run left in flight."""
+    with db.transaction(factory) as session:
+        issue = session.get_one(Issue, issue_id)
+        if issue.status is IssueStatus.APPROVED:
+            issue.status = IssueStatus.SENDING
+        issue.paused_reason = None
+        built = issue.ledger_built_at is not None
+        report.resent_after_crash = deliveries.release_in_flight(session, issue_id, now=now)
+    if not built:
+        deliveries.build_ledger(
+            factory,
+            issue_id,
+            cadence=plan.cadence,
+            languages=settings.publication.languages,
+            variant_of=variants.key_for,
+            now=now,
+        )
+        with db.transaction(factory) as session:
+            session.get_one(Issue, issue_id).ledger_built_at = now
+
+
+def _send_ledger(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    issue_id: int,
+    number: int,
+    owner: str,
+    variants: Variants,
+    keys: Tokens,
+    key: bytes,
+    signer: DkimSigner | None,
+    pool: SendPool,
+    clock: Callable[[], datetime],
+    stop: threading.Event,
+    batch: int,
+    progress: Progress | None,
+    report: SendReport,
+) -> None:
+    delivery = settings.delivery
+    budget = ErrorBudget(delivery.max_consecutive_failures)
+    # Failures since the last success stay unrecorded (their rows SENDING) until the streak
+    # ends: with a success they are recorded as they came; if the streak trips the budget
+    # they go back to PENDING uncounted, so a server refusing everyone bounces no one.
+    streak: list[tuple[deliveries.Result, Claimed]] = []
+    with factory() as session:
+        total = sum(deliveries.counts(session, issue_id).values())
+        done = total - _open_rows(session, issue_id)
+    while not stop.is_set():
+        now = clock()
+        with db.transaction(factory) as session:
+            deliveries.heartbeat(session, issue_id, owner, now=now)
+            claimed = deliveries.claim(session, issue_id, now=now, limit=batch)
+        if not claimed:
+            if streak:
+                # Nothing left to try now: the held failures are what they seem.
+                with db.transaction(factory) as session:
+                    _record(session, streak, key, settings, clock())
+                streak = []
+            if not _wait_for_retry(factory, issue_id, clock, stop, delivery.retry_seconds):
+                break
+            continue
+        by_id = {c.id: c for c in claimed}
+        answered: list[tuple[deliveries.Result, Claimed]] = []
+        seen: set[int] = set()
+        flushed = time.monotonic()
+        try:
+            for job, result in pool.map(_jobs(claimed, number, variants, keys, signer, now)):
+                row = by_id[int(str(job.key))]
+                seen.add(row.id)
+                report.attempted += 1
+                budget.add(result)
+                answered.append((_result(row, result, number, clock(), delivery), row))
+                done += 1
+                if progress:
+                    progress(done, total)
+                if budget.exhausted or stop.is_set():
+                    pool.stop()  # the messages under way finish; nothing new starts
+                elif len(answered) >= RECORD_EVERY or time.monotonic() - flushed > 0.25:
+                    # Accepted but unrecorded messages are what a crash can duplicate:
+                    # record often, not once per batch.
+                    streak = _flush(factory, streak + answered, key, settings, clock())
+                    answered, flushed = [], time.monotonic()
+        except DeliveryError as exc:
+            report.paused = str(exc)
+        if budget.exhausted and report.paused is None:
+            report.paused = budget.reason(number)
+        streak = _flush(factory, streak + answered, key, settings, clock())
+        unstarted = [i for i in by_id if i not in seen]
+        with db.transaction(factory) as session:
+            # Held failures go back uncounted when the budget tripped.
+            held = [r.id for r, _ in streak] if report.paused else []
+            deliveries.release(session, [*unstarted, *held], now=clock())
+            if report.paused:
+                session.get_one(Issue, issue_id).paused_reason = report.paused
+        if report.paused:
+            streak = []
+            break
+    if streak:
+        with db.transaction(factory) as session:
+            if stop.is_set():
+                deliveries.release(session, [r.id for r, _ in streak], now=clock())
+            else:
+                _record(session, streak, key, settings, clock())
+    _conclude(factory, issue_id, clock(), report)
+
+
+def _flush(
+    factory: sessionmaker[Session],
+    answered: list[tuple[deliveries.Result, Claimed]],
+    key: bytes,
+    settings: Settings,
+    now: datetime,
+) -> list[tuple[deliveries.Result, Claimed]]:
+    """Record the answers up to the last success; return the failures after it (held)."""
+    streak, settled = _settle(answered)
+    if settled:
+        with db.transaction(factory) as session:
+            _record(session, settled, key, settings, now)
+    return streak
+
+
+def _settle(
+    answered: list[tuple[deliveries.Result, Claimed]],
+) -> tuple[list[tuple[deliveries.Result, Claimed]], list[tuple[deliveries.Result, Claimed]]]:
+    """Split answers into (trailing failures since the last success, the rest)."""
+    cut = len(answered)
+    while cut and answered[cut - 1][0].state is not DeliveryState.SENT:
+        cut -= 1
+    return answered[cut:], answered[:cut]
+
+
+def _record(
+    session: Session,
+    answered: Sequence[tuple[deliveries.Result, Claimed]],
+    key: bytes,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    deliveries.record(session, [result for result, _ in answered], now=now)
+    for result, row in answered:
+        if result.state is DeliveryState.BOUNCED:
+            _count_bounce(session, row, key, settings, now)
+
+
+def _open_rows(session: Session, issue_id: int) -> int:
+    counts = deliveries.counts(session, issue_id)
+    return counts[DeliveryState.PENDING] + counts[DeliveryState.SENDING]
+
+
+def _wait_for_retry(
+    factory: sessionmaker[Session],
+    issue_id: int,
+    clock: Callable[[], datetime],
+    stop: threading.Event,
+    retry_seconds: float,
+) -> bool:
+    """Wait for the next deferred retry when it is due soon; False when there is none or
+    it is left to a later run (the scheduler retries pending deliveries)."""
+    with factory() as session:
+        due = deliveries.next_retry(session, issue_id)
+    if due is None:
+        return False
+    wait = (due - clock()).total_seconds()
+    if wait > 2 * retry_seconds:
+        return False
+    stop.wait(max(wait, 0.0))
+    return not stop.is_set()
+
+
+def _jobs(
+    claimed: Sequence[Claimed],
+    number: int,
+    variants: Variants,
+    keys: Tokens,
+    signer: DkimSigner | None,
+    now: datetime,
+) -> Iterator[Job]:
+    """The claimed rows as transport jobs, built lazily (the pool pulls as it sends)."""
+    for row in claimed:
+        template = variants.template(row.variant)
+        personal = personal_for(
+            template,
+            keys,
+            email=row.email,
+            name=row.name,
+            public_id=row.public_id,
+            message_left=message_id(number, row.id),
+            now=now,
+        )
+        yield Job(
+            key=row.id,
+            envelope_from=personal.envelope_from,
+            recipient=row.email,
+            data=build_message(template, personal, signer, now),
+        )
+
+
+def _result(
+    row: Claimed,
+    result: SendResult,
+    number: int,
+    now: datetime,
+    delivery: DeliverySettings,
+) -> deliveries.Result:
+    """Turn a transport answer into the row's new state (retry with backoff on 4xx)."""
+    attempts = row.attempts + 1
+    state = DeliveryState.SENT
+    retry_at = None
+    if result.outcome is Outcome.PERMANENT:
+        state = DeliveryState.BOUNCED
+    elif result.outcome is Outcome.TEMPORARY:
+        if attempts >= delivery.max_attempts:
+            state = DeliveryState.FAILED
+        else:
+            state = DeliveryState.PENDING
+            backoff = timedelta(seconds=delivery.retry_seconds * 2 ** (attempts - 1))
+            retry_at = now + min(backoff, MAX_BACKOFF)
+    return deliveries.Result(
+        id=row.id,
+        state=state,
+        attempts=attempts,
+        code=result.code,
+        reply=result.reply,
+        message_id=message_id(number, row.id),
+        next_attempt_at=retry_at,
+    )
+
+
+def _count_bounce(
+    session: Session, row: Claimed, key: bytes, settings: Settings, now: datetime
+) -> None:
+    subscriber = registry.by_public_id(session, row.public_id)
+    if subscriber is not None:
+        registry.record_bounce(
+            session,
+            subscriber,
+            permanent=True,
+            now=now,
+            suppression_key=key,
+            threshold=settings.subscribers.bounce_threshold,
+        )
+
+
+def _conclude(
+    factory: sessionmaker[Session], issue_id: int, now: datetime, report: SendReport
+) -> None:
+    """Mark the issue sent (and public) once no row is open; fill the report's counts."""
+    with db.transaction(factory) as session:
+        counts = deliveries.counts(session, issue_id)
+        report.counts = counts
+        report.variants = deliveries.variant_counts(session, issue_id)
+        report.next_retry_at = deliveries.next_retry(session, issue_id)
+        issue = session.get_one(Issue, issue_id)
+        if counts[DeliveryState.PENDING] == counts[DeliveryState.SENDING] == 0 and not (
+            report.paused
+        ):
+            issue.status = IssueStatus.SENT
+            issue.sent_at = issue.sent_at or now
+            issue.published_at = issue.published_at or now
+            report.finished = True
+
+
+class ErrorBudget:
+    """Trips when `limit` sends in a row failed (no success in between): the server, not
+    the recipients, is the likely problem."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.streak: list[SendResult] = []
+
+    def add(self, result: SendResult) -> None:
+        """Count one answer."""
+        if result.ok:
+            self.streak.clear()
+        else:
+            self.streak.append(result)
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether to pause."""
+        return len(self.streak) >= self.limit
+
+    def reason(self, number: int) -> str:
+        """The pause message."""
+        last = self.streak[-1].reply if self.streak else "no reply"
+        return (
+            f"paused issue #{number}: {len(self.streak)} messages in a row failed "
+            f"(last reply: {last}); check the SMTP server and [delivery] settings, then run "
+            f"`digest send {number}` to resume (nothing is lost, nobody was marked bounced)"
+        )
+
+
+# --- dry run and test sends ----------------------------------------------------------------
+
+
+@dataclass
+class DryRun:
+    """What a send would do, without a ledger."""
+
+    number: int
+    variants: dict[str, int]
+    samples: dict[str, str]
+    """Variant → the .eml file of its sample in the outbox."""
+
+
+def dry_run(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    *,
+    number: int | None = None,
+    now: datetime | None = None,
+) -> DryRun:
+    """Count the recipients per variant and write one sample per variant to the outbox."""
+    now = now or utcnow()
+    keys = tokens(settings)
+    with factory() as session:
+        issue = find_issue(session, number)
+        plan = issues.plan_of(issue)
+        counts: dict[str, int] = {}
+        variants = Variants(settings, plan, environment(settings), _length(keys))
+        for subscriber in registry.iter_recipients(
+            session, cadence=plan.cadence, languages=settings.publication.languages
+        ):
+            found = variants.key_for(subscriber.language, subscriber.topics)
+            if found is not None:
+                counts[found] = counts.get(found, 0) + 1
+    outbox = OutboxSender(settings.delivery.outbox_dir / "dry-run")
+    samples = {}
+    for name in sorted(counts):
+        template = variants.template(name)
+        personal = personal_for(
+            template,
+            keys,
+            email="sample.subscriber@example.org",
+            name="Sample Subscriber",
+            public_id=SAMPLE_PUBLIC_ID,
+            message_left=f"digest.{plan.number}.dry-run.{name.replace(':', '.').replace(',', '.')}",
+            now=now,
+        )
+        data = build_message(template, personal, dkim_signer(settings), now)
+        result = outbox.send(personal.envelope_from, personal.to_address, data)
+        samples[name] = result.reply.rpartition(": ")[2]
+    return DryRun(number=plan.number, variants=counts, samples=samples)
+
+
+def _length(keys: Tokens) -> int:
+    return keys.token_length(Purpose.UNSUBSCRIBE)
+
+
+def send_test(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    address: str,
+    *,
+    number: int | None = None,
+    language: str | None = None,
+    now: datetime | None = None,
+    sender: Sender | None = None,
+) -> SendResult:
+    """Send one copy of an issue (default: the latest draft) to `address`, marked as a
+    test in its subject; no ledger row, no effect on the issue."""
+    now = now or utcnow()
+    keys = tokens(settings)
+    language = language or settings.default_language
+    with factory() as session:
+        plan = issues.plan_of(find_issue(session, number))
+    variants = Variants(
+        settings, plan, environment(settings), _length(keys), subject_prefix="[TEST] "
+    )
+    template = variants.template(variant_key(language, ()))
+    personal = personal_for(
+        template,
+        keys,
+        email=address,
+        name="",
+        public_id=SAMPLE_PUBLIC_ID,
+        message_left=f"digest.{plan.number}.test.{int(now.timestamp())}",
+        now=now,
+    )
+    data = build_message(template, personal, dkim_signer(settings), now)
+    transport = sender or open_sender(settings)
+    try:
+        return transport.send(personal.envelope_from, address, data)
+    finally:
+        close = getattr(transport, "close", None)
+        if callable(close):
+            close()

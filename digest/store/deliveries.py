@@ -1,0 +1,392 @@
+"""The delivery ledger: one row per (issue, subscriber), the send's single source of truth.
+
+    build_ledger ──▶ PENDING ──claim──▶ SENDING ──record──▶ SENT | PENDING (retry) | FAILED
+                                                                    | BOUNCED
+
+Exactly once, as far as SMTP allows: a row is claimed (SENDING, committed) before its
+message goes out and recorded after the server answered. A crash leaves only the claimed
+rows unresolved; the next run sends those again (`release_in_flight`), so at most the
+messages in flight at the crash can arrive twice, and nobody is skipped. One process sends
+an issue at a time (`acquire_lock`): a second one is refused while the first is alive.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from digest.errors import DeliveryError
+from digest.store.models import Delivery, DeliveryState, Issue
+from subscribers.model import Cadence, Subscriber, SubscriberStatus
+
+STALE_LOCK = timedelta(minutes=5)
+"""A sender that has not written for this long is presumed dead (on another host)."""
+
+
+def variant_key(language: str, topics: Iterable[str]) -> str:
+    """Name the rendering a subscriber gets: "nl", or "nl:housing,work" with topics."""
+    chosen = sorted({t.strip().lower() for t in topics if t.strip()})
+    return f"{language}:{','.join(chosen)}" if chosen else language
+
+
+def parse_variant(key: str) -> tuple[str, tuple[str, ...]]:
+    """Return (language, topics) of a `variant_key`."""
+    language, _, topics = key.partition(":")
+    return language, tuple(t for t in topics.split(",") if t)
+
+
+# --- one sender per issue ------------------------------------------------------------------
+
+
+def lock_owner() -> str:
+    """Return this process's lock name: host, pid and a nonce (pids get reused)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _holder_is_dead(owner: str) -> bool:
+    """Whether a lock held on this host belongs to a process that no longer exists."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, someone else's
+    return False
+
+
+def acquire_lock(
+    factory: sessionmaker[Session], issue_id: int, owner: str, *, now: datetime
+) -> None:
+    """Make `owner` the one sender of the issue, or raise DeliveryError naming the holder."""
+    with factory() as session, session.begin():
+        current = session.scalar(sa.select(Issue.sender_lock).where(Issue.id == issue_id))
+        heartbeat = session.scalar(sa.select(Issue.sender_heartbeat_at).where(Issue.id == issue_id))
+        free = (
+            current is None
+            or current == owner
+            or _holder_is_dead(current)
+            or (heartbeat is not None and now - heartbeat > STALE_LOCK)
+        )
+        if not free:
+            raise DeliveryError(
+                f"another process ({current}) is sending this issue since "
+                f"{heartbeat:%Y-%m-%d %H:%M} UTC; wait for it, or stop it and run "
+                "`digest send` again (a dead sender's lock is taken over at once on its host, "
+                f"after {int(STALE_LOCK.total_seconds() // 60)} minutes elsewhere)"
+            )
+        # Compare-and-set: of two processes that both saw the lock free, one wins.
+        taken = _rows(
+            session.execute(
+                sa.update(Issue)
+                .where(Issue.id == issue_id, _same(Issue.sender_lock, current))
+                .values(sender_lock=owner, sender_heartbeat_at=now)
+            )
+        )
+    if taken != 1:
+        raise DeliveryError("another process took the send of this issue a moment ago")
+
+
+def _rows(result: Any) -> int:
+    """The rows an UPDATE or INSERT touched (a CursorResult; typed as plain Result)."""
+    return int(result.rowcount)
+
+
+def _same(column: Any, value: str | None) -> Any:
+    """`column = value`, spelled `IS NULL` for None."""
+    return column.is_(None) if value is None else column == value
+
+
+def heartbeat(session: Session, issue_id: int, owner: str, *, now: datetime) -> None:
+    """Say we are alive; raise DeliveryError if the lock was taken over meanwhile."""
+    kept = _rows(
+        session.execute(
+            sa.update(Issue)
+            .where(Issue.id == issue_id, Issue.sender_lock == owner)
+            .values(sender_heartbeat_at=now)
+        )
+    )
+    if kept != 1:
+        raise DeliveryError("this process lost the send lock (presumed dead); stopping")
+
+
+def release_lock(factory: sessionmaker[Session], issue_id: int, owner: str) -> None:
+    """Give the issue's send lock back."""
+    with factory() as session, session.begin():
+        session.execute(
+            sa.update(Issue)
+            .where(Issue.id == issue_id, Issue.sender_lock == owner)
+            .values(sender_lock=None)
+        )
+
+
+# --- making the ledger ---------------------------------------------------------------------
+
+
+def build_ledger(
+    factory: sessionmaker[Session],
+    issue_id: int,
+    *,
+    cadence: str,
+    languages: Sequence[str],
+    variant_of: Callable[[str, Sequence[str]], str | None],
+    now: datetime,
+    batch: int = 1000,
+) -> int:
+    """Add a PENDING row for every confirmed, unpaused subscriber of `cadence` whose
+    language is one of `languages` and for whom `variant_of(language, topics)` names a
+    variant (None: nothing in this issue for them). Return the rows the ledger holds.
+
+    Pages through subscribers by id, one short transaction per page, so memory stays flat
+    and nothing holds the database for long; re-running after a crash adds only the
+    missing rows (the (issue, subscriber) pair is unique).
+    """
+    after = 0
+    while True:
+        with factory() as session, session.begin():
+            page = session.execute(
+                sa.select(Subscriber.id, Subscriber.language, Subscriber.topics)
+                .where(
+                    Subscriber.status == SubscriberStatus.CONFIRMED,
+                    Subscriber.paused.is_(False),
+                    Subscriber.cadence == Cadence.parse(cadence),
+                    Subscriber.language.in_(list(languages)),
+                    Subscriber.id > after,
+                )
+                .order_by(Subscriber.id)
+                .limit(batch)
+            ).all()
+            if not page:
+                return (
+                    session.scalar(
+                        sa.select(sa.func.count())
+                        .select_from(Delivery)
+                        .where(Delivery.issue_id == issue_id)
+                    )
+                    or 0
+                )
+            after = page[-1].id
+            rows = []
+            for subscriber_id, language, topics in page:
+                variant = variant_of(language, topics or ())
+                if variant is not None:
+                    rows.append(
+                        {
+                            "issue_id": issue_id,
+                            "subscriber_id": subscriber_id,
+                            "variant": variant,
+                            "state": DeliveryState.PENDING,
+                            "attempts": 0,
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                    )
+            if rows:
+                _insert_new(session, rows)
+
+
+def _insert_new(session: Session, rows: list[dict[str, object]]) -> None:
+    """Insert the rows whose (issue, subscriber) pair is not in the ledger yet."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    if dialect not in ("postgresql", "sqlite"):
+        raise DeliveryError(f"the delivery ledger supports SQLite and PostgreSQL, not {dialect}")
+    statement = insert(Delivery).on_conflict_do_nothing(
+        index_elements=["issue_id", "subscriber_id"]
+    )
+    session.execute(statement, rows)
+
+
+# --- sending -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """One claimed delivery with what its message needs to know of the subscriber."""
+
+    id: int
+    variant: str
+    attempts: int
+    email: str
+    name: str
+    public_id: str
+
+
+def release_in_flight(session: Session, issue_id: int, *, now: datetime) -> int:
+    """Put rows left SENDING by a crashed run back to PENDING; return how many.
+
+    Their messages may or may not have reached the server: sending them again is the only
+    way not to skip anyone, and these are all that can be duplicated.
+    """
+    return _rows(
+        session.execute(
+            sa.update(Delivery)
+            .where(Delivery.issue_id == issue_id, Delivery.state == DeliveryState.SENDING)
+            .values(state=DeliveryState.PENDING, updated_at=now)
+        )
+    )
+
+
+def release(session: Session, ids: Sequence[int], *, now: datetime) -> None:
+    """Put claimed rows that were never attempted (or whose answers are set aside) back to
+    PENDING, as they were."""
+    if ids:
+        session.execute(
+            sa.update(Delivery)
+            .where(Delivery.id.in_(list(ids)), Delivery.state == DeliveryState.SENDING)
+            .values(state=DeliveryState.PENDING, updated_at=now)
+        )
+
+
+def claim(session: Session, issue_id: int, *, now: datetime, limit: int) -> list[Claimed]:
+    """Mark up to `limit` due PENDING rows SENDING and return them, in id order."""
+    due = (
+        sa.select(Delivery.id)
+        .where(
+            Delivery.issue_id == issue_id,
+            Delivery.state == DeliveryState.PENDING,
+            sa.or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
+        )
+        .order_by(Delivery.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    ids = list(session.scalars(due))
+    if not ids:
+        return []
+    session.execute(
+        sa.update(Delivery)
+        .where(Delivery.id.in_(ids))
+        .values(state=DeliveryState.SENDING, updated_at=now)
+    )
+    rows = session.execute(
+        sa.select(
+            Delivery.id,
+            Delivery.variant,
+            Delivery.attempts,
+            Subscriber.email,
+            Subscriber.name,
+            Subscriber.public_id,
+            Subscriber.status,
+        )
+        .join(Subscriber, Subscriber.id == Delivery.subscriber_id, isouter=True)
+        .where(Delivery.id.in_(ids))
+        .order_by(Delivery.id)
+    ).all()
+    claimed = []
+    gone = []
+    for row in rows:
+        # Erased, unsubscribed or bounced since the ledger was made: nothing goes out.
+        if row.email is None or row.status is not SubscriberStatus.CONFIRMED:
+            gone.append(row.id)
+            continue
+        claimed.append(
+            Claimed(row.id, row.variant, row.attempts, row.email, row.name, row.public_id)
+        )
+    if gone:
+        session.execute(
+            sa.update(Delivery)
+            .where(Delivery.id.in_(gone))
+            .values(
+                state=DeliveryState.FAILED,
+                last_reply="not sent: the subscriber left before their turn",
+                updated_at=now,
+            )
+        )
+    return claimed
+
+
+@dataclass(frozen=True)
+class Result:
+    """What happened to one claimed delivery."""
+
+    id: int
+    state: DeliveryState
+    attempts: int
+    """Including this one."""
+    code: int
+    reply: str
+    message_id: str
+    next_attempt_at: datetime | None = None
+
+
+def record(session: Session, results: Sequence[Result], *, now: datetime) -> None:
+    """Write the transport's answers for claimed rows (one statement per batch)."""
+    if not results:
+        return
+    session.execute(
+        sa.update(Delivery),
+        [
+            {
+                "id": r.id,
+                "state": r.state,
+                "attempts": r.attempts,
+                "last_code": r.code,
+                "last_reply": r.reply[:1000],
+                "message_id": r.message_id,
+                "next_attempt_at": r.next_attempt_at,
+                "sent_at": now if r.state is DeliveryState.SENT else None,
+                "updated_at": now,
+            }
+            for r in results
+        ],
+    )
+
+
+def counts(session: Session, issue_id: int) -> dict[DeliveryState, int]:
+    """Return the number of rows per state (every state present, zero or not)."""
+    found = dict(
+        session.execute(
+            sa.select(Delivery.state, sa.func.count())
+            .where(Delivery.issue_id == issue_id)
+            .group_by(Delivery.state)
+        ).all()
+    )
+    return {state: found.get(state, 0) for state in DeliveryState}
+
+
+def next_retry(session: Session, issue_id: int) -> datetime | None:
+    """Return when the earliest deferred PENDING row is due, or None when none waits."""
+    return session.scalar(
+        sa.select(sa.func.min(Delivery.next_attempt_at)).where(
+            Delivery.issue_id == issue_id, Delivery.state == DeliveryState.PENDING
+        )
+    )
+
+
+def variant_counts(session: Session, issue_id: int) -> dict[str, int]:
+    """Return the number of rows per variant."""
+    return dict(
+        session.execute(
+            sa.select(Delivery.variant, sa.func.count())
+            .where(Delivery.issue_id == issue_id)
+            .group_by(Delivery.variant)
+        ).all()
+    )
+
+
+def by_message_id(session: Session, message_id: str) -> Delivery | None:
+    """Return the delivery whose message had this Message-ID ("digest.3.41@example.org",
+    with or without <>; the ledger keeps the part before "@")."""
+    left = message_id.strip().strip("<>").partition("@")[0]
+    return session.scalar(sa.select(Delivery).where(Delivery.message_id == left))
+
+
+def mark_bounced(session: Session, delivery: Delivery, *, reply: str, now: datetime) -> None:
+    """Record a bounce report against a delivery the server had accepted."""
+    delivery.state = DeliveryState.BOUNCED
+    delivery.last_reply = reply[:1000]
+    delivery.updated_at = now
