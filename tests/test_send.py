@@ -221,6 +221,7 @@ def test_dry_run_counts_variants_and_writes_one_sample_each(
     assert plan.variants == {"en": 1, "nl": 1, "fr": 1, "nl:labour": 1}
     samples = sorted((settings.delivery.outbox_dir / "dry-run").glob("*.eml"))
     assert len(samples) == 4
+    assert sorted(plan.samples.values()) == [str(path) for path in samples]
     with factory() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(Delivery)) == 0
 

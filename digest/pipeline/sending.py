@@ -32,7 +32,7 @@ from digest.config import DeliverySettings, Settings
 from digest.deliver import Outcome, Sender, SendResult
 from digest.deliver.dkim import DkimSigner
 from digest.deliver.message import MessageTemplate, Personal, marker_links
-from digest.deliver.outbox import OutboxSender
+from digest.deliver.outbox import OutboxSender, file_name
 from digest.deliver.smtp import Job, SendPool
 from digest.errors import DeliveryError, DigestError
 from digest.pipeline import environment, find_issue
@@ -192,6 +192,8 @@ class SendReport:
     finished: bool = False
     next_retry_at: datetime | None = None
     seconds: float = 0.0
+    ledger_seconds: float = 0.0
+    """Of `seconds`, the time spent making the ledger (first run only)."""
     render_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -317,6 +319,7 @@ def _start(
         built = issue.ledger_built_at is not None
         report.resent_after_crash = deliveries.release_in_flight(session, issue_id, now=now)
     if not built:
+        started = time.monotonic()
         deliveries.build_ledger(
             factory,
             issue_id,
@@ -327,6 +330,7 @@ def _start(
         )
         with db.transaction(factory) as session:
             session.get_one(Issue, issue_id).ledger_built_at = now
+        report.ledger_seconds = time.monotonic() - started
 
 
 def _send_ledger(
@@ -649,7 +653,10 @@ def dry_run(
         )
         data = build_message(template, personal, dkim_signer(settings), now)
         result = outbox.send(personal.envelope_from, personal.to_address, data)
-        samples[name] = result.reply.rpartition(": ")[2]
+        if not result.ok:
+            raise DeliveryError(f"cannot write the dry-run sample: {result.reply}")
+        identifier = f"{personal.message_id}@{template.domain}"
+        samples[name] = str(outbox.folder / file_name(identifier))
     return DryRun(number=plan.number, variants=counts, samples=samples)
 
 

@@ -1,0 +1,231 @@
+"""Send one issue to N synthetic subscribers through the real ledger and SMTP transport.
+
+The SMTP server is a minimal socket sink in a process of its own (bench/sink.py), so the
+figures measure digest, not the server. Each measured send runs in a fresh child process
+(its peak RSS is its own) on a fresh SQLite file: subscribers inserted, an approved issue
+of `--items` items stored, then `sending.send` timed, ledger included. The raw ceiling is
+the same dialogue with pre-built bytes over the same number of connections.
+
+    .venv/bin/python bench/deliver.py                    # 20,000 subscribers, with and without DKIM
+    .venv/bin/python bench/deliver.py --subscribers 100000
+    .venv/bin/python bench/deliver.py --memory           # peak RSS at 10,000 vs 100,000
+
+Targets on a 2-core machine: ≥ 1,000 msg/s without DKIM, ≥ 600 with DKIM, ≥ 0.5 of the raw
+ceiling, memory flat in N (100k at most 1.5 × the peak RSS of 10k).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run from anywhere, and import tests.render.plans
+
+
+def child(options: argparse.Namespace) -> dict[str, Any]:
+    """Set up a publication with N subscribers and time one send (runs in its own process)."""
+    from dataclasses import replace
+
+    import sqlalchemy as sa
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from digest import config
+    from digest.pipeline import open_database, sending
+    from digest.store.models import Issue, IssueStatus
+    from subscribers.model import Cadence, ConsentSource, Subscriber, SubscriberStatus
+    from tests.render.plans import large_plan
+
+    folder = Path(tempfile.mkdtemp(prefix="digest-bench-"))
+    lines = [
+        "[publication]",
+        'base_url = "https://digest.example.org"',
+        'sender = "Cities & Migration Digest <digest@example.org>"',
+        "[database]",
+        f'url = "{options.database or "sqlite:///" + str(folder / "bench.db")}"',
+        "[delivery]",
+        'transport = "smtp"',
+        'smtp_host = "127.0.0.1"',
+        f"smtp_port = {options.port}",
+        f"connections = {options.connections}",
+        "[web]",
+        'secret_key = "bench-secret-key-0123456789abcdef"',
+        "[subscribers]",
+        'suppression_key = "bench-suppression-key-0123456789"',
+    ]
+    if options.dkim:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        (folder / "dkim.pem").write_bytes(pem)
+        lines[lines.index("[web]") : lines.index("[web]")] = [
+            'dkim_selector = "bench"',
+            'dkim_key_file = "dkim.pem"',
+        ]
+    (folder / "digest.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    settings = config.load(folder / "digest.toml", env={})
+    factory = open_database(settings)
+    now = datetime.now(UTC)
+    languages = ("en", "nl", "fr")
+    with factory() as session, session.begin():
+        for start in range(0, options.subscribers, 5000):
+            session.execute(
+                sa.insert(Subscriber),
+                [
+                    {
+                        "public_id": f"bench{n:017d}",
+                        "email": f"reader{n}@example.net",
+                        "name": f"Reader {n}",
+                        "language": languages[n % 3],
+                        "topics": [],
+                        "cadence": Cadence.WEEKLY,
+                        "status": SubscriberStatus.CONFIRMED,
+                        "paused": False,
+                        "created_at": now,
+                        "status_changed_at": now,
+                        "confirmed_at": now,
+                        "consent_at": now,
+                        "consent_source": ConsentSource.IMPORT,
+                        "consent_version": "v1",
+                        "bounce_count": 0,
+                    }
+                    for n in range(start, min(start + 5000, options.subscribers))
+                ],
+            )
+        plan = replace(large_plan(options.items), number=1, slot=now - timedelta(minutes=1))
+        session.add(
+            Issue(
+                number=1,
+                cadence="weekly",
+                slot=plan.slot,
+                status=IssueStatus.APPROVED,
+                plan=plan.to_json(),
+                curation="{}",
+                composed_at=now,
+                created_at=now,
+                updated_at=now,
+                approved_at=now,
+            )
+        )
+    report = sending.send(settings, factory, number=1)
+    sizes = _message_size(settings, factory)
+    return {
+        "sent": report.counts[sending.DeliveryState.SENT],
+        "seconds": report.seconds,
+        "ledger_seconds": report.ledger_seconds,
+        "render_seconds": sum(report.render_seconds.values()),
+        "variants": len(report.render_seconds),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "message_bytes": sizes,
+    }
+
+
+def _message_size(settings: Any, factory: Any) -> int:
+    """The size of one recipient's message as sent (the dry-run sample)."""
+    from digest.pipeline import sending
+
+    plan = sending.dry_run(settings, factory, number=1)
+    sample = next(iter(plan.samples.values()))
+    return Path(sample).stat().st_size
+
+
+def run_child(options: argparse.Namespace, port: int, subscribers: int, dkim: bool) -> Any:
+    """Run one measured send in a fresh process and return its figures."""
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        "--port",
+        str(port),
+        "--subscribers",
+        str(subscribers),
+        "--connections",
+        str(options.connections),
+        "--items",
+        str(options.items),
+    ]
+    if dkim:
+        command.append("--dkim")
+    if options.database:
+        command += ["--database", options.database]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"the measured send failed:\n{done.stdout}{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def line(name: str, figures: dict[str, Any], ceiling: float) -> str:
+    """One row of the results table."""
+    sending_seconds = figures["seconds"] - figures["ledger_seconds"]
+    rate = figures["sent"] / sending_seconds
+    overall = figures["sent"] / figures["seconds"]
+    return (
+        f"{name:<14}{figures['sent']:>9,}{rate:>10,.0f}{overall:>10,.0f}"
+        f"{rate / ceiling:>9.2f}{figures['ledger_seconds']:>9.1f}"
+        f"{figures['render_seconds'] * 1000:>9.0f}{figures['peak_rss_mb']:>9.0f}"
+    )
+
+
+def main() -> None:
+    """Start the sink, measure the raw ceiling and the sends, print figures and ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subscribers", type=int, default=20_000)
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--items", type=int, default=60, help="items in the issue")
+    parser.add_argument("--database", help="database URL (default: a new SQLite file)")
+    parser.add_argument("--memory", action="store_true", help="peak RSS at 10k vs 100k")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--dkim", action="store_true", help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.child:
+        print(json.dumps(child(options)))
+        return
+
+    from bench.sink import payload, raw_ceiling, start_sink
+
+    with start_sink() as sink:
+        if options.memory:
+            small = run_child(options, sink.port, 10_000, dkim=False)
+            large = run_child(options, sink.port, 100_000, dkim=False)
+            print(f"peak RSS: 10,000 → {small['peak_rss_mb']:.0f} MB; "
+                  f"100,000 → {large['peak_rss_mb']:.0f} MB; "
+                  f"ratio {large['peak_rss_mb'] / small['peak_rss_mb']:.2f} (target ≤ 1.5)")
+            return
+        plain = run_child(options, sink.port, options.subscribers, dkim=False)
+        signed = run_child(options, sink.port, options.subscribers, dkim=True)
+        size = plain["message_bytes"]
+        messages = min(options.subscribers, 20_000)
+        ceiling = raw_ceiling(sink.host, sink.port, options.connections, payload(size), messages)
+    print(
+        f"\none issue ({options.items} items, {plain['variants']} language variants, "
+        f"{size / 1024:.0f} KB per message) to {options.subscribers:,} subscribers, "
+        f"{options.connections} SMTP connections, SQLite ledger"
+    )
+    print(f"raw ceiling (pre-built bytes, same sink and connections): {ceiling:,.0f} msg/s\n")
+    print(
+        f"{'':<14}{'sent':>9}{'msg/s':>10}{'overall':>10}{'ceiling':>9}{'ledger s':>9}"
+        f"{'render ms':>9}{'RSS MB':>9}"
+    )
+    print(line("no DKIM", plain, ceiling))
+    print(line("DKIM RSA-2048", signed, ceiling))
+    print(
+        "\nmsg/s: sending only; overall: with making the ledger; ceiling: msg/s ÷ raw ceiling;"
+        "\nrender ms: all variants, rendered once each. Targets: ≥ 1,000 msg/s without DKIM,"
+        "\n≥ 600 with DKIM, ≥ 0.5 of the ceiling; see --memory for memory against N."
+    )
+
+
+if __name__ == "__main__":
+    main()
