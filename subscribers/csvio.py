@@ -102,8 +102,12 @@ def import_csv(
     suppression_key: bytes,
     default_language: str | None = None,
     consent_version: str,
+    confirmed: bool = True,
 ) -> ImportReport:
     """Import subscribers from CSV text; bad rows are reported by line, the rest go in.
+
+    `confirmed` says the operator holds their consent (the default); without it the
+    imported subscribers are pending until they confirm.
 
     Raises `CsvFormatError` only when the file has no usable header.
     """
@@ -134,6 +138,7 @@ def import_csv(
             languages=languages,
             default=default,
             suppression_key=suppression_key,
+            confirmed=confirmed,
             consent_version=consent_version,
         )
         if rejected is None:
@@ -157,6 +162,7 @@ def _import_row(
     default: str,
     suppression_key: bytes,
     consent_version: str,
+    confirmed: bool,
 ) -> RejectedRow | None:
     """Import one data row; return why it was rejected, or None when it went in."""
 
@@ -190,7 +196,7 @@ def _import_row(
             cadence=cell("cadence") or "weekly",
             source=ConsentSource.IMPORT,
             consent_version=consent_version,
-            confirmed=True,
+            confirmed=confirmed,
             now=now,
             languages=languages,
             suppression_key=suppression_key,

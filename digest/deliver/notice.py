@@ -1,0 +1,106 @@
+"""Build one transactional message (the double opt-in confirmation) for one person.
+
+Unlike an issue, a notice is built whole for its one recipient (`message.MessageTemplate`
+exists to share the work between thousands), but it leaves the same way: the same header
+rules, quoted-printable bodies with lines of at most 76 octets, 7-bit, CRLF, dot-stuffed
+for SMTP DATA, optionally DKIM-signed. It has no List-Unsubscribe, List-Id or Precedence:
+the person is not on any list yet, and a confirmation is not bulk mail.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import hashlib
+import re
+from datetime import datetime
+from email.headerregistry import Address
+from email.utils import format_datetime, getaddresses
+
+from digest.deliver.dkim import DkimSigner
+from digest.deliver.message import format_to, quoted_printable, stuff
+from digest.render import RenderedEmail
+
+_NO_MARKERS = re.compile(r"(?!)")  # matches nothing: a notice has no per-recipient slots
+_ATEXT = "-A-Za-z0-9!#$%&'*+/=?^_`{|}~"
+_DOT_ATOM = re.compile(rf"[{_ATEXT}]+(?:\.[{_ATEXT}]+)*")
+_PLAIN_ADDRESS = re.compile(
+    rf"[{_ATEXT}]+(?:\.[{_ATEXT}]+)*@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?"
+)
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*")
+
+
+def sender_address(sender: str) -> tuple[str, str]:
+    """Return (display name, address) of a From value like "Digest <digest@example.org>";
+    raise ValueError unless it is exactly one plain address."""
+    parsed = getaddresses([sender])
+    if len(parsed) != 1 or not _PLAIN_ADDRESS.fullmatch(parsed[0][1]):
+        raise ValueError(f"sender {sender!r} must be one address like 'Name <me@example.org>'")
+    return parsed[0]
+
+
+def sender_domain(sender: str) -> str:
+    """Return the domain of the From address, lowercased: where Message-IDs and VERP
+    envelope senders live."""
+    return sender_address(sender)[1].rpartition("@")[2].lower()
+
+
+def _header(name: str, value: str) -> str:
+    """Return `name: value` folded, CRLF-terminated, RFC 2047-encoded when not ASCII."""
+    policy = email.policy.SMTP
+    folded: str = policy.header_factory(name, " ".join(value.split())).fold(policy=policy)
+    return folded
+
+
+def build_notice(
+    rendered: RenderedEmail,
+    *,
+    sender: str,
+    to_address: str,
+    to_name: str,
+    message_id: str,
+    date: datetime,
+    envelope_from: str,
+    dkim: DkimSigner | None = None,
+) -> bytes:
+    """Return the SMTP DATA payload (CRLF lines, dot-stuffed, ending in CRLF "." CRLF) of
+    `rendered` as a multipart/alternative message from `sender` to one person.
+
+    `message_id` is the part before "@" (the sender's domain is added); `date` is the
+    Date header and, with `dkim`, the signing time. `envelope_from` is the VERP address
+    the caller hands the transport with this payload: it is checked here, so a bad one
+    fails before anything is sent, but not written (receivers add Return-Path from the
+    envelope). Raises ValueError for a value that cannot go into a header.
+    """
+    display, address = sender_address(sender)
+    domain = address.rpartition("@")[2].lower()
+    if not _DOT_ATOM.fullmatch(message_id):
+        raise ValueError(f"message_id {message_id!r} must be a dot-atom without '@'")
+    if date.tzinfo is None:
+        raise ValueError("date must be an aware datetime")
+    if not _PLAIN_ADDRESS.fullmatch(envelope_from):
+        raise ValueError(f"envelope_from {envelope_from!r} must be a plain address")
+    if not _LANGUAGE_TAG.fullmatch(rendered.language):
+        raise ValueError(f"language {rendered.language!r} is not a tag like 'fr' or 'nl-BE'")
+    text = quoted_printable(rendered.text, _NO_MARKERS)
+    html = quoted_printable(rendered.html, _NO_MARKERS)
+    # "=_" never occurs in quoted-printable, so this boundary cannot occur in a part.
+    boundary = "=_alternative_" + hashlib.sha256((text + html).encode()).hexdigest()[:24]
+    part = 'Content-Type: text/{}; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable'
+    message = "".join(
+        [
+            _header("From", str(Address(display_name=display, addr_spec=address))),
+            f"To: {format_to(to_name, to_address)}\r\n",
+            _header("Subject", rendered.subject),
+            f"Date: {format_datetime(date)}\r\n",
+            f"Message-ID: <{message_id}@{domain}>\r\n",
+            "MIME-Version: 1.0\r\n",
+            f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n',
+            f"Content-Language: {rendered.language}\r\n",
+            # RFC 3834: autoresponders must not answer it (no vacation reply to a robot).
+            "Auto-Submitted: auto-generated\r\n",
+            f"\r\n--{boundary}\r\n{part.format('plain')}\r\n\r\n{text}\r\n",
+            f"--{boundary}\r\n{part.format('html')}\r\n\r\n{html}\r\n--{boundary}--\r\n",
+        ]
+    ).encode("ascii")
+    signature = dkim.sign(message, date) if dkim is not None else b""
+    return stuff(signature + message)

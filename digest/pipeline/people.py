@@ -1,0 +1,527 @@
+"""People on the list: add (with the double opt-in mail), import, export, list and remove.
+
+What the CLI and the web app call. Each function opens its own transactions through
+`db.transaction(factory)`; `subscribers/` does the list keeping and is handed what it needs
+from here (the suppression key, the tokens, a `send` callable).
+
+The confirmation mail leaves through the same path as issues: the configured transport,
+the VERP envelope sender at the sender's domain, DKIM when configured. The subscriber is
+committed before the mail is sent, so a refused mail leaves them pending and says so, and
+adding the address again re-sends it (at most one mail a day per address).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import enum
+import os
+import secrets
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from digest.config import Settings
+from digest.deliver import Sender
+from digest.deliver.message import verp_address
+from digest.deliver.notice import build_notice, sender_domain
+from digest.errors import ConfigError, DigestError, NotFoundError
+from digest.pipeline import environment, transport, utcnow
+from digest.render.notices import confirm_url, render_confirmation
+from digest.store import db
+from subscribers import csvio, registry, suppression
+from subscribers.addresses import normalize
+from subscribers.csvio import ImportReport
+from subscribers.errors import CsvFormatError, Duplicate, SubscriberError
+from subscribers.model import ConsentSource, Subscriber, SubscriberStatus
+
+__all__ = [
+    "Added",
+    "Confirmation",
+    "ExportFormat",
+    "ImportReport",
+    "Removal",
+    "Removed",
+    "SubscriberRow",
+    "add_subscriber",
+    "export_file",
+    "export_subscribers",
+    "import_subscribers",
+    "list_subscribers",
+    "remove_subscriber",
+]
+
+ExportFormat = Literal["csv", "json"]
+
+
+@dataclass(frozen=True)
+class SubscriberRow:
+    """A subscriber as shown to the operator: a plain value, detached from any session."""
+
+    email: str
+    public_id: str
+    name: str
+    language: str
+    topics: tuple[str, ...]
+    cadence: str
+    status: str
+    paused: bool
+    created_at: datetime
+    confirmed_at: datetime | None
+    consent_source: str
+
+    @classmethod
+    def of(cls, subscriber: Subscriber) -> SubscriberRow:
+        """Return the row of a subscriber loaded from the database."""
+        return cls(
+            email=subscriber.email,
+            public_id=subscriber.public_id,
+            name=subscriber.name,
+            language=subscriber.language,
+            topics=tuple(subscriber.topics),
+            cadence=subscriber.cadence.value,
+            status=subscriber.status.value,
+            paused=subscriber.paused,
+            created_at=subscriber.created_at,
+            confirmed_at=subscriber.confirmed_at,
+            consent_source=subscriber.consent_source.value,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the row JSON-ready (times in ISO 8601)."""
+        return {
+            "email": self.email,
+            "name": self.name,
+            "language": self.language,
+            "topics": list(self.topics),
+            "cadence": self.cadence,
+            "status": self.status,
+            "paused": self.paused,
+            "created_at": self.created_at.isoformat(),
+            "confirmed_at": self.confirmed_at.isoformat() if self.confirmed_at else None,
+            "consent_source": self.consent_source,
+        }
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """The confirmation mail that went out: to whom, how, and what the transport said."""
+
+    recipient: str
+    message_id: str
+    """The full Message-ID, without the angle brackets."""
+    via: str
+    """The transport in words: "the outbox folder /srv/digest/outbox", "SMTP host:587"."""
+    reply: str
+
+
+@dataclass(frozen=True)
+class Added:
+    """What `add_subscriber` did."""
+
+    subscriber: SubscriberRow
+    created: bool
+    """False when the address was already on the list, pending, and its mail went again."""
+    confirmation: Confirmation | None
+    """The confirmation mail sent, or None when added `confirmed` (no mail)."""
+
+
+class Removal(enum.StrEnum):
+    """How a subscriber leaves the list."""
+
+    DELETE = "delete"
+    """Delete the record, address not suppressed: for typos and test addresses."""
+    UNSUBSCRIBE = "unsubscribe"
+    """Keep the record as unsubscribed and suppress the address: they asked to leave."""
+    ERASE = "erase"
+    """Delete everything but a keyed hash that blocks re-adding: they asked to be forgotten."""
+
+
+@dataclass(frozen=True)
+class Removed:
+    """What `remove_subscriber` did."""
+
+    email: str
+    how: Removal
+    changed: bool
+    """False when an unsubscribe found them already gone (unsubscribed, bounced, ...)."""
+
+    @property
+    def suppressed(self) -> bool:
+        """Whether the address can never be added again."""
+        return self.how is not Removal.DELETE
+
+
+# --- add, with the confirmation mail ------------------------------------------------------
+
+
+class _Refused(Exception):
+    """The confirmation mail could not be sent; the message says what the transport said."""
+
+
+class _Mailer:
+    """Sends one confirmation mail the way issues leave; checks its settings when made."""
+
+    def __init__(self, settings: Settings, sender: Sender | None, now: datetime) -> None:
+        self.settings = settings
+        self.now = now
+        self.tokens = transport.tokens(settings)
+        self.dkim = transport.dkim_signer(settings)
+        try:
+            self.domain = sender_domain(settings.publication.sender)
+        except ValueError as exc:
+            raise ConfigError(f"[publication] sender: {exc}") from exc
+        try:
+            verp_address(settings.delivery.bounce_local_part, self.domain, "check@example.org")
+        except ValueError as exc:
+            raise ConfigError(f"[delivery] bounce_local_part: {exc}") from exc
+        if not settings.publication.base_url.startswith(("https://", "http://")):
+            raise ConfigError(
+                f"[publication] base_url {settings.publication.base_url!r} must be an http(s) "
+                "URL: the confirmation link points there"
+            )
+        self.env = environment(settings)
+        self._given = sender
+        self._opened: Sender | None = None
+        self.sent: Confirmation | None = None
+
+    @property
+    def via(self) -> str:
+        """The transport in words, for the operator."""
+        delivery = self.settings.delivery
+        if self._given is not None:
+            return f"the given {type(self._given).__name__}"
+        if delivery.transport == "outbox":
+            return f"the outbox folder {delivery.outbox_dir}"
+        return f"SMTP {delivery.smtp_host}:{delivery.smtp_port}"
+
+    def _transport(self) -> Sender:
+        if self._given is not None:
+            return self._given
+        if self._opened is None:
+            self._opened = transport.open_sender(self.settings)
+        return self._opened
+
+    def send(self, subscriber: Subscriber, token: str) -> None:
+        """Render, build and hand over the mail; raise `_Refused` when it did not leave."""
+        settings = self.settings
+        rendered = render_confirmation(
+            title=settings.publication.title,
+            language=subscriber.language,
+            confirm_url=confirm_url(settings.publication.base_url, subscriber.language, token),
+            env=self.env,
+            valid_days=settings.subscribers.confirm_days,
+        )
+        message_id = f"confirm.{self.now:%Y%m%d%H%M%S}.{secrets.token_hex(8)}"
+        try:
+            envelope = verp_address(
+                settings.delivery.bounce_local_part, self.domain, subscriber.email
+            )
+            data = build_notice(
+                rendered,
+                sender=settings.publication.sender,
+                to_address=subscriber.email,
+                to_name=subscriber.name,
+                message_id=message_id,
+                date=self.now,
+                envelope_from=envelope,
+                dkim=self.dkim,
+            )
+        except ValueError as exc:
+            raise _Refused(f"it cannot be built: {exc}") from exc
+        try:
+            result = self._transport().send(envelope, subscriber.email, data)
+        except (OSError, DigestError) as exc:
+            # The protocol answers with results; a socket, or a server that cannot be used
+            # as configured (DeliveryError), may still raise.
+            raise _Refused(f"{self.via} failed: {exc}") from exc
+        if not result.ok:
+            raise _Refused(f"{self.via} answered {result.reply}")
+        self.sent = Confirmation(
+            recipient=subscriber.email,
+            message_id=f"{message_id}@{self.domain}",
+            via=self.via,
+            reply=result.reply,
+        )
+
+    def close(self) -> None:
+        """Close the transport if this mailer opened it (an SMTP connection)."""
+        if self._opened is not None:
+            close = getattr(self._opened, "close", None)
+            if callable(close):
+                close()
+            self._opened = None
+
+
+def add_subscriber(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    email: str,
+    *,
+    name: str = "",
+    language: str | None = None,
+    topics: Iterable[str] = (),
+    cadence: str = "weekly",
+    confirmed: bool = False,
+    source: ConsentSource = ConsentSource.CLI,
+    consent_ip: str | None = None,
+    now: datetime | None = None,
+    sender: Sender | None = None,
+) -> Added:
+    """Add one subscriber; unless `confirmed`, mail them the link that confirms (double
+    opt-in) through `sender`, or the configured transport when None.
+
+    An address already on the list and still pending is sent its confirmation mail again
+    (at most once a day). Raises `DigestError` naming the address when it is invalid,
+    suppressed, already on the list with nothing to do, or when the transport refused the
+    mail (the subscriber then stays pending); `ConfigError` when a secret is missing.
+    """
+    now = now or utcnow()
+    key = transport.suppression_key(settings)
+    # Everything the mail needs is checked before the address is stored, so a missing
+    # secret or DKIM key never leaves a pending subscriber who was never mailed.
+    mailer = None if confirmed else _Mailer(settings, sender, now)
+    created = True
+    try:
+        with db.transaction(factory) as session:
+            row = SubscriberRow.of(
+                registry.add(
+                    session,
+                    email,
+                    name=name,
+                    language=language,
+                    topics=topics,
+                    cadence=cadence,
+                    source=source,
+                    consent_version=settings.subscribers.consent_version,
+                    confirmed=confirmed,
+                    consent_ip=consent_ip,
+                    now=now,
+                    languages=settings.publication.languages,
+                    suppression_key=key,
+                )
+            )
+    except (Duplicate, sa.exc.IntegrityError):
+        # IntegrityError: the same address added by someone else since our check.
+        row = _already_listed(factory, email, confirmed=confirmed)
+        created = False
+    except SubscriberError as exc:
+        raise DigestError(str(exc)) from exc
+    if mailer is None:
+        return Added(row, created=True, confirmation=None)
+    return Added(row, created=created, confirmation=_confirm(factory, row, mailer, created))
+
+
+def _already_listed(
+    factory: sessionmaker[Session], email: str, *, confirmed: bool
+) -> SubscriberRow:
+    """Return the pending subscriber with this address; raise when there is nothing to do."""
+    with factory() as session:
+        existing = registry.by_email(session, email)
+        row = SubscriberRow.of(existing) if existing is not None else None
+    if row is None:
+        raise DigestError(f"{email} changed while being added (another process); try again")
+    if row.status != SubscriberStatus.PENDING:
+        raise DigestError(f"{row.email} is already on the list ({row.status}); nothing changed")
+    if confirmed:
+        raise DigestError(
+            f"{row.email} is already on the list (pending); nothing changed: it becomes "
+            "confirmed when they use the link of their confirmation mail"
+        )
+    return row
+
+
+def _confirm(
+    factory: sessionmaker[Session], row: SubscriberRow, mailer: _Mailer, created: bool
+) -> Confirmation:
+    """Send the confirmation mail of pending `row` through `registry.request_confirmation`."""
+    try:
+        with db.transaction(factory) as session:
+            # Locked (on PostgreSQL) so two adds at once cannot both pass the daily limit.
+            subscriber = session.scalars(
+                sa.select(Subscriber).where(Subscriber.public_id == row.public_id).with_for_update()
+            ).one_or_none()
+            if subscriber is None:
+                raise NotFoundError(f"{row.email} was removed meanwhile; no mail was sent")
+            sent = registry.request_confirmation(
+                session, subscriber, now=mailer.now, send=mailer.send, tokens=mailer.tokens
+            )
+            last = subscriber.last_confirmation_sent_at
+            status = subscriber.status.value
+    except _Refused as exc:
+        added = "was added but " if created else ""
+        raise DigestError(
+            f"{row.email} {added}stays pending: its confirmation mail was not sent ({exc}); "
+            f"once that is fixed, run `digest subscribers add {row.email}` again to send it"
+        ) from exc
+    finally:
+        mailer.close()
+    if not sent or mailer.sent is None:
+        when = f" at {last:%Y-%m-%d %H:%M} UTC" if last else ""
+        raise DigestError(
+            f"{row.email} is already on the list ({status}) and was sent its confirmation "
+            f"mail{when}; at most one goes out a day, so none was sent now"
+        )
+    return mailer.sent
+
+
+# --- import and export --------------------------------------------------------------------
+
+
+def import_subscribers(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    path: Path,
+    *,
+    confirmed: bool,
+    now: datetime | None = None,
+) -> ImportReport:
+    """Import subscribers from the CSV file `path`; bad rows are reported by line.
+
+    With `confirmed`, the operator vouches that consent was given elsewhere: rows are
+    confirmed at once (consent source "import"). Without it they are left pending and,
+    for now, not mailed (a bulk double opt-in mailing is a later feature). Raises
+    `DigestError` naming the file when it cannot be read as a subscriber CSV at all; then
+    nothing is imported.
+    """
+    now = now or utcnow()
+    key = transport.suppression_key(settings)
+    try:
+        stream = path.open(encoding="utf-8-sig", newline="")
+    except FileNotFoundError:
+        raise DigestError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise DigestError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        with stream, db.transaction(factory) as session:
+            report = csvio.import_csv(
+                session,
+                stream,
+                now=now,
+                languages=settings.publication.languages,
+                suppression_key=key,
+                consent_version=settings.subscribers.consent_version,
+                confirmed=confirmed,
+            )
+    except UnicodeDecodeError as exc:
+        raise DigestError(
+            f"{path} is not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV. "
+            "Nothing was imported"
+        ) from exc
+    except (csv.Error, CsvFormatError) as exc:
+        raise DigestError(f"{path}: {exc}. Nothing was imported") from exc
+    return report
+
+
+def export_subscribers(
+    settings: Settings, factory: sessionmaker[Session], out: TextIO, *, fmt: ExportFormat
+) -> int:
+    """Write every subscriber to `out` and return how many, streaming (never the whole
+    list in memory): CSV in the import format plus status, or JSON with everything held
+    about each, consent record included."""
+    with factory() as session:
+        if fmt == "csv":
+            return csvio.export_csv(session, out)
+        if fmt == "json":
+            return csvio.export_json(session, out)
+    raise ValueError(f"export format {fmt!r} is not csv or json")
+
+
+def export_file(
+    settings: Settings, factory: sessionmaker[Session], path: Path, *, fmt: ExportFormat
+) -> int:
+    """Export to the file `path` as `export_subscribers` does; return how many.
+
+    Written to a temporary file beside it and renamed into place, so `path` is never left
+    half written (an earlier export there stays whole until the new one is complete).
+    """
+    folder = path.parent
+    try:
+        fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise DigestError(f"cannot write into {folder}: {exc.strerror}") from exc
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+            count = export_subscribers(settings, factory, out, fmt=fmt)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    return count
+
+
+# --- list and remove ----------------------------------------------------------------------
+
+
+def list_subscribers(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    *,
+    status: SubscriberStatus | str | None = None,
+) -> Iterator[SubscriberRow]:
+    """Yield every subscriber (or those with `status`) in the order they were added,
+    reading the list in batches rather than all at once."""
+    wanted = SubscriberStatus(status) if status is not None else None
+    with factory() as session:
+        for subscriber in registry.iter_subscribers(session, status=wanted):
+            yield SubscriberRow.of(subscriber)
+
+
+def remove_subscriber(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    email: str,
+    *,
+    how: Removal = Removal.DELETE,
+    now: datetime | None = None,
+) -> Removed:
+    """Take `email` off the list: `registry.remove` by default (the address may come
+    back), or unsubscribe or erase it, which suppress the address for good.
+
+    Raises `NotFoundError` naming the address when it is not on the list.
+    """
+    now = now or utcnow()
+    key = transport.suppression_key(settings) if how is not Removal.DELETE else None
+    try:
+        address = normalize(email)
+    except SubscriberError as exc:
+        raise DigestError(str(exc)) from exc
+    with db.transaction(factory) as session:
+        subscriber = registry.by_email(session, address)
+        if subscriber is None:
+            raise NotFoundError(_not_listed(settings, session, address))
+        changed = True
+        if how is Removal.DELETE:
+            registry.remove(session, subscriber)
+        elif how is Removal.UNSUBSCRIBE:
+            assert key is not None
+            changed = registry.unsubscribe(session, subscriber, now=now, suppression_key=key)
+        else:
+            assert key is not None
+            registry.erase(session, subscriber, now=now, suppression_key=key)
+    return Removed(address, how, changed)
+
+
+def _not_listed(settings: Settings, session: Session, address: str) -> str:
+    """Say that `address` is not on the list, and whether it left it for good."""
+    message = f"{address} is not on the list; `digest subscribers list` shows who is"
+    try:
+        key = transport.suppression_key(settings)
+    except ConfigError:
+        return message
+    found = suppression.find(session, address, key=key)
+    if found is None:
+        return message
+    return (
+        f"{address} is not on the list: it was {found.reason.value} on "
+        f"{found.created_at:%Y-%m-%d} and is suppressed (never re-added)"
+    )
