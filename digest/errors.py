@@ -12,6 +12,7 @@
     │   │   └── HTTPStatusError     any other non-success status
     │   └── ParseError              the bytes are not a feed / calendar we can read
     │       └── ParseTimeout        parsing ran past its time bound and was killed
+    ├── BounceError                 a message in the bounce mailbox is not a report we can read
     └── NotFoundError               a named thing (source, issue, subscriber) does not exist
 
 Per-source and per-recipient failures are caught, recorded and counted by the pipeline;
@@ -81,3 +82,12 @@ class ParseError(SourceError):
 
 class ParseTimeout(ParseError):
     """Parsing took longer than its bound (hostile or pathological input) and was stopped."""
+
+
+class BounceError(DigestError):
+    """A bounce or complaint message could not be read; the message names its file."""
+
+
+class DeliveryError(DigestError):
+    """Sending cannot go on: the server refuses us (auth, TLS), another sender holds the
+    issue, or the error budget ran out. The message says what to check."""

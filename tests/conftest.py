@@ -24,3 +24,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "http_server" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.network)
+
+
+from tests.smtpserver import SmtpServer  # noqa: E402  (appended with its fixture)
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 and a free port, plain, without AUTH.
+
+    It keeps every accepted message (`.messages`: envelope and the data as stored), counts
+    sessions (`.connections`), and takes injected trouble: `.reply_for(address, "451 …")`,
+    `.drop_on_data()`, `.disconnect_all()`. `.sender_options()` gives `SmtpOptions` that
+    reach it. For STARTTLS, implicit TLS or AUTH, use `SmtpServer(starttls=True,
+    users={...})` from tests/smtpserver.py as a context manager; its docstring shows all.
+    """
+    with SmtpServer() as server:
+        yield server

@@ -1,0 +1,252 @@
+"""The SMTP transport against a real server: what arrives, one connection reused, replies
+classified, broken connections survived, TLS and AUTH, and the pool's parallel, paced,
+stoppable sending."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterable, Iterator
+from typing import cast
+
+import pytest
+
+from digest.deliver import Outcome, SendResult
+from digest.deliver.message import stuff, unstuff
+from digest.deliver.smtp import Job, SendPool, SmtpOptions, SmtpSender
+from digest.errors import DeliveryError
+from tests.deliver.messages import awkward, build, personal
+from tests.smtpserver import SmtpServer, Stage
+
+SENDER = "bounces+rcpt=example.net@example.org"
+
+
+def data(number: int = 1) -> bytes:
+    """A small DATA payload with its own Message-ID and a line starting with "."."""
+    return stuff(
+        f"Message-ID: <{number}@example.org>\r\nSubject: n{number}\r\n\r\n.dot\r\nbody\r\n".encode()
+    )
+
+
+def jobs(count: int | None, pulled: list[Job] | None = None) -> Iterator[Job]:
+    """`count` jobs (None: endless) to r0@example.net, r1@…; each one taken is appended
+    to `pulled`."""
+    for number in itertools.count() if count is None else range(count):
+        job = Job(number, SENDER, f"r{number}@example.net", data(number))
+        if pulled is not None:
+            pulled.append(job)
+        yield job
+
+
+def keys(taken: Iterable[Job]) -> list[int]:
+    """The jobs' keys (numbers), sorted."""
+    return sorted(cast(int, job.key) for job in taken)
+
+
+def test_message_arrives_as_the_server_stores_it(smtp_server: SmtpServer) -> None:
+    template, alice = build(awkward()), personal()
+    payload = template.render_stuffed(alice)
+    assert b"\r\n..Ce paragraphe" in payload  # stuffed once, by the template
+    with SmtpSender(smtp_server.sender_options()) as sender:
+        result = sender.send(alice.envelope_from, alice.to_address, payload)
+    assert result.ok and result.code == 250
+    (received,) = smtp_server.messages
+    assert received.mail_from == alice.envelope_from
+    assert received.rcpt_tos == (alice.to_address,)
+    assert received.data == unstuff(payload) == template.render(alice)
+    assert b"\r\n.Ce paragraphe" in received.data
+
+
+def test_one_connection_carries_many_messages(smtp_server: SmtpServer) -> None:
+    with SmtpSender(smtp_server.sender_options()) as sender:
+        results = [sender.send(SENDER, f"r{n}@example.net", data(n)) for n in range(5)]
+    assert all(result.ok for result in results)
+    assert smtp_server.connections == 1
+    assert [m.rcpt_tos[0] for m in smtp_server.messages] == [f"r{n}@example.net" for n in range(5)]
+
+
+def test_4xx_is_temporary_with_the_server_reply(smtp_server: SmtpServer) -> None:
+    smtp_server.reply_for("bob@example.net", "451 4.7.1 try later", times=1)
+    with SmtpSender(smtp_server.sender_options()) as sender:
+        refused = sender.send(SENDER, "bob@example.net", data(1))
+        # MAIL was accepted before RCPT was refused: the next transaction still works.
+        again = sender.send(SENDER, "bob@example.net", data(1))
+    assert refused.outcome is Outcome.TEMPORARY
+    assert (refused.code, refused.reply) == (451, "451 4.7.1 try later")
+    assert again.ok
+    assert len(smtp_server.messages) == 1 and smtp_server.connections == 1
+
+
+@pytest.mark.parametrize(
+    ("stage", "address", "reply"),
+    [
+        ("RCPT", "eve@example.net", "550 5.1.1 no such user"),
+        ("MAIL", SENDER, "553 5.1.8 sender address rejected"),
+        ("DATA", "eve@example.net", "554 5.7.1 message looks like spam"),
+    ],
+)
+def test_5xx_is_permanent(smtp_server: SmtpServer, stage: Stage, address: str, reply: str) -> None:
+    smtp_server.reply_for(address, reply, times=1, at=stage)
+    with SmtpSender(smtp_server.sender_options()) as sender:
+        refused = sender.send(SENDER, "eve@example.net", data(1))
+        after = sender.send(SENDER, "eve@example.net", data(2))
+    assert refused.outcome is Outcome.PERMANENT
+    assert (refused.code, refused.reply) == (int(reply[:3]), reply)
+    assert after.ok and len(smtp_server.messages) == 1 and smtp_server.connections == 1
+
+
+def test_a_connection_closed_while_idle_is_reopened(smtp_server: SmtpServer) -> None:
+    with SmtpSender(smtp_server.sender_options()) as sender:
+        assert sender.send(SENDER, "a@example.net", data(1)).ok
+        smtp_server.disconnect_all()  # the server's idle timeout
+        assert sender.send(SENDER, "b@example.net", data(2)).ok
+        assert sender.send(SENDER, "c@example.net", data(3)).ok
+    assert [m.connection for m in smtp_server.messages] == [1, 2, 2]
+
+
+@pytest.mark.parametrize("after_payload", [False, True])
+def test_a_connection_dropped_at_data_is_retried_once(
+    smtp_server: SmtpServer, after_payload: bool
+) -> None:
+    smtp_server.drop_on_data(after_payload=after_payload)
+    with SmtpSender(smtp_server.sender_options()) as sender:
+        assert sender.send(SENDER, "a@example.net", data(1)).ok
+    (received,) = smtp_server.messages
+    assert received.rcpt_tos == ("a@example.net",) and received.connection == 2
+
+
+def test_a_connection_dropped_twice_gives_a_temporary_result(smtp_server: SmtpServer) -> None:
+    smtp_server.drop_on_data(times=2)
+    with SmtpSender(smtp_server.sender_options()) as sender:
+        result = sender.send(SENDER, "a@example.net", data(1))
+        assert result.outcome is Outcome.TEMPORARY and result.code == 421
+        assert f"{smtp_server.host}:{smtp_server.port}" in result.reply
+        assert sender.send(SENDER, "a@example.net", data(1)).ok
+    assert len(smtp_server.messages) == 1
+
+
+def test_an_unreachable_server_gives_a_temporary_result_naming_it() -> None:
+    with SmtpServer() as server:
+        options = server.sender_options()
+    # The server has stopped: nothing listens on its port any more.
+    with SmtpSender(options) as sender:
+        result = sender.send(SENDER, "a@example.net", data(1))
+    assert result.outcome is Outcome.TEMPORARY and result.code == 421
+    assert f"127.0.0.1:{options.port}" in result.reply and "cannot connect" in result.reply
+
+
+def test_bad_envelopes_and_payloads_are_refused_before_the_server(
+    smtp_server: SmtpServer,
+) -> None:
+    with SmtpSender(smtp_server.sender_options()) as sender:
+        injected = sender.send(SENDER, "a@example.net>\r\nRCPT TO:<b@example.net", data(1))
+        unfinished = sender.send(SENDER, "a@example.net", b"Subject: no end\r\n\r\nbody\r\n")
+        assert sender.send(SENDER, "a@example.net", data(1)).ok
+    assert (injected.outcome, injected.code) == (Outcome.PERMANENT, 501)
+    assert (unfinished.outcome, unfinished.code) == (Outcome.PERMANENT, 554)
+    assert len(smtp_server.messages) == 1
+
+
+def test_non_ascii_addresses_use_smtputf8(smtp_server: SmtpServer) -> None:
+    with SmtpSender(smtp_server.sender_options()) as sender:
+        assert sender.send(SENDER, "zoë@exemple.fr", data(1)).ok
+    assert smtp_server.messages[0].rcpt_tos == ("zoë@exemple.fr",)
+
+
+@pytest.mark.parametrize("mode", ["starttls", "implicit_tls"])
+def test_tls_and_auth(mode: str) -> None:
+    with SmtpServer(users={"digest": "s3cret"}, auth_required=True, **{mode: True}) as server:
+        with SmtpSender(server.sender_options()) as sender:
+            assert sender.send(SENDER, "a@example.net", data(1)).ok
+            assert sender.send(SENDER, "b@example.net", data(2)).ok
+        assert [(m.tls, m.login) for m in server.messages] == [(True, "digest")] * 2
+        assert server.connections == 1
+
+
+def test_a_refused_login_raises_without_the_password() -> None:
+    with SmtpServer(starttls=True, users={"digest": "s3cret"}) as server:
+        options = server.sender_options(password="hunter2-wrong")
+        with pytest.raises(DeliveryError) as raised:
+            SmtpSender(options).send(SENDER, "a@example.net", data(1))
+        assert server.messages == []
+    message = str(raised.value)
+    assert f"127.0.0.1:{server.port}" in message and "'digest'" in message
+    assert "535" in message and "smtp_username" in message
+    assert "hunter2" not in message and "hunter2" not in repr(raised.value)
+    assert "hunter2" not in repr(options) and "hunter2" not in repr(SmtpSender(options))
+
+
+def test_missing_starttls_and_untrusted_certificates_raise(smtp_server: SmtpServer) -> None:
+    with pytest.raises(DeliveryError, match="does not offer STARTTLS"):
+        SmtpSender(smtp_server.sender_options(starttls=True)).send(SENDER, "a@x.net", data(1))
+    with SmtpServer(starttls=True) as server:
+        # The system's CAs do not know the test certificate.
+        untrusted = server.sender_options(ssl_context=None)
+        with pytest.raises(DeliveryError, match="TLS handshake"):
+            SmtpSender(untrusted).send(SENDER, "a@x.net", data(1))
+
+
+def pool_for(options: SmtpOptions, connections: int, rate: float = 0) -> SendPool:
+    return SendPool(lambda: SmtpSender(options), connections, rate_per_second=rate)
+
+
+def test_pool_delivers_each_message_exactly_once(smtp_server: SmtpServer) -> None:
+    pool = pool_for(smtp_server.sender_options(), connections=4)
+    results = list(pool.map(jobs(60)))
+    assert keys(job for job, _ in results) == list(range(60))
+    assert all(result.ok for _, result in results)
+    received = sorted(m.rcpt_tos[0] for m in smtp_server.messages)
+    assert received == sorted(f"r{n}@example.net" for n in range(60))
+    assert smtp_server.connections <= 4 and pool.unstarted == [] and pool.unreported == []
+
+
+def test_pool_keeps_to_the_rate(smtp_server: SmtpServer) -> None:
+    pool = pool_for(smtp_server.sender_options(), connections=4, rate=50)
+    started = time.monotonic()
+    assert len(list(pool.map(jobs(20)))) == 20
+    # 20 sends 1/50 s apart span at least 19/50 = 0.38 s, however fast the server is.
+    assert time.monotonic() - started >= 0.3
+
+
+def test_stop_finishes_sends_under_way_and_reports_the_rest(smtp_server: SmtpServer) -> None:
+    pool = pool_for(smtp_server.sender_options(), connections=2, rate=40)
+    pulled: list[Job] = []
+    results: list[tuple[Job, SendResult]] = []
+    for job, result in pool.map(jobs(None, pulled)):  # pulling must stay lazy
+        results.append((job, result))
+        if len(results) == 3:
+            pool.stop()
+    assert len(results) >= 3 and all(result.ok for _, result in results)
+    # At most the window (2 x connections) was taken ahead; what did not start is listed,
+    # in the order taken.
+    assert 1 <= len(pool.unstarted) <= 2 * 2
+    assert [job.key for job in pool.unstarted] == keys(pool.unstarted)
+    assert keys([job for job, _ in results] + pool.unstarted) == keys(pulled)
+    received = {m.rcpt_tos[0] for m in smtp_server.messages}
+    assert received == {job.recipient for job, _ in results}
+    assert received.isdisjoint(job.recipient for job in pool.unstarted)
+
+
+def test_closing_the_results_early_keeps_every_job_accounted_for(
+    smtp_server: SmtpServer,
+) -> None:
+    pool = pool_for(smtp_server.sender_options(), connections=3)
+    pulled: list[Job] = []
+    results = pool.map(jobs(100, pulled))
+    taken = [next(results), next(results)]
+    results.close()
+    accounted = [job for job, _ in taken + pool.unreported] + pool.unstarted
+    assert keys(accounted) == keys(pulled)
+    assert len(pulled) < 100
+    received = sorted(m.rcpt_tos[0] for m in smtp_server.messages)
+    assert received == sorted(job.recipient for job, _ in taken + pool.unreported)
+
+
+def test_a_sender_error_stops_the_pool_and_is_raised() -> None:
+    with SmtpServer(starttls=True, users={"digest": "s3cret"}) as server:
+        pool = pool_for(server.sender_options(password="wrong"), connections=3)
+        pulled: list[Job] = []
+        with pytest.raises(DeliveryError, match="refused the login"):
+            list(pool.map(jobs(50, pulled)))
+        assert server.messages == []
+    assert pool.unstarted == pulled and len(pulled) <= 2 * 3
