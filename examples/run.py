@@ -6,9 +6,11 @@
    relative to today (so the news is recent and the events upcoming whenever you run it;
    the syntax is in examples/publication/README.md);
 2. runs the real command line on it, as an operator would: `digest collect --all`,
-   `digest draft`, `digest preview` (HTML and text, every language) and
-   `digest publish ISSUE` (Atom feeds, archive, events.ics);
-3. prints what was collected and where the preview, the feeds and the archive are.
+   `digest draft`, `digest preview` (HTML and text, every language), `digest subscribers
+   import` (six fictional readers, first run only), `digest approve`, `digest send` (to
+   the outbox folder: one .eml per subscriber) and `digest publish` (Atom feeds,
+   archive, events.ics);
+3. prints what was collected and where the preview, the mail, the feeds and the archive are.
 
 Re-running keeps the database: the second run shows everything "unchanged" and updates the
 same draft; `--fresh` starts over.
@@ -17,6 +19,7 @@ same draft; `--fresh` starts over.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -120,6 +123,39 @@ def show(config_path: Path, today: date) -> None:
             print(f"  {when:<24} {event.summary} — {event.location}{flag}")
 
 
+# Example-only secrets, so that the demo runs as it is: a real publication sets its own in
+# the environment (or *_FILE), never in digest.toml.
+EXAMPLE_SECRETS = {
+    "DIGEST_WEB__SECRET_KEY": "example-only-secret-key-do-not-use-in-production",
+    "DIGEST_SUBSCRIBERS__SUPPRESSION_KEY": "example-only-suppression-key-do-not-use",
+}
+
+
+def sent_issues(config_path: Path) -> list[int]:
+    """The numbers of the issues the example sent on earlier runs."""
+    import sqlalchemy as sa
+
+    from digest import config, pipeline
+    from digest.store.models import Issue, IssueStatus
+
+    factory = pipeline.open_database(config.load(config_path, env={}))
+    with factory() as session:
+        query = sa.select(Issue.number).where(Issue.status == IssueStatus.SENT)
+        return list(session.scalars(query.order_by(Issue.number)))
+
+
+def has_subscribers(config_path: Path) -> bool:
+    """Whether the example's database has subscribers already (a re-run)."""
+    import sqlalchemy as sa
+
+    from digest import config, pipeline
+    from subscribers.model import Subscriber
+
+    factory = pipeline.open_database(config.load(config_path, env={}))
+    with factory() as session:
+        return bool(session.scalar(sa.select(sa.func.count()).select_from(Subscriber)))
+
+
 def main() -> int:
     """Materialize the example and run it through the real CLI, stage by stage."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -139,7 +175,8 @@ def main() -> int:
     def digest(*command: str, capture: bool = False) -> subprocess.CompletedProcess[str]:
         line = [sys.executable, "-m", "digest", "--config", str(config_path), *command]
         print(f"\n$ digest {' '.join(command)}", flush=True)
-        done = subprocess.run(line, check=False, text=True, capture_output=capture)
+        environment = {**os.environ, **EXAMPLE_SECRETS}
+        done = subprocess.run(line, check=False, text=True, capture_output=capture, env=environment)
         if capture and done.returncode == 0:
             print(done.stdout, end="")
         if capture and done.returncode != 0:
@@ -164,7 +201,22 @@ def main() -> int:
             if made.returncode != 0:
                 return made.returncode
             shown.append(output)
-    published = digest("publish", number[1], *as_of)
+    if not has_subscribers(config_path):
+        # Fictional readers who gave consent elsewhere (see the CSV): no opt-in mail.
+        digest("subscribers", "import", str(SOURCE / "subscribers.csv"), "--confirmed")
+    sent_before = sent_issues(config_path)
+    if sent_before:
+        # A re-run: the draft is next slot's issue; sending it is the editor's call.
+        print(
+            f"\nissue(s) {', '.join(f'#{n}' for n in sent_before)} went out on an earlier run; "
+            f"#{number[1]} stays a draft (send it: digest approve {number[1]} && digest send)"
+        )
+    else:
+        approved = digest("approve", number[1])
+        sent = digest("send", number[1], *as_of) if approved.returncode == 0 else approved
+        if sent.returncode != 0:
+            return sent.returncode
+    published = digest("publish", *as_of)
     if published.returncode != 0:
         return published.returncode
     public = target / "public"
@@ -176,6 +228,7 @@ def main() -> int:
         print(f"  {public / 'feeds' / f'{language}.atom'}")
     print(f"Archive: {public / 'index.html'}  (issue pages in {public / 'archive'})")
     print(f"Events:  {public / 'events.ics'}  (one .ics per event in {public / 'events'})")
+    print(f"Sent mail, one .eml per subscriber: {target / 'outbox'}")
     print(f"\nOpen the preview: xdg-open {shown[0]}")
     print(f"Source health:    digest --config {config_path} sources list")
     return collected.returncode

@@ -281,3 +281,26 @@ def test_kill_9_in_the_middle_then_rerun_everyone_gets_it_once_but_in_flight(
     # messages on the wire (two per connection).
     assert len(twice) <= sending.RECORD_EVERY + 2 * settings.delivery.connections
     assert ledger(factory) == Counter({DeliveryState.SENT: len(people)})
+
+
+def test_dkim_signs_every_message_and_dkimpy_verifies_it(
+    make_settings: Any, tmp_path: Path, factory: sessionmaker[Session], smtp_server: SmtpServer
+) -> None:
+    import dkim  # type: ignore[import-untyped]
+
+    from digest.deliver.dkim import load_signer
+    from tests.deliver.test_dkim import dns, rsa_pem
+
+    (tmp_path / "dkim.pem").write_bytes(rsa_pem())
+    settings = settings_for(
+        make_settings, tmp_path, smtp_server, dkim_selector="weekly", dkim_key_file="dkim.pem"
+    )
+    add_people(settings, factory)
+    approved_issue(settings, factory)
+    assert sending.send(settings, factory, make_sender=smtp_factory(smtp_server)).finished
+    signer = load_signer("weekly", "example.org", tmp_path / "dkim.pem")
+    for received in smtp_server.messages:
+        assert received.data.startswith(b"DKIM-Signature:")
+        assert dkim.verify(received.data, dnsfunc=dns(signer), minkey=2048)
+        signed = received.data.split(b"\r\n\r\n", 1)[0]
+        assert b"list-unsubscribe:list-unsubscribe-post" in signed.replace(b"\r\n\t", b"")
