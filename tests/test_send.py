@@ -304,3 +304,29 @@ def test_dkim_signs_every_message_and_dkimpy_verifies_it(
         assert dkim.verify(received.data, dnsfunc=dns(signer), minkey=2048)
         signed = received.data.split(b"\r\n\r\n", 1)[0]
         assert b"list-unsubscribe:list-unsubscribe-post" in signed.replace(b"\r\n\t", b"")
+
+
+def test_digest_run_sends_once_when_the_slot_has_come_and_is_safe_to_rerun(
+    make_settings: Any, tmp_path: Path, factory: sessionmaker[Session]
+) -> None:
+    from click.testing import CliRunner
+
+    from digest.cli import cli
+
+    settings = settings_for(make_settings, tmp_path, None)
+    add_people(settings, factory)
+    runner = CliRunner()
+
+    def run(moment: str) -> Any:
+        return runner.invoke(cli, ["--config", str(settings.path), "run", "--as-of", moment])
+
+    early = run("2026-11-22T20:00")  # Sunday evening: drafted ahead of Monday 08:00
+    assert "goes out at its slot" in early.output, early.output
+    assert not list(settings.delivery.outbox_dir.glob("*.eml"))
+    first = run("2026-11-23T08:05")
+    assert "issue #1 sent: 4 sent" in first.output, first.output
+    again = run("2026-11-23T08:30")
+    assert len(list(settings.delivery.outbox_dir.glob("*.eml"))) == 4
+    assert "issue #2" in again.output  # next week's draft; #1 is never sent twice
+    feed = (settings.publish.output_dir / "feeds" / "en.atom").read_text("utf-8")
+    assert feed.count("<entry>") == 1
