@@ -110,6 +110,15 @@ class IssueSettings:
     max_items_per_section: int = setting(
         12, "Cap per section (keeps emails under Gmail's 102 KB clip); the rest link out."
     )
+    draft_lead_hours: float = setting(
+        24.0, 'With approval = "editor": draft this long before the slot and notify editors.'
+    )
+    approval_wait_hours: float = setting(
+        6.0, 'With approval = "editor": how long after the slot an approval is waited for.'
+    )
+    unapproved: str = setting(
+        "skip", 'What happens when the wait ends without approval: "skip" or "send".'
+    )
 
 
 @dataclass(frozen=True)
@@ -203,6 +212,17 @@ class WebSettings:
         Secret(),
         "After rotating secret_key: the old keys, comma-separated, so links already sent "
         "keep working (DIGEST_WEB__PREVIOUS_SECRET_KEYS).",
+    )
+    host: str = setting("127.0.0.1", "Address `digest serve` listens on.")
+    port: int = setting(8000, "Port `digest serve` listens on.")
+    editors: list[str] = setting(
+        [], "Editors' addresses: told when a draft waits for approval, allowed test sends."
+    )
+    secure_cookies: bool = setting(
+        True, "Mark session cookies Secure (keep true behind HTTPS; false only for local tests)."
+    )
+    subscribe_per_ip_per_hour: int = setting(
+        10, "Sign-up form posts accepted per IP address and hour."
     )
 
 
@@ -512,6 +532,8 @@ def _validate(settings: Settings, where: str) -> None:
             parse(getattr(settings.issue, key))
         except ValueError as exc:
             raise ConfigError(f"{where} [issue] {key}: {exc}") from exc
+    if settings.issue.unapproved not in ("skip", "send"):
+        raise ConfigError(f'{where} [issue] unapproved: expected "skip" or "send"')
     if settings.delivery.transport not in ("outbox", "smtp"):
         raise ConfigError(f'{where} [delivery] transport: expected "outbox" or "smtp"')
     delivery = settings.delivery

@@ -1,0 +1,3 @@
+"""`digest schedule` and `digest status`: running the publication unattended."""
+
+from __future__ import annotations
