@@ -17,9 +17,30 @@ from digest.store import db
 from digest.store.models import Base
 
 
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str | None]:
+    """DIGEST_TEST_DATABASE_URL with a schema of this test run's own, so that two runs on
+    one database (a developer's and CI's, or parallel workers) never drop each other's
+    tables; subprocesses reach the same schema through the URL's search_path."""
+    base = os.environ.get("DIGEST_TEST_DATABASE_URL")
+    if not base:
+        yield None
+        return
+    schema = f"digest_test_{os.getpid()}"
+    admin = sa.create_engine(base)
+    with admin.begin() as connection:
+        connection.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        connection.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    separator = "&" if "?" in base else "?"
+    yield f"{base}{separator}options=-csearch_path%3D{schema}"
+    with admin.begin() as connection:
+        connection.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+    admin.dispose()
+
+
 @pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    return os.environ.get("DIGEST_TEST_DATABASE_URL") or f"sqlite:///{tmp_path}/digest.db"
+def database_url(tmp_path: Path, postgres_url: str | None) -> str:
+    return postgres_url or f"sqlite:///{tmp_path}/digest.db"
 
 
 @pytest.fixture
