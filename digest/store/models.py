@@ -1,40 +1,22 @@
-"""SQLAlchemy 2.x models: sources with their fetch state, entries, events and event changes.
+"""SQLAlchemy 2.x models: sources with their fetch state, entries, events and their changes,
+issues, and the delivery ledger.
 
-Times are stored as aware UTC (`UTCDateTime` restores the zone SQLite forgets); all-day
-event dates are plain dates and never pass through UTC. The same schema runs on SQLite
-and PostgreSQL.
+Times are stored as aware UTC (`UTCDateTime`, shared with the subscriber tables, restores
+the zone SQLite forgets); all-day event dates are plain dates and never pass through UTC.
+The same schema runs on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
 
 import enum
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
-from sqlalchemy.types import TypeDecorator
 
+from subscribers.model import UTCDateTime
 from subscribers.model import metadata as shared_metadata
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """An aware UTC datetime on every backend (SQLite drops the offset; we put it back)."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r} given to the database; pass an aware one")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
