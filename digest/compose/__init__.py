@@ -67,6 +67,8 @@ class EventCandidate:
     withdrawn: bool = False
     announced_as: AnnouncedEvent | None = None
     """How the last issue that showed this occurrence described it (None: never shown)."""
+    changed_at: datetime | None = None
+    """When the stored event last changed (or was first seen): its iCalendar DTSTAMP."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,9 @@ class PlanItem:
     recurrence_id: str = ""
     organizer: str | None = None
     sequence: int = 0
+    stamp: datetime | None = None
+    """When the event's data last changed: its DTSTAMP, so unchanged events give
+    unchanged .ics bytes."""
 
 
 @dataclass(frozen=True)
@@ -264,7 +269,7 @@ def _encode(value: Any) -> Any:
     raise TypeError(f"cannot serialize {value!r}")
 
 
-_DATETIMES = ("published_at", "starts_at", "ends_at")
+_DATETIMES = ("published_at", "starts_at", "ends_at", "stamp")
 _DATES = ("start_date", "end_date")
 
 

@@ -138,6 +138,7 @@ def _select_events(
                 recurrence_id=event.recurrence_id,
                 organizer=event.organizer,
                 sequence=event.sequence,
+                stamp=event.changed_at,
             )
         )
     return _dedupe_events(sorted(chosen, key=lambda i: (_event_start(i, zone), i.title)))

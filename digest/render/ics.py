@@ -1,9 +1,8 @@
 """Render events as iCalendar (RFC 5545): add-to-calendar files and the `events.ics` feed.
 
-Pure: no I/O, no clock. `now` becomes every DTSTAMP and is the only input that is not
-the events' own data: pass a time that moves only when the content does (such as the
-published issue's time) and unchanged events give unchanged bytes, which publish then
-leaves alone.
+Pure: no I/O, no clock. Each VEVENT's DTSTAMP is the time its event last changed
+(`PlanItem.stamp`), so unchanged events give unchanged bytes, which publish then leaves
+alone; `now` stands in for items without one.
 
 Both outputs are `METHOD:PUBLISH` calendars in which every VEVENT has exactly one DTSTAMP,
 DTSTART, ORGANIZER, SUMMARY and UID, and no ATTENDEE (RFC 5546 §3.2.1: PUBLISH carries
@@ -104,7 +103,10 @@ def _add_events(
 ) -> None:
     """Add a VEVENT per item, preceded by a VTIMEZONE for every TZID they use."""
     stamp = _utc(now, "now")
-    events = [_event(item, stamp=stamp, organizer=organizer) for item in items]
+    events = [
+        _event(item, stamp=_utc(item.stamp, "stamp") if item.stamp else stamp, organizer=organizer)
+        for item in items
+    ]
     for timezone in _timezones(events):
         calendar.add_component(timezone)
     for event in events:

@@ -413,6 +413,9 @@ def event_candidates(
                 sequence=event.sequence,
                 withdrawn=event.withdrawn_at is not None,
                 announced_as=announced.get(event.id),
+                changed_at=max(
+                    filter(None, (event.changed_at, event.withdrawn_at, event.first_seen_at))
+                ),
             )
         )
     return found
