@@ -1,0 +1,637 @@
+"""The editor's desk: what the dashboard shows, curating a draft, and telling editors that a
+draft waits for their approval.
+
+    desk()            next slots, issues and their deliveries, subscribers, source health
+    issue_desk()      one issue as the editor works on it: preview per language + items
+    curate()          store the editor's pins, drops, order, intro and subject; re-draft
+    notify_editors()  mail [web] editors that issue N waits for approval (the scheduler)
+
+Curation lives on the issue (`issues.curation`, JSON) and survives every re-draft of its
+slot: `pipeline.draft` reads it back and composes with it. Besides the keys `Curation`
+reads, the JSON keeps the titles of dropped items (so the desk can offer them back) and
+when the editors were told about the draft (`notified_at`, so they are told once).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from digest.compose import Curation, IssuePlan
+from digest.compose import slots as slotting
+from digest.config import Settings
+from digest.deliver import Sender
+from digest.deliver.message import verp_address
+from digest.deliver.notice import build_notice, sender_domain
+from digest.errors import ConfigError, DigestError
+from digest.pipeline import Drafted, draft, environment, preview, schedule_of, utcnow
+from digest.pipeline.transport import dkim_signer, open_sender
+from digest.render import RenderedEmail
+from digest.render.environment import translation_context
+from digest.render.i18n import format_when
+from digest.store import db, issues
+from digest.store.models import (
+    Delivery,
+    DeliveryState,
+    EntrySource,
+    Event,
+    Issue,
+    IssueStatus,
+    Source,
+)
+from subscribers.addresses import normalize
+from subscribers.errors import InvalidAddress
+from subscribers.model import Subscriber, SubscriberStatus
+
+NOTICE_TEMPLATE = "web/editor_notice.html.jinja"
+SUBJECT_MAX = 200
+INTRO_MAX = 5000
+RECENT_ISSUES = 8
+
+
+def moment_text(moment: datetime, language: str, timezone: str) -> str:
+    """Say when `moment` is, in `language` and the publication's `timezone`:
+    "maandag 30 november 2026, 08:00"."""
+    return format_when(
+        all_day=False,
+        starts_at=moment,
+        ends_at=None,
+        start_date=None,
+        end_date=None,
+        language=language,
+        timezone=timezone,
+    )
+
+
+def desk_url(base_url: str, language: str, number: int) -> str:
+    """Return the page where an editor curates and approves issue `number`."""
+    return f"{base_url.rstrip('/')}/{language}/admin/issues/{number}"
+
+
+# --- the dashboard -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssueRow:
+    """One issue as the dashboard lists it, with its delivery counts (empty before a send)."""
+
+    number: int
+    cadence: str
+    slot: datetime
+    status: str
+    approved_at: datetime | None
+    sent_at: datetime | None
+    published_at: datetime | None
+    paused_reason: str | None
+    items: int
+    """Items in the default language's variant (what its readers get, before topics)."""
+    deliveries: dict[str, int] = field(default_factory=dict)
+    notified_at: str | None = None
+
+    @property
+    def total(self) -> int:
+        """Rows in the ledger."""
+        return sum(self.deliveries.values())
+
+    def share(self, state: str) -> float | None:
+        """The fraction of the ledger in `state`, or None without a ledger."""
+        return self.deliveries.get(state, 0) / self.total if self.total else None
+
+
+@dataclass(frozen=True)
+class NextSlot:
+    """The next slot of one cadence, and the issue drafted for it if there is one."""
+
+    cadence: str
+    slot: datetime
+    issue: IssueRow | None
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    """A source's health as the dashboard shows it."""
+
+    name: str
+    kind: str
+    active: bool
+    last_fetched_at: datetime | None
+    last_status: int | None
+    last_error: str | None
+    consecutive_failures: int
+    next_fetch_at: datetime | None
+    items: int
+
+
+@dataclass(frozen=True)
+class Desk:
+    """Everything the dashboard shows, as plain values."""
+
+    now: datetime
+    approval: str
+    next_slots: tuple[NextSlot, ...]
+    issues: tuple[IssueRow, ...]
+    subscribers: dict[str, dict[str, int]]
+    """status → language → count (statuses and languages with none are left out)."""
+    sources: tuple[SourceRow, ...]
+    subscriber_languages: tuple[str, ...] = ()
+    """The publication's languages, then any other a subscriber still has."""
+
+
+def _raw_curation(issue: Issue) -> dict[str, Any]:
+    try:
+        raw = json.loads(issue.curation or "{}")
+    except ValueError:
+        return {}
+    return raw if isinstance(raw, dict) else {}
+
+
+def _issue_row(issue: Issue, language: str, deliveries: dict[str, int]) -> IssueRow:
+    plan = issues.plan_of(issue)
+    return IssueRow(
+        number=issue.number,
+        cadence=issue.cadence,
+        slot=issue.slot,
+        status=issue.status.value,
+        approved_at=issue.approved_at,
+        sent_at=issue.sent_at,
+        published_at=issue.published_at,
+        paused_reason=issue.paused_reason,
+        items=plan.variant(language).item_count,
+        deliveries=deliveries,
+        notified_at=_raw_curation(issue).get("notified_at"),
+    )
+
+
+def _delivery_counts(session: Session, issue_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+    found: dict[int, dict[str, int]] = {}
+    if not issue_ids:
+        return found
+    rows = session.execute(
+        sa.select(Delivery.issue_id, Delivery.state, sa.func.count())
+        .where(Delivery.issue_id.in_(list(issue_ids)))
+        .group_by(Delivery.issue_id, Delivery.state)
+    ).all()
+    for issue_id, state, count in rows:
+        found.setdefault(issue_id, {})[DeliveryState(state).value] = count
+    return found
+
+
+def _next_slot(
+    settings: Settings, session: Session, cadence: str, now: datetime
+) -> tuple[datetime, Issue | None]:
+    """The slot `digest draft` would work on now, and its issue (as `pipeline.draft` walks)."""
+    schedule = schedule_of(settings, cadence)
+    zone = settings.publication.timezone
+    grace = timedelta(hours=settings.issue.grace_hours)
+    slot = slotting.current_slot(schedule, now, zone, grace)
+    existing = issues.for_slot(session, cadence, slot)
+    while existing is not None and not issues.is_open_draft(existing):
+        slot = slotting.next_slot(schedule, slot, zone)
+        existing = issues.for_slot(session, cadence, slot)
+    return slot, existing
+
+
+def desk(
+    settings: Settings, factory: sessionmaker[Session], *, now: datetime | None = None
+) -> Desk:
+    """Return what the dashboard shows: the next slot of each cadence and its draft, the
+    latest issues with their deliveries, subscribers by status and language, and the
+    health of every source."""
+    now = now or utcnow()
+    language = settings.default_language
+    with factory() as session:
+        recent = session.scalars(
+            sa.select(Issue).order_by(Issue.number.desc()).limit(RECENT_ISSUES)
+        ).all()
+        counts = _delivery_counts(session, [issue.id for issue in recent])
+        rows = tuple(_issue_row(i, language, counts.get(i.id, {})) for i in recent)
+        upcoming = []
+        for cadence in ("weekly", "daily"):
+            slot, existing = _next_slot(settings, session, cadence, now)
+            row = None
+            if existing is not None:
+                row = next((r for r in rows if r.number == existing.number), None) or (
+                    _issue_row(existing, language, {})
+                )
+            upcoming.append(NextSlot(cadence, slot, row))
+        people: dict[str, dict[str, int]] = {}
+        for status, lang, count in session.execute(
+            sa.select(Subscriber.status, Subscriber.language, sa.func.count()).group_by(
+                Subscriber.status, Subscriber.language
+            )
+        ).all():
+            people.setdefault(SubscriberStatus(status).value, {})[lang] = count
+        entries = dict(
+            session.execute(
+                sa.select(EntrySource.source_id, sa.func.count()).group_by(EntrySource.source_id)
+            ).all()
+        )
+        events = dict(
+            session.execute(
+                sa.select(Event.source_id, sa.func.count()).group_by(Event.source_id)
+            ).all()
+        )
+        sources = tuple(
+            SourceRow(
+                name=s.name,
+                kind=s.kind.value,
+                active=s.active,
+                last_fetched_at=s.last_fetched_at,
+                last_status=s.last_status,
+                last_error=s.last_error,
+                consecutive_failures=s.consecutive_failures,
+                next_fetch_at=s.next_fetch_at,
+                items=entries.get(s.id, 0) + events.get(s.id, 0),
+            )
+            for s in session.scalars(sa.select(Source).order_by(Source.active.desc(), Source.name))
+        )
+    ordered: dict[str, dict[str, int]] = {
+        s.value: people[s.value] for s in SubscriberStatus if s.value in people
+    }
+    seen = {language for row in ordered.values() for language in row}
+    known = list(settings.publication.languages)
+    return Desk(
+        now=now,
+        approval=settings.issue.approval,
+        next_slots=tuple(upcoming),
+        issues=rows,
+        subscribers=ordered,
+        sources=sources,
+        subscriber_languages=(*known, *sorted(seen - set(known))),
+    )
+
+
+# --- one issue at the desk ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeskItem:
+    """One item of an issue as the curation form lists it."""
+
+    key: str
+    title: str
+    kind: str
+    language: str
+    section: str
+    position: int
+    """1-based place in its section, as the issue orders it now."""
+    pinned: bool = False
+    dropped: bool = False
+
+
+@dataclass(frozen=True)
+class IssueDesk:
+    """An issue as the editor works on it, in one language."""
+
+    number: int
+    cadence: str
+    slot: datetime
+    status: str
+    open: bool
+    """Whether it can still be curated (a draft nobody published)."""
+    approved_at: datetime | None
+    paused_reason: str | None
+    language: str
+    rendered: RenderedEmail
+    """Exactly what a subscriber reading `language` gets (sample links)."""
+    items: tuple[DeskItem, ...]
+    dropped: tuple[DeskItem, ...]
+    intro: str
+    subject: str
+    """The editor's subject for `language` ("" = the default one, see `rendered.subject`)."""
+    notified_at: str | None
+
+
+def _listed(plan: IssuePlan, curation: Curation) -> list[DeskItem]:
+    """Every item of every variant once, by section, in the order the plan shows them
+    (the default language's variant first, then what only other variants hold)."""
+    by_section: dict[str, dict[str, Any]] = {}
+    for variant in plan.complete().variants:
+        for section in variant.sections:
+            known = by_section.setdefault(section.name, {})
+            for item in section.items:
+                known.setdefault(item.key, item)
+    listed = []
+    for name, found in by_section.items():
+        for position, item in enumerate(found.values(), start=1):
+            listed.append(
+                DeskItem(
+                    key=item.key,
+                    title=item.title,
+                    kind=item.kind,
+                    language=item.language,
+                    section=name,
+                    position=position,
+                    pinned=item.key in curation.pinned,
+                )
+            )
+    return listed
+
+
+def issue_desk(
+    settings: Settings, factory: sessionmaker[Session], number: int, *, language: str
+) -> IssueDesk:
+    """Return issue `number` as the editor sees it in `language`: the rendered email (HTML
+    and text, as a subscriber gets it) and the items with their curation."""
+    with factory() as session:
+        issue = issues.by_number(session, number)
+        plan = issues.plan_of(issue)
+        curation = issues.curation_of(issue)
+        raw = _raw_curation(issue)
+        status, is_open = issue.status.value, issues.is_open_draft(issue)
+        approved_at, paused, cadence, slot = (
+            issue.approved_at,
+            issue.paused_reason,
+            issue.cadence,
+            issue.slot,
+        )
+    rendered = preview(settings, factory, number=number, language=language)
+    titles = raw.get("titles", {}) if isinstance(raw.get("titles"), dict) else {}
+    dropped = tuple(
+        DeskItem(
+            key=key,
+            title=str(titles.get(key, key)),
+            kind=key.partition(":")[0],
+            language="",
+            section="",
+            position=0,
+            dropped=True,
+        )
+        for key in curation.dropped
+    )
+    return IssueDesk(
+        number=number,
+        cadence=cadence,
+        slot=slot,
+        status=status,
+        open=is_open,
+        approved_at=approved_at,
+        paused_reason=paused,
+        language=language,
+        rendered=rendered,
+        items=tuple(_listed(plan, curation)),
+        dropped=dropped,
+        intro=curation.intro.get(language, ""),
+        subject=curation.subject.get(language, ""),
+        notified_at=raw.get("notified_at"),
+    )
+
+
+# --- curating -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What the editor asked for on the curation form."""
+
+    dropped: frozenset[str] = frozenset()
+    """Keys to leave out (keys of items now dropped stay dropped unless listed in `restored`)."""
+    restored: frozenset[str] = frozenset()
+    pinned: tuple[str, ...] = ()
+    """Keys shown first in their section, in this order."""
+    order: tuple[str, ...] | None = None
+    """Every key in the editor's order, or None to keep the order as it is."""
+    language: str | None = None
+    intro: str | None = None
+    """The intro of `language` (None: unchanged; "": none)."""
+    subject: str | None = None
+    """The subject of `language` (None: unchanged; "": the default one)."""
+
+
+def _one_line(text: str) -> str:
+    """`text` without control characters or line breaks: it becomes a Subject header."""
+    printable = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in text)
+    return " ".join(printable.split())
+
+
+def _clean_intro(text: str) -> str:
+    kept = "".join(c for c in text if c in "\n\t" or unicodedata.category(c) != "Cc")
+    return kept.replace("\r\n", "\n").strip()
+
+
+def _slot_now(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    issue_slot: datetime,
+    cadence: str,
+    now: datetime,
+) -> datetime:
+    """The moment to re-draft at so that `pipeline.draft` lands on `issue_slot`: now while
+    the slot is the current one, else the slot itself (a draft whose slot has passed)."""
+    with factory() as session:
+        if _next_slot(settings, session, cadence, now)[0] == issue_slot:
+            return now
+        if _next_slot(settings, session, cadence, issue_slot)[0] == issue_slot:
+            return issue_slot
+    raise DigestError(
+        "this draft's slot cannot be drafted again (another issue owns the slot before it); "
+        "run `digest draft` for the current slot"
+    )
+
+
+def curate(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    number: int,
+    changes: Changes,
+    *,
+    now: datetime | None = None,
+) -> Drafted:
+    """Store the editor's changes on draft `number` and compose it again with them.
+
+    Raises `DigestError` when the issue is no longer a draft (approved, sent or published:
+    what goes out is fixed), or when a subject or intro is too long.
+    """
+    now = now or utcnow()
+    languages = settings.publication.languages
+    if changes.language is not None and changes.language not in languages:
+        raise DigestError(f"{changes.language!r} is not a language of this publication")
+    subject = _one_line(changes.subject) if changes.subject is not None else None
+    intro = _clean_intro(changes.intro) if changes.intro is not None else None
+    if subject is not None and len(subject) > SUBJECT_MAX:
+        raise DigestError(f"the subject is {len(subject)} characters; at most {SUBJECT_MAX}")
+    if intro is not None and len(intro) > INTRO_MAX:
+        raise DigestError(f"the intro is {len(intro)} characters; at most {INTRO_MAX}")
+    with db.transaction(factory) as session:
+        issue = issues.by_number(session, number)
+        if not issues.is_open_draft(issue):
+            raise DigestError(
+                f"issue #{number} is {issue.status.value}; only a draft can be curated"
+            )
+        current = issues.curation_of(issue)
+        raw = _raw_curation(issue)
+        listed = {item.key: item for item in _listed(issues.plan_of(issue), current)}
+        titles = {k: v for k, v in dict(raw.get("titles") or {}).items() if k in current.dropped}
+        known = set(listed) | set(current.dropped)
+        dropped = [k for k in current.dropped if k not in changes.restored]
+        for key in sorted(changes.dropped & set(listed)):
+            if key not in dropped:
+                dropped.append(key)
+                titles[key] = listed[key].title
+        titles = {k: v for k, v in titles.items() if k in dropped}
+        pinned = [k for k in dict.fromkeys(changes.pinned) if k in known and k not in dropped]
+        order = list(current.order)
+        if changes.order is not None:
+            order = [k for k in dict.fromkeys(changes.order) if k in known]
+        intros, subjects = dict(current.intro), dict(current.subject)
+        if changes.language is not None:
+            if intro is not None:
+                intros[changes.language] = intro
+            if subject is not None:
+                subjects[changes.language] = subject
+        raw.update(
+            pinned=pinned,
+            dropped=dropped,
+            order=order,
+            intro={k: v for k, v in intros.items() if v},
+            subject={k: v for k, v in subjects.items() if v},
+            titles=titles,
+        )
+        issue.curation = json.dumps(raw, sort_keys=True, ensure_ascii=False)
+        cadence, slot = issue.cadence, issue.slot
+    drafted = draft(
+        settings, factory, now=_slot_now(settings, factory, slot, cadence, now), cadence=cadence
+    )
+    if drafted.number != number:  # pragma: no cover - _slot_now makes sure of it
+        raise DigestError(f"re-drafting reached issue #{drafted.number}, not #{number}")
+    return drafted
+
+
+# --- telling the editors ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Notified:
+    """What `notify_editors` did."""
+
+    number: int
+    told: tuple[str, ...]
+    """Editors whose server accepted the mail."""
+    failed: tuple[tuple[str, str], ...] = ()
+    """(editor, what the transport said) for each refused mail."""
+    skipped: str | None = None
+    """Why nobody was mailed (no editors, already told, not waiting for approval)."""
+
+
+def render_notice(
+    settings: Settings, *, number: int, subject: str, items: int, slot: datetime
+) -> RenderedEmail:
+    """Render the "issue N waits for your approval" mail in the default language."""
+    language = settings.default_language
+    env = environment(settings)
+    template = env.get_template(NOTICE_TEMPLATE)
+    context: dict[str, Any] = {
+        **translation_context(language),
+        "language": language,
+        "title": settings.publication.title,
+        "number": number,
+        "issue_subject": subject,
+        "items": items,
+        "when": moment_text(slot, language, settings.publication.timezone),
+        "url": desk_url(settings.publication.base_url, language, number),
+    }
+    html = template.render(context, part="html")
+    text = template.render(context, part="text")
+    mail_subject = template.render(context, part="subject").strip()
+    return RenderedEmail(
+        language=language,
+        subject=_one_line(mail_subject),
+        preheader="",
+        html=html,
+        text="\n".join(line.rstrip() for line in text.splitlines()).strip("\n") + "\n",
+    )
+
+
+def notify_editors(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    number: int,
+    *,
+    now: datetime | None = None,
+    sender: Sender | None = None,
+    again: bool = False,
+) -> Notified:
+    """Mail every address in [web] editors that draft `number` waits for their approval,
+    with a link to it on the editor's desk; what the scheduler calls after drafting when
+    [issue] approval = "editor".
+
+    Editors are told once per issue (the time is kept on the issue) unless `again`; an
+    issue that is not a draft tells nobody. Refused mails are reported, not raised, and
+    do not count as told (the next call tries them again).
+    """
+    now = now or utcnow()
+    editors = [e.strip() for e in settings.web.editors if e.strip()]
+    if not editors:
+        return Notified(number, (), skipped="no editors: set [web] editors")
+    with factory() as session:
+        issue = issues.by_number(session, number)
+        raw = _raw_curation(issue)
+        if issue.status is not IssueStatus.DRAFT:
+            return Notified(number, (), skipped=f"issue #{number} is {issue.status.value}")
+        if raw.get("notified_at") and not again:
+            return Notified(number, (), skipped=f"editors were told at {raw['notified_at']}")
+        plan = issues.plan_of(issue)
+        slot = issue.slot
+    first = preview(settings, factory, number=number, language=settings.default_language)
+    rendered = render_notice(
+        settings,
+        number=number,
+        subject=first.subject,
+        items=plan.variant(settings.default_language).item_count,
+        slot=slot,
+    )
+    try:
+        domain = sender_domain(settings.publication.sender)
+    except ValueError as exc:
+        raise ConfigError(f"[publication] sender: {exc}") from exc
+    signer = dkim_signer(settings)
+    transport = sender or open_sender(settings)
+    told: list[str] = []
+    failed: list[tuple[str, str]] = []
+    try:
+        for editor in editors:
+            try:
+                address = normalize(editor)
+                envelope = verp_address(settings.delivery.bounce_local_part, domain, address)
+                data = build_notice(
+                    rendered,
+                    sender=settings.publication.sender,
+                    to_address=address,
+                    to_name="",
+                    message_id=f"approval.{number}.{now:%Y%m%d%H%M%S}.{secrets.token_hex(4)}",
+                    date=now,
+                    envelope_from=envelope,
+                    dkim=signer,
+                )
+            except (InvalidAddress, ValueError) as exc:
+                failed.append((editor, f"cannot be mailed: {exc}"))
+                continue
+            try:
+                result = transport.send(envelope, address, data)
+            except (OSError, DigestError) as exc:
+                failed.append((editor, str(exc)))
+                continue
+            if result.ok:
+                told.append(address)
+            else:
+                failed.append((editor, result.reply))
+    finally:
+        if sender is None:
+            close = getattr(transport, "close", None)
+            if callable(close):
+                close()
+    if told:
+        with db.transaction(factory) as session:
+            issue = issues.by_number(session, number)
+            raw = _raw_curation(issue)
+            raw["notified_at"] = now.isoformat()
+            issue.curation = json.dumps(raw, sort_keys=True, ensure_ascii=False)
+    return Notified(number, tuple(told), tuple(failed))

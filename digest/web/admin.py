@@ -1,0 +1,359 @@
+"""The editor's desk: log in, see how things stand, curate, test and approve an issue.
+
+    /admin                               → /{lang}/admin/ by Accept-Language
+    /{lang}/admin/login                  GET the form, POST the password
+    /{lang}/admin/logout                 POST
+    /{lang}/admin/                       dashboard
+    /{lang}/admin/issues/{n}             issue n: preview per language (?variant=nl), items
+    /{lang}/admin/issues/{n}/curate      POST drops, pins, order, intro and subject
+    /{lang}/admin/issues/{n}/test        POST send one [TEST] copy to an address
+    /{lang}/admin/issues/{n}/approve     POST approve the draft for sending
+
+The password comes from [web] admin_password (DIGEST_WEB__ADMIN_PASSWORD or its _FILE) and
+is compared in constant time; failed and successful attempts alike are rate limited per
+client address. Every POST needs the session's CSRF token. Pages are never cached.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+from urllib.parse import quote
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from digest.errors import DigestError, NotFoundError
+from digest.pipeline import editorial, sending
+from digest.web.pages import Site
+from digest.web.public import read_form, site_of
+from digest.web.security import (
+    CSRF_FIELD,
+    client_address,
+    csrf_ok,
+    csrf_token,
+    is_editor,
+    log_in,
+    log_out,
+    password_ok,
+)
+from subscribers.addresses import normalize
+from subscribers.errors import InvalidAddress
+
+log = logging.getLogger("digest.web")
+
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+ISSUE_STATES = ("draft", "approved", "sending", "sent")
+
+
+def _text(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _texts(form: FormData, name: str) -> list[str]:
+    return [value for value in form.getlist(name) if isinstance(value, str)]
+
+
+def _desk_page(
+    request: Request, site: Site, template: str, language: str, **context: Any
+) -> Response:
+    """Render a desk page: the CSRF token, the logout form and any flash message."""
+    flash = request.session.pop("flash", None)
+    status = context.pop("status", 200)
+    return site.page(
+        request,
+        template,
+        language,
+        status=status,
+        csrf=csrf_token(request),
+        csrf_field=CSRF_FIELD,
+        flash=flash if isinstance(flash, dict) else None,
+        desk_url=site.path(language, "admin", ""),
+        logout_action=site.path(language, "admin", "logout"),
+        **context,
+    )
+
+
+def _flash(request: Request, kind: str, detail: str = "") -> None:
+    request.session["flash"] = {"kind": kind, "detail": detail}
+
+
+def _login_redirect(site: Site, language: str, request: Request) -> Response:
+    target = site.path(language, "admin", "login") + "?next=" + quote(request.url.path, safe="/")
+    return RedirectResponse(target, status_code=303)
+
+
+def editor_only(handler: Handler) -> Handler:
+    """Send visitors without an editor's session to the login page; check CSRF on POSTs."""
+
+    async def guarded(request: Request) -> Response:
+        site = site_of(request)
+        language = site.language_of(request)
+        if not is_editor(request, time.time(), site.session_max_age):
+            return _login_redirect(site, language, request)
+        if request.method == "POST":
+            form = await read_form(request)
+            if not csrf_ok(request, form.get(CSRF_FIELD)):
+                return site.page(request, "message.html.jinja", language, status=403, kind="csrf")
+            request.state.form = form
+        return await handler(request)
+
+    guarded.__name__ = handler.__name__
+    guarded.__doc__ = handler.__doc__
+    return guarded
+
+
+async def admin_root(request: Request) -> Response:
+    """`/admin`: the desk in the browser's best language."""
+    site = site_of(request)
+    language = site.best_language(request.headers.get("accept-language", ""))
+    return RedirectResponse(site.path(language, "admin", ""), status_code=302)
+
+
+def _safe_next(site: Site, language: str, target: str) -> str:
+    """Only our own desk pages are places to go back to after login (no open redirect)."""
+    desk = site.path(language, "admin", "")
+    if target.startswith(desk) and "//" not in target and "\\" not in target:
+        return target
+    return desk
+
+
+async def login(request: Request) -> Response:
+    """GET the login form; POST the password (rate limited, CSRF, constant-time check)."""
+    site = site_of(request)
+    language = site.language_of(request)
+    configured = bool(site.settings.web.admin_password)
+    target = _safe_next(site, language, request.query_params.get("next", ""))
+    action = site.path(language, "admin", "login") + "?next=" + quote(target, safe="/")
+    if request.method == "GET":
+        if is_editor(request, time.time(), site.session_max_age):
+            return RedirectResponse(target, status_code=303)
+        return _desk_page(
+            request, site, "admin_login.html.jinja", language, action=action, configured=configured
+        )
+    address = client_address(request)
+    if not site.login_limit.hit(address):
+        return site.page(
+            request,
+            "message.html.jinja",
+            language,
+            status=429,
+            headers={"Retry-After": str(site.login_limit.retry_after(address))},
+            kind="rate_limited",
+        )
+    form = await read_form(request)
+    if not csrf_ok(request, form.get(CSRF_FIELD)):
+        return site.page(request, "message.html.jinja", language, status=403, kind="csrf")
+    if not password_ok(_text(form, "password"), site.settings.web.admin_password.reveal()):
+        log.warning("editor's desk: a login failed from %s", address)
+        return _desk_page(
+            request,
+            site,
+            "admin_login.html.jinja",
+            language,
+            action=action,
+            configured=configured,
+            error="wrong_password",
+            status=401,
+        )
+    log_in(request, time.time())
+    log.info("editor's desk: logged in from %s", address)
+    return RedirectResponse(target, status_code=303)
+
+
+@editor_only
+async def logout(request: Request) -> Response:
+    """End the editor's session."""
+    site = site_of(request)
+    language = site.language_of(request)
+    log_out(request)
+    return RedirectResponse(site.path(language, "admin", "login"), status_code=303)
+
+
+@editor_only
+async def dashboard(request: Request) -> Response:
+    """Next slots, issues and deliveries, subscribers, source health."""
+    site = site_of(request)
+    language = site.language_of(request)
+    desk = await run_in_threadpool(editorial.desk, site.settings, site.factory, now=site.clock())
+    return _desk_page(
+        request,
+        site,
+        "admin_dashboard.html.jinja",
+        language,
+        desk=desk,
+        issue_url=lambda number: site.path(language, "admin", "issues", number),
+    )
+
+
+def _variant(site: Site, request: Request, language: str) -> str:
+    wanted = request.query_params.get("variant") or _text(
+        getattr(request.state, "form", FormData()), "variant"
+    )
+    if wanted in site.languages:
+        return wanted
+    return language if language in site.languages else site.settings.default_language
+
+
+def _issue_path(site: Site, language: str, number: int, variant: str) -> str:
+    return site.path(language, "admin", "issues", number) + f"?variant={variant}"
+
+
+@editor_only
+async def issue(request: Request) -> Response:
+    """Issue n as a subscriber gets it in one language, with its curation form."""
+    site = site_of(request)
+    language = site.language_of(request)
+    number = int(request.path_params["number"])
+    variant = _variant(site, request, language)
+    try:
+        found = await run_in_threadpool(
+            editorial.issue_desk, site.settings, site.factory, number, language=variant
+        )
+    except NotFoundError:
+        return site.page(request, "message.html.jinja", language, status=404, kind="not_found")
+    base = site.path(language, "admin", "issues", number)
+    return _desk_page(
+        request,
+        site,
+        "admin_issue.html.jinja",
+        language,
+        issue=found,
+        variants=[
+            {
+                **entry,
+                "url": f"{base}?variant={entry['language']}",
+                "current": entry["language"] == variant,
+            }
+            for entry in site.switcher(request, language)
+        ],
+        sections=_sections(found.items),
+        curate_action=f"{base}/curate",
+        test_action=f"{base}/test",
+        approve_action=f"{base}/approve",
+        editors=site.settings.web.editors,
+        approval=site.settings.issue.approval,
+    )
+
+
+def _sections(items: Sequence[editorial.DeskItem]) -> list[tuple[str, list[editorial.DeskItem]]]:
+    """The items grouped by section, sections and items in the order the issue has them."""
+    grouped: dict[str, list[editorial.DeskItem]] = {}
+    for item in items:
+        grouped.setdefault(item.section, []).append(item)
+    return list(grouped.items())
+
+
+def _changes(form: FormData, variant: str) -> editorial.Changes:
+    """Read the curation form: drops, restores, pins, positions, intro and subject."""
+    keys = _texts(form, "item")
+    sections: dict[str, list[str]] = {}
+    for key in keys:
+        sections.setdefault(_text(form, f"section:{key}"), []).append(key)
+    positions: dict[str, int] = {}
+    changed = False
+    for members in sections.values():
+        for shown, key in enumerate(members, start=1):
+            try:
+                position = int(_text(form, f"position:{key}"))
+            except ValueError:
+                position = shown
+            positions[key] = position
+            changed = changed or position != shown
+    order = None
+    if changed:
+        order = tuple(
+            key
+            for members in sections.values()
+            for key in sorted(members, key=lambda k: (positions[k], members.index(k)))
+        )
+    pinned = [key for key in keys if key in set(_texts(form, "pin"))]
+    pinned.sort(key=lambda k: (positions.get(k, 0), keys.index(k)))
+    return editorial.Changes(
+        dropped=frozenset(_texts(form, "drop")),
+        restored=frozenset(_texts(form, "restore")),
+        pinned=tuple(pinned),
+        order=order,
+        language=variant,
+        intro=_text(form, "intro") if "intro" in form else None,
+        subject=_text(form, "subject") if "subject" in form else None,
+    )
+
+
+@editor_only
+async def curate(request: Request) -> Response:
+    """Store the curation and re-draft the issue with it."""
+    site = site_of(request)
+    language = site.language_of(request)
+    number = int(request.path_params["number"])
+    variant = _variant(site, request, language)
+    changes = _changes(request.state.form, variant)
+    try:
+        await run_in_threadpool(
+            editorial.curate, site.settings, site.factory, number, changes, now=site.clock()
+        )
+    except NotFoundError:
+        return site.page(request, "message.html.jinja", language, status=404, kind="not_found")
+    except DigestError as exc:
+        _flash(request, "curate_failed", str(exc))
+    else:
+        _flash(request, "curated")
+    return RedirectResponse(_issue_path(site, language, number, variant), status_code=303)
+
+
+@editor_only
+async def test_send(request: Request) -> Response:
+    """Send one copy marked [TEST] of the issue in the chosen language to an address."""
+    site = site_of(request)
+    language = site.language_of(request)
+    number = int(request.path_params["number"])
+    variant = _variant(site, request, language)
+    back = RedirectResponse(_issue_path(site, language, number, variant), status_code=303)
+    try:
+        address = normalize(_text(request.state.form, "address"))
+    except InvalidAddress:
+        _flash(request, "test_invalid")
+        return back
+    editors = {e.strip().lower() for e in site.settings.web.editors if e.strip()}
+    if editors and address not in editors:
+        _flash(request, "test_not_editor", address)
+        return back
+    try:
+        result = await run_in_threadpool(
+            lambda: sending.send_test(
+                site.settings, site.factory, address, number=number, language=variant
+            )
+        )
+    except NotFoundError:
+        return site.page(request, "message.html.jinja", language, status=404, kind="not_found")
+    except (DigestError, OSError) as exc:
+        _flash(request, "test_failed", str(exc))
+        return back
+    if result.ok:
+        _flash(request, "test_sent", address)
+    else:
+        _flash(request, "test_failed", result.reply)
+    return back
+
+
+@editor_only
+async def approve(request: Request) -> Response:
+    """Approve the draft: the scheduled send (or `digest send`) takes it from here."""
+    site = site_of(request)
+    language = site.language_of(request)
+    number = int(request.path_params["number"])
+    variant = _variant(site, request, language)
+    try:
+        approved = await run_in_threadpool(
+            sending.approve, site.settings, site.factory, number, now=site.clock()
+        )
+    except NotFoundError:
+        return site.page(request, "message.html.jinja", language, status=404, kind="not_found")
+    _flash(request, "approved" if approved.status.value == "approved" else "not_a_draft")
+    log.info("editor's desk: issue #%s is %s", number, approved.status.value)
+    return RedirectResponse(_issue_path(site, language, number, variant), status_code=303)

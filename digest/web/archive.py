@@ -1,0 +1,158 @@
+"""The public files `digest publish` writes, served with the right types and revalidation.
+
+    /archive/{lang}/                 the archive index (also .../index.html)
+    /archive/{lang}/{n}.html         issue n in a language ("view in browser")
+    /feeds/{lang}.atom               the Atom feed of issues, per language
+    /events.ics                      upcoming events (iCalendar, METHOD:PUBLISH)
+    /events/{slug}.ics               one occurrence, for "add to calendar"
+
+Files are read from `[publish] output_dir` by their `layout` path, never by a path taken
+from the URL, so nothing outside the folder can be reached. Each response carries a strong
+ETag (a hash of the bytes) and Last-Modified (the file's mtime, which publish leaves alone
+when a file did not change); If-None-Match, else If-Modified-Since, answers 304.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from pathlib import Path
+
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from digest import layout
+from digest.web.pages import Site
+
+HTML = "text/html; charset=utf-8"
+ATOM = "application/atom+xml; charset=utf-8"
+CALENDAR = "text/calendar; charset=utf-8; method=PUBLISH"
+CACHE = "public, max-age=300"
+_SLUG = re.compile(r"[0-9a-f]{20}")
+
+
+class _Etags:
+    """ETags of files by (path, mtime, size), so an unchanged file is hashed once."""
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[str, int, int], str] = {}
+        self._lock = threading.Lock()
+
+    def of(self, path: Path, mtime_ns: int, size: int, body: bytes) -> str:
+        key = (str(path), mtime_ns, size)
+        with self._lock:
+            found = self._known.get(key)
+        if found is None:
+            found = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+            with self._lock:
+                if len(self._known) > 10_000:
+                    self._known.clear()
+                self._known[key] = found
+        return found
+
+
+_ETAGS = _Etags()
+
+
+def _read(path: Path) -> tuple[bytes, int, int] | None:
+    try:
+        stat = path.stat()
+        return path.read_bytes(), stat.st_mtime_ns, stat.st_size
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+
+
+def _matches(if_none_match: str, etag: str) -> bool:
+    if if_none_match.strip() == "*":
+        return True
+    tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
+    return etag in tags
+
+
+def _not_modified_since(if_modified_since: str, modified: datetime) -> bool:
+    try:
+        since = parsedate_to_datetime(if_modified_since)
+    except (TypeError, ValueError, IndexError):
+        return False
+    if since is None:
+        return False
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    return modified.replace(microsecond=0) <= since
+
+
+async def serve_file(request: Request, site: Site, relative: str, media_type: str) -> Response:
+    """Serve `relative` (a layout path) from the output folder, or 404."""
+    path = site.settings.publish.output_dir / relative
+    found = await run_in_threadpool(_read, path)
+    if found is None:
+        raise HTTPException(404)
+    body, mtime_ns, size = found
+    etag = _ETAGS.of(path, mtime_ns, size, body)
+    modified = datetime.fromtimestamp(mtime_ns / 1e9, tz=UTC)
+    headers = {
+        "ETag": etag,
+        "Last-Modified": format_datetime(modified.replace(microsecond=0), usegmt=True),
+        "Cache-Control": CACHE,
+    }
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None:
+        fresh = _matches(if_none_match, etag)
+    else:
+        since = request.headers.get("if-modified-since")
+        fresh = since is not None and _not_modified_since(since, modified)
+    if fresh:
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type=media_type, headers=headers)
+
+
+def _site(request: Request) -> Site:
+    site: Site = request.app.state.site
+    return site
+
+
+async def archive_index(request: Request) -> Response:
+    """The archive's list of issues in a language."""
+    site = _site(request)
+    language = site.language_of(request)
+    return await serve_file(request, site, layout.archive_index(language), HTML)
+
+
+async def issue_page(request: Request) -> Response:
+    """Issue n in a language, as published."""
+    site = _site(request)
+    language = site.language_of(request)
+    number = int(request.path_params["number"])
+    return await serve_file(request, site, layout.issue_page(number, language), HTML)
+
+
+async def feed(request: Request) -> Response:
+    """The Atom feed of a language."""
+    site = _site(request)
+    language = site.language_of(request)
+    return await serve_file(request, site, layout.feed(language), ATOM)
+
+
+async def calendar(request: Request) -> Response:
+    """The iCalendar feed of upcoming events."""
+    return await serve_file(request, _site(request), layout.calendar(), CALENDAR)
+
+
+async def event_file(request: Request) -> Response:
+    """One occurrence's .ics (its name is a hash; anything else is not ours)."""
+    slug = str(request.path_params["slug"])
+    if not _SLUG.fullmatch(slug):
+        raise HTTPException(404)
+    return await serve_file(request, _site(request), f"events/{slug}.ics", CALENDAR)
+
+
+async def archive_redirect(request: Request) -> Response:
+    """`/{lang}/archive` → the archive index of that language."""
+    site = _site(request)
+    language = site.language_of(request)
+    return RedirectResponse(site.path("archive", language, ""), status_code=301)

@@ -1,0 +1,132 @@
+"""The published files through the app: content types, ETag, Last-Modified and 304s."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from email.utils import format_datetime, parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from digest import config, pipeline
+from digest.web import create_app
+from tests.test_draft import MONDAY
+from tests.web.conftest import TestClient, client_for, drafted, example_settings
+
+
+@pytest.fixture
+def published(
+    make_settings: Any, tmp_path: Path, factory: sessionmaker[Session]
+) -> config.Settings:
+    settings = example_settings(make_settings, tmp_path)
+    number = drafted(settings, factory)
+    pipeline.mark_published(settings, factory, number, now=MONDAY)
+    pipeline.publish(settings, factory, now=MONDAY)
+    return settings
+
+
+@pytest.fixture
+def site(published: config.Settings, factory: sessionmaker[Session]) -> Iterator[TestClient]:
+    with client_for(create_app(published, factory=factory)) as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type", "needle"),
+    [
+        ("/feeds/en.atom", "application/atom+xml; charset=utf-8", b"<feed"),
+        ("/feeds/fr.atom", "application/atom+xml; charset=utf-8", b'xml:lang="fr"'),
+        ("/events.ics", "text/calendar; charset=utf-8; method=PUBLISH", b"METHOD:PUBLISH"),
+        ("/archive/nl/", "text/html; charset=utf-8", b'<html lang="nl"'),
+        ("/archive/nl/index.html", "text/html; charset=utf-8", b'<html lang="nl"'),
+        ("/archive/fr/1.html", "text/html; charset=utf-8", b'lang="fr"'),
+    ],
+)
+def test_published_files_are_served_with_their_types(
+    site: TestClient, published: config.Settings, path: str, content_type: str, needle: bytes
+) -> None:
+    answer = site.get(path)
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == content_type
+    assert needle in answer.content
+    relative = path.lstrip("/") + ("index.html" if path.endswith("/") else "")
+    assert answer.content == (published.publish.output_dir / relative).read_bytes()
+    assert answer.headers["etag"].startswith('"') and len(answer.headers["etag"]) == 34
+    assert parsedate_to_datetime(answer.headers["last-modified"]).tzinfo is not None
+    assert "public" in answer.headers["cache-control"]
+
+
+def test_an_event_file_is_served_as_a_calendar(
+    site: TestClient, published: config.Settings
+) -> None:
+    events = sorted((published.publish.output_dir / "events").glob("*.ics"))
+    assert events
+    answer = site.get(f"/events/{events[0].name}")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "text/calendar; charset=utf-8; method=PUBLISH"
+    assert b"BEGIN:VEVENT" in answer.content
+
+
+def test_conditional_requests_answer_304(site: TestClient, published: config.Settings) -> None:
+    first = site.get("/feeds/en.atom")
+    etag, modified = first.headers["etag"], first.headers["last-modified"]
+    same = site.get("/feeds/en.atom", headers={"If-None-Match": etag})
+    assert same.status_code == 304 and same.content == b""
+    assert same.headers["etag"] == etag and same.headers["last-modified"] == modified
+    assert (
+        site.get("/feeds/en.atom", headers={"If-None-Match": f'"x", W/{etag}'}).status_code == 304
+    )
+    assert site.get("/feeds/en.atom", headers={"If-Modified-Since": modified}).status_code == 304
+    # If-None-Match wins over If-Modified-Since, and another ETag means new content.
+    other = site.get(
+        "/feeds/en.atom", headers={"If-None-Match": '"other"', "If-Modified-Since": modified}
+    )
+    assert other.status_code == 200 and other.content == first.content
+    earlier = parsedate_to_datetime(modified).timestamp() - 3600
+    older = format_datetime(parsedate_to_datetime(modified).fromtimestamp(earlier), usegmt=False)
+    assert site.get("/feeds/en.atom", headers={"If-Modified-Since": older}).status_code == 200
+    assert site.get("/feeds/en.atom", headers={"If-Modified-Since": "yesterday"}).status_code == 200
+
+
+def test_a_changed_file_gets_a_new_etag(site: TestClient, published: config.Settings) -> None:
+    path = published.publish.output_dir / "feeds" / "en.atom"
+    etag = site.get("/feeds/en.atom").headers["etag"]
+    path.write_bytes(path.read_bytes().replace(b"</feed>", b"<!-- changed --></feed>"))
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000_000))
+    again = site.get("/feeds/en.atom", headers={"If-None-Match": etag})
+    assert again.status_code == 200 and again.headers["etag"] != etag
+
+
+def test_head_answers_headers_only(site: TestClient) -> None:
+    answer = site.head("/events.ics")
+    assert answer.status_code == 200 and answer.content == b""
+    assert answer.headers["content-type"].startswith("text/calendar")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/feeds/de.atom",
+        "/archive/de/",
+        "/archive/en/99.html",
+        "/events/not-a-hash.ics",
+        "/events/..%2F..%2Fdigest.toml.ics",
+        "/archive/en/..%2F..%2Fdigest.toml",
+    ],
+)
+def test_anything_else_is_not_found(site: TestClient, path: str) -> None:
+    answer = site.get(path)
+    assert answer.status_code == 404
+    assert b"secret_key" not in answer.content
+
+
+def test_before_the_first_publish_the_archive_is_not_found_politely(
+    client: TestClient,
+) -> None:
+    answer = client.get("/archive/en/")
+    assert answer.status_code == 404 and "Page not found" in answer.text
+    assert client.get("/en/archive").headers["location"] == "/archive/en/"
