@@ -363,10 +363,14 @@ def main() -> None:
 
 
 # Commands with modules of their own register here (imported last: they use the group).
-from digest.cli import delivery  # noqa: E402
+from digest.cli import delivery, web  # noqa: E402
+from digest.cli import schedule as schedule_commands  # noqa: E402
 from digest.cli.subscribers import subscribers_group  # noqa: E402
 
 cli.add_command(subscribers_group)
 cli.add_command(delivery.approve)
 cli.add_command(delivery.send)
 cli.add_command(delivery.bounces_group)
+cli.add_command(web.serve)
+cli.add_command(schedule_commands.schedule)
+cli.add_command(schedule_commands.status)

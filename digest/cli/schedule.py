@@ -1,3 +1,110 @@
 """`digest schedule` and `digest status`: running the publication unattended."""
 
 from __future__ import annotations
+
+import dataclasses
+import json
+import zoneinfo
+from datetime import datetime
+
+import click
+
+from digest import pipeline
+from digest.cli.context import Context, pass_context
+from digest.pipeline import logfmt
+
+
+@click.command()
+@click.option(
+    "--log-format",
+    type=click.Choice(logfmt.FORMATS),
+    default="text",
+    show_default=True,
+    help="text: one key=value line per event (logfmt); json: one JSON object per line.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
+@pass_context
+def schedule(ctx: Context, log_format: str, log_level: str) -> None:
+    """Run the scheduler in the foreground: collect, draft, send, retry, purge and publish
+    on time, in the publication time zone (`python schedule.py` does the same).
+
+    Its jobs live in the database ([database] url, table apscheduler_jobs); a run missed
+    while it was down is made at start within [issue] grace_hours, and logged as skipped
+    beyond. SIGTERM and Ctrl-C stop it gracefully: no new job starts, a send stops after
+    the messages in flight (recorded; the next start resumes it). Logs go to standard
+    error, one line per event. `digest status` shows what it did and what is next.
+    """
+    # Imported here: APScheduler need not load for every other command.
+    from digest.pipeline.scheduler import build_scheduler, serve
+
+    logfmt.configure(log_format, log_level)
+    serve(build_scheduler(ctx.settings, factory=ctx.factory))
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@pass_context
+def status(ctx: Context, as_json: bool) -> None:
+    """Show the scheduler's jobs (next run, last result), the sources that fail, and the
+    issues under way with any delivery problem (paused, retries waiting, failed, bounced)."""
+    from digest.pipeline import health
+
+    report = health.gather(ctx.settings, ctx.factory, now=pipeline.utcnow())
+    if as_json:
+        data = dataclasses.asdict(report)
+        data["scheduler_quiet"] = report.scheduler_quiet
+        for row, issue in zip(data["issues"], report.issues, strict=True):
+            row["problems"] = issue.problems
+        click.echo(json.dumps(data, default=str, indent=2))
+        return
+    zone = zoneinfo.ZoneInfo(ctx.settings.publication.timezone)
+
+    def at(moment: datetime | None, missing: str = "-") -> str:
+        return f"{moment.astimezone(zone):%a %d %b %Y %H:%M}" if moment else missing
+
+    click.echo(f"jobs (times in {zone.key})")
+    for job in report.jobs:
+        upcoming = at(job.next_run, "not scheduled" if job.stored else "-")
+        last = "never ran"
+        if job.last_started is not None:
+            last = f"last {at(job.last_started)} {job.last_outcome}: {job.last_message}"
+        click.echo(f"  {job.id:<17} {job.when:<12} next {upcoming:<22} {last}")
+    if not any(job.stored for job in report.jobs):
+        click.echo("  the scheduler never ran with this database: start it with `digest schedule`")
+    elif report.scheduler_quiet:
+        click.secho(
+            f"  no job finished since {at(report.last_activity)}: is `digest schedule` running?",
+            fg="yellow",
+        )
+    problems = report.source_problems
+    click.echo(f"\nsources: {report.sources_total}, {len(problems)} with problems")
+    for source in problems:
+        word = "inactive" if not source.active else f"failing x{source.failures}"
+        click.secho(
+            f"  {source.name:<24} {word}, last success {at(source.last_success_at, 'never')}, "
+            f"next try {at(source.next_fetch_at)}",
+            fg="red",
+        )
+        if source.last_error:
+            click.echo(f"      {source.last_error}")
+    click.echo("\nissues")
+    if not report.issues:
+        click.echo("  none under way or sent in the last 30 days")
+    for issue in report.issues:
+        counts = ", ".join(f"{n} {state}" for state, n in sorted(issue.counts.items()))
+        click.echo(
+            f"  #{issue.number:<4} {issue.cadence:<7} {at(issue.slot)}  {issue.status:<9}"
+            + (f" {counts}" if counts else "")
+        )
+        for problem in issue.problems:
+            click.secho(f"      {problem}", fg="red")
+    troubled = len(report.delivery_problems)
+    if troubled:
+        click.echo(f"\ndelivery: {troubled} issue{'s' if troubled > 1 else ''} to look at")
+    else:
+        click.echo("\ndelivery: no problem")

@@ -83,6 +83,10 @@ def is_open_draft(issue: Issue) -> bool:
 def save_draft(session: Session, plan: IssuePlan, *, now: datetime) -> Issue:
     """Store `plan` as the draft of its slot, updating the slot's draft if there is one."""
     issue = for_slot(session, plan.cadence, plan.slot)
+    if issue is not None:
+        # Lock the row (PostgreSQL) and re-read it: an editor may have approved it, or a
+        # sender started it, since the caller looked.
+        session.refresh(issue, with_for_update=True)
     if issue is not None and not is_open_draft(issue):
         state = "published" if issue.published_at else issue.status.value
         raise DigestError(

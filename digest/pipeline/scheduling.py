@@ -1,0 +1,681 @@
+"""The scheduler's work, one tick per job; every tick takes `now`, so tests drive time.
+
+    collect_tick   fetch the sources that are due (each keeps its own next-fetch time)
+    issue_tick     the weekly or the daily issue of its slot: draft, approve, send, publish
+    retry_tick     deliveries a 4xx left for later, and sends cut off by a shutdown
+    purge_tick     subscribers still unconfirmed after [subscribers] purge_pending_days
+    publish_tick   the public files again (events.ics moves on with the days)
+
+The issue of a slot with [issue] approval = "auto":
+
+    slot ─────────────────────── slot + grace_hours ────────────────▶
+     draft, approve, send, publish │ too late: skipped, said once in the log
+
+and with approval = "editor" (deadline = slot + approval_wait_hours):
+
+    slot − draft_lead_hours ─────── slot ───────────── deadline ────── deadline + grace_hours ──▶
+     draft, tell the editors once    sent once approved  not approved:     too late: skipped
+                                                          [issue] unapproved = skip | send
+
+Every tick is idempotent and safe when two processes run it at the same moment, because
+the database decides: an issue is unique per (cadence, slot) (`pipeline.draft`), one
+process at a time sends an issue (the send lock in `store.deliveries`), and what is done
+or decided once (editors told, a slot skipped) is a mark inserted once (`store.runs`).
+A send that started always goes on to the end, whatever the time.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+import zoneinfo
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from digest import pipeline
+from digest.compose import slots
+from digest.config import Settings
+from digest.deliver import Sender
+from digest.errors import DeliveryError, DigestError
+from digest.pipeline import sending
+from digest.pipeline.logfmt import fields
+from digest.store import db, deliveries, issues, runs
+from digest.store.models import Delivery, DeliveryState, Issue, IssueStatus
+from subscribers import registry
+from subscribers.model import Cadence, Subscriber, SubscriberStatus
+
+log = logging.getLogger(__name__)
+
+CADENCES = ("weekly", "daily")
+HISTORY = timedelta(days=90)
+"""Job runs and marks older than this are pruned by the purge job."""
+
+Notify = Callable[[Settings, sessionmaker[Session], int], object]
+"""Tells the editors that draft N waits for their approval."""
+
+
+@dataclass
+class TickReport:
+    """What one tick did, a line per thing, and whether something went wrong."""
+
+    job: str
+    lines: list[str] = field(default_factory=list)
+    failed: bool = False
+    noteworthy: bool = False
+    """Whether something was said at INFO or above (else the job's own line is DEBUG)."""
+
+    def say(self, text: str, *, event: str, level: int = logging.INFO, **values: object) -> None:
+        """Log `text` with its event and fields, and keep it for the run's message."""
+        self.lines.append(text)
+        log.log(level, text, extra=fields(event=event, job=self.job, **values))
+        self.noteworthy = self.noteworthy or level >= logging.INFO
+        self.failed = self.failed or level >= logging.ERROR
+
+    def detail(self, text: str, *, event: str, **values: object) -> None:
+        """Keep `text` for the run's message; log it at DEBUG only."""
+        self.say(text, event=event, level=logging.DEBUG, **values)
+
+    @property
+    def message(self) -> str:
+        """The lines in one, or "nothing to do"."""
+        return "; ".join(self.lines) or "nothing to do"
+
+
+# --- editors -----------------------------------------------------------------------------------
+
+
+def notify_editors(settings: Settings, factory: sessionmaker[Session], number: int) -> object:
+    """Tell the editors that draft `number` waits for approval, through
+    `digest.pipeline.editorial.notify_editors`; without that module, log a warning."""
+    name = "digest.pipeline.editorial"
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:
+            raise
+        log.warning(
+            f"cannot tell the editors that issue #{number} waits for approval: this "
+            f"installation has no {name}; tell them yourself (`digest preview {number}`)",
+            extra=fields(event="editors.unavailable", issue=number),
+        )
+        return None
+    notify: Notify = module.notify_editors
+    return notify(settings, factory, number)
+
+
+# --- collect, purge, publish -------------------------------------------------------------------
+
+
+def collect_tick(
+    settings: Settings, factory: sessionmaker[Session], *, now: datetime
+) -> TickReport:
+    """Fetch every due source and store what changed; a failing source is logged and
+    recorded on the source, never raised."""
+    report = TickReport("collect")
+    collected = pipeline.collect_sources(settings, factory, now=now)
+    if not collected.sources:
+        report.detail("no source is due", event="collect.idle")
+        return report
+    for source in collected.failed:
+        report.say(
+            f"{source.name}: {source.error}",
+            event="source.failed",
+            level=logging.WARNING,
+            source=source.name,
+        )
+    new = sum(s.counts.new for s in collected.sources)
+    changed = sum(s.counts.changed for s in collected.sources)
+    text = (
+        f"{len(collected.sources)} sources: {new} new, {changed} changed, "
+        f"{len(collected.failed)} failed"
+    )
+    if new or changed or collected.failed:
+        report.say(text, event="collect.done", new=new, changed=changed)
+    else:
+        report.detail(text, event="collect.done")
+    return report
+
+
+def purge_tick(settings: Settings, factory: sessionmaker[Session], *, now: datetime) -> TickReport:
+    """Delete subscribers who never confirmed, and the scheduler's history past `HISTORY`."""
+    report = TickReport("purge-pending")
+    days = settings.subscribers.purge_pending_days
+    with db.transaction(factory) as session:
+        purged = registry.purge_pending(session, older_than=timedelta(days=days), now=now)
+        pruned = runs.prune(session, before=now - HISTORY)
+    text = f"{purged} unconfirmed subscribers older than {days} days deleted"
+    if purged:
+        report.say(text, event="subscribers.purged", count=purged)
+    else:
+        report.detail(text, event="subscribers.purged", count=0)
+    if pruned:
+        report.detail(f"{pruned} old job runs and marks pruned", event="runs.pruned")
+    return report
+
+
+def publish_tick(
+    settings: Settings, factory: sessionmaker[Session], *, now: datetime
+) -> TickReport:
+    """Write the public files (feeds, archive, events.ics) again."""
+    report = TickReport("publish")
+    _publish(settings, factory, now, report)
+    return report
+
+
+def _publish(
+    settings: Settings, factory: sessionmaker[Session], now: datetime, report: TickReport
+) -> None:
+    try:
+        published = pipeline.publish(settings, factory, now=now)
+    except (DigestError, OSError) as exc:
+        report.say(f"publishing failed: {exc}", event="publish.failed", level=logging.ERROR)
+        return
+    report.say(
+        f"published into {published.output_dir}: {len(published.written)} written, "
+        f"{len(published.unchanged)} unchanged",
+        event="publish.done",
+        written=len(published.written),
+    )
+
+
+# --- sending -----------------------------------------------------------------------------------
+
+
+def _send(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    number: int,
+    now: datetime,
+    stop: threading.Event,
+    make_sender: Callable[[], Sender] | None,
+    report: TickReport,
+) -> None:
+    """Send (or resume) issue `number`; publish once it is all sent."""
+    if stop.is_set():
+        report.say(
+            f"issue #{number} not sent now: shutting down; it goes at the next start",
+            event="issue.deferred",
+            issue=number,
+        )
+        return
+    try:
+        sent = sending.send(
+            settings, factory, number=number, now=now, stop=stop, make_sender=make_sender
+        )
+    except DeliveryError as exc:
+        # Another process holds the send lock: it is sending this issue right now.
+        report.say(f"issue #{number}: {exc}", event="issue.busy", issue=number)
+        return
+    except DigestError as exc:
+        report.say(
+            f"issue #{number} cannot be sent: {exc}",
+            event="issue.failed",
+            level=logging.ERROR,
+            issue=number,
+        )
+        return
+    counts = sent.counts
+    tally = (
+        f"{counts.get(DeliveryState.SENT, 0)} sent, {counts.get(DeliveryState.FAILED, 0)} "
+        f"failed, {counts.get(DeliveryState.BOUNCED, 0)} bounced"
+    )
+    if sent.paused:
+        report.say(
+            f"issue #{number} paused: {sent.paused}",
+            event="issue.paused",
+            level=logging.ERROR,
+            issue=number,
+        )
+    elif sent.finished:
+        if sent.attempted:
+            report.say(f"issue #{number} sent: {tally}", event="issue.sent", issue=number)
+            _publish(settings, factory, now, report)
+        else:
+            report.detail(f"issue #{number} was sent already", event="issue.sent", issue=number)
+    elif stop.is_set():
+        report.say(
+            f"issue #{number} stopped for shutdown after {sent.attempted} messages; "
+            "the rest goes at the next start",
+            event="issue.stopped",
+            issue=number,
+        )
+    else:
+        waiting = counts.get(DeliveryState.PENDING, 0)
+        retry = f" from {sent.next_retry_at:%Y-%m-%d %H:%M} UTC" if sent.next_retry_at else ""
+        report.say(
+            f"issue #{number}: {tally}; {waiting} wait for a retry{retry}",
+            event="issue.retrying",
+            issue=number,
+            pending=waiting,
+        )
+
+
+def retry_tick(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    *,
+    now: datetime,
+    stop: threading.Event | None = None,
+    make_sender: Callable[[], Sender] | None = None,
+) -> TickReport:
+    """Resume every issue being sent that has deliveries due: 4xx retries whose time came,
+    and rows a stopped or crashed send left behind. Paused issues wait for the operator
+    (`digest send N`), as the pause says."""
+    report = TickReport("retry-deliveries")
+    stop = stop or threading.Event()
+    with factory() as session:
+        numbers = _resumable(session, now)
+    for number in numbers:
+        _send(settings, factory, number, now, stop, make_sender, report)
+    return report
+
+
+def _resumable(session: Session, now: datetime) -> list[int]:
+    """Numbers of unpaused issues being sent, with no live sender, that have rows due."""
+    due = (
+        sa.select(Delivery.id)
+        .where(
+            Delivery.issue_id == Issue.id,
+            sa.or_(
+                Delivery.state == DeliveryState.SENDING,
+                sa.and_(
+                    Delivery.state == DeliveryState.PENDING,
+                    sa.or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
+                ),
+            ),
+        )
+        .exists()
+    )
+    rows = session.execute(
+        sa.select(Issue.number, Issue.sender_lock, Issue.sender_heartbeat_at)
+        .where(Issue.status == IssueStatus.SENDING, Issue.paused_reason.is_(None), due)
+        .order_by(Issue.number)
+    ).all()
+    return [
+        number
+        for number, lock, heartbeat in rows
+        if lock is None
+        or runs.owner_is_dead(lock)
+        or (heartbeat is not None and now - heartbeat > deliveries.STALE_LOCK)
+    ]
+
+
+# --- the issue of a slot -----------------------------------------------------------------------
+
+
+def latest_slot(schedule: slots.Schedule, now: datetime, timezone: str) -> datetime:
+    """Return the last slot at or before `now`, as aware UTC."""
+    slot = slots.slot_on_or_after(schedule, now - timedelta(days=8), timezone)
+    while (following := slots.next_slot(schedule, slot, timezone)) <= now:
+        slot = following
+    return slot
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """An issue as the tick saw it."""
+
+    number: int
+    status: IssueStatus
+    empty: bool
+
+
+@dataclass
+class _Tick:
+    """One issue tick: its settings, clock and report."""
+
+    settings: Settings
+    factory: sessionmaker[Session]
+    cadence: str
+    now: datetime
+    stop: threading.Event
+    notify: Notify
+    make_sender: Callable[[], Sender] | None
+    report: TickReport
+
+    @property
+    def editor(self) -> bool:
+        return self.settings.issue.approval == "editor"
+
+    def hours(self, value: float) -> timedelta:
+        return timedelta(hours=value)
+
+    def local(self, moment: datetime) -> str:
+        zone = zoneinfo.ZoneInfo(self.settings.publication.timezone)
+        return f"{moment.astimezone(zone):%a %d %b %Y %H:%M %Z}"
+
+    def seen(self, slot: datetime) -> _Seen | None:
+        with self.factory() as session:
+            issue = issues.for_slot(session, self.cadence, slot)
+            if issue is None:
+                return None
+            return _Seen(issue.number, issue.status, issues.plan_of(issue).is_empty)
+
+    def mark(self, key: str, note: str = "") -> bool:
+        with db.transaction(self.factory) as session:
+            return runs.mark_once(session, key, now=self.now, note=note)
+
+    def marked(self, key: str) -> bool:
+        with self.factory() as session:
+            return runs.is_marked(session, key)
+
+    def slot_key(self, what: str, slot: datetime) -> str:
+        return f"{what}:{self.cadence}:{slot.isoformat()}"
+
+    def send(self, number: int) -> None:
+        _send(
+            self.settings, self.factory, number, self.now, self.stop, self.make_sender, self.report
+        )
+
+
+def issue_tick(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    cadence: str,
+    *,
+    now: datetime,
+    stop: threading.Event | None = None,
+    notify: Notify = notify_editors,
+    make_sender: Callable[[], Sender] | None = None,
+) -> TickReport:
+    """Do what the `cadence` issue needs at `now`: the slot that has come is drafted,
+    approved, sent and published (or waited for, or skipped, as the module docstring
+    draws); with editor approval the next slot is drafted ahead and the editors told."""
+    if cadence not in CADENCES:
+        raise ValueError(f"unknown cadence {cadence!r}; expected one of {CADENCES}")
+    tick = _Tick(
+        settings,
+        factory,
+        cadence,
+        now,
+        stop or threading.Event(),
+        notify,
+        make_sender,
+        TickReport(f"issue-{cadence}"),
+    )
+    if cadence == "daily" and not _has_readers(factory, Cadence.DAILY):
+        tick.report.detail("no confirmed daily subscriber: no daily issue", event="issue.idle")
+        return tick.report
+    schedule = pipeline.schedule_of(settings, cadence)
+    zone = settings.publication.timezone
+    due = latest_slot(schedule, now, zone)
+    _due_slot(tick, due)
+    if tick.editor:
+        upcoming = slots.next_slot(schedule, due, zone)
+        if now >= upcoming - tick.hours(settings.issue.draft_lead_hours):
+            _draft_ahead(tick, upcoming)
+    return tick.report
+
+
+def _has_readers(factory: sessionmaker[Session], cadence: Cadence) -> bool:
+    with factory() as session:
+        found = session.scalar(
+            sa.select(Subscriber.id)
+            .where(Subscriber.cadence == cadence, Subscriber.status == SubscriberStatus.CONFIRMED)
+            .limit(1)
+        )
+    return found is not None
+
+
+def _due_slot(tick: _Tick, slot: datetime) -> None:
+    """Handle the slot that has come (the latest at or before now)."""
+    report, issue_settings = tick.report, tick.settings.issue
+    seen = tick.seen(slot)
+    if seen is not None and seen.status is IssueStatus.SENT:
+        report.detail(f"issue #{seen.number} was sent", event="issue.done", issue=seen.number)
+        return
+    if seen is not None and seen.status is IssueStatus.SENDING:
+        # Begun in time: it goes on to the end (unless paused; the retry job says so).
+        _resume(tick, seen.number)
+        return
+    if tick.marked(tick.slot_key("skipped", slot)):
+        report.detail(f"the slot {tick.local(slot)} was skipped", event="issue.skipped")
+        return
+    deadline = slot + tick.hours(issue_settings.approval_wait_hours) if tick.editor else slot
+    grace = tick.hours(issue_settings.grace_hours)
+    if tick.now - deadline > grace:
+        if seen is not None and seen.empty:
+            _skip(tick, slot, seen, "it had nothing new to send", level=logging.INFO)
+            return
+        window = f"[issue] grace_hours = {issue_settings.grace_hours:g}"
+        if tick.editor:
+            window += f" after approval_wait_hours = {issue_settings.approval_wait_hours:g}"
+        late = span(tick.now - slot)
+        _skip(tick, slot, seen, f"the scheduler ran {late} after the slot, beyond {window}")
+        return
+    if tick.editor:
+        _editor_slot(tick, slot, seen, deadline)
+    else:
+        _auto_slot(tick, slot, seen)
+
+
+def _resume(tick: _Tick, number: int) -> None:
+    with tick.factory() as session:
+        paused = issues.by_number(session, number).paused_reason
+    if paused:
+        tick.report.detail(f"issue #{number} is paused: {paused}", event="issue.paused")
+        return
+    tick.send(number)
+
+
+def _auto_slot(tick: _Tick, slot: datetime, seen: _Seen | None) -> None:
+    """approval = "auto": draft afresh (news up to the minute), approve, send."""
+    if seen is None or seen.status is IssueStatus.DRAFT:
+        made = _draft(tick, slot)
+        if made is None:
+            return
+        seen = _Seen(made.number, IssueStatus.DRAFT, made.plan.is_empty)
+    if seen.empty:
+        _empty(tick, slot, seen.number)
+        return
+    sending.approve(tick.settings, tick.factory, seen.number, now=tick.now)
+    tick.send(seen.number)
+
+
+def _editor_slot(tick: _Tick, slot: datetime, seen: _Seen | None, deadline: datetime) -> None:
+    """approval = "editor": send once approved; at the deadline skip or send as configured."""
+    report, issue_settings = tick.report, tick.settings.issue
+    if seen is None or (seen.status is IssueStatus.DRAFT and seen.empty):
+        # Not drafted ahead (the scheduler was not running then), or nothing to approve
+        # yet: draft now, the news may have come since.
+        if tick.now < deadline:
+            made = _draft(tick, slot)
+            if made is not None:
+                seen = _Seen(made.number, IssueStatus.DRAFT, made.plan.is_empty)
+        if seen is None:
+            if tick.now >= deadline:
+                _skip(tick, slot, None, "nothing was drafted for it before the deadline")
+            return
+    if seen.status is IssueStatus.APPROVED:
+        if seen.empty:
+            _empty(tick, slot, seen.number)
+            return
+        tick.send(seen.number)
+        return
+    if seen.empty:
+        if tick.now >= deadline:
+            _skip(tick, slot, seen, "it is empty: nothing new since the last issue")
+        else:
+            _empty(tick, slot, seen.number)
+        return
+    if tick.now < deadline:
+        _tell_editors(tick, seen.number, deadline)
+        text = (
+            f"issue #{seen.number} waits for approval until {tick.local(deadline)} "
+            f"(`digest approve {seen.number}`)"
+        )
+        if tick.mark(f"waiting:{seen.number}"):
+            report.say(text, event="issue.waiting", issue=seen.number, deadline=deadline)
+        else:
+            report.detail(text, event="issue.waiting", issue=seen.number)
+        return
+    if issue_settings.unapproved == "send":
+        if tick.mark(tick.slot_key("unapproved-sent", slot)):
+            report.say(
+                f"issue #{seen.number} was not approved by {tick.local(deadline)}; sending it "
+                'anyway, as [issue] unapproved = "send"',
+                event="issue.unapproved",
+                level=logging.WARNING,
+                issue=seen.number,
+            )
+        sending.approve(tick.settings, tick.factory, seen.number, now=tick.now)
+        tick.send(seen.number)
+        return
+    _skip(
+        tick,
+        slot,
+        seen,
+        f"it was not approved by the deadline, {tick.local(deadline)} "
+        '([issue] unapproved = "skip")',
+    )
+
+
+def _draft_ahead(tick: _Tick, slot: datetime) -> None:
+    """approval = "editor": draft the coming slot `draft_lead_hours` ahead, tell the editors."""
+    seen = tick.seen(slot)
+    if seen is None or (seen.status is IssueStatus.DRAFT and seen.empty):
+        made = _draft(tick, slot)
+        if made is None:
+            return
+        seen = _Seen(made.number, IssueStatus.DRAFT, made.plan.is_empty)
+        if made.created:
+            tick.report.say(
+                f"issue #{made.number} drafted for {tick.local(slot)}",
+                event="issue.drafted",
+                issue=made.number,
+                slot=slot,
+            )
+    if seen.status is not IssueStatus.DRAFT:
+        return
+    if seen.empty:
+        tick.report.detail(
+            f"issue #{seen.number} for {tick.local(slot)} is empty so far; drafted again "
+            "at the next tick",
+            event="issue.empty",
+        )
+        return
+    deadline = slot + tick.hours(tick.settings.issue.approval_wait_hours)
+    _tell_editors(tick, seen.number, deadline)
+
+
+def _draft(tick: _Tick, slot: datetime) -> pipeline.Drafted | None:
+    """Draft `slot` with `pipeline.draft`, only if a draft at this moment goes to that slot
+    (not to an earlier one still open, which must not be changed under its editors)."""
+    with tick.factory() as session:
+        target = _drafting_slot(session, tick.settings, tick.cadence, tick.now)
+    if target != slot:
+        tick.report.detail(
+            f"{tick.local(slot)} is not drafted yet: a draft now would go to {tick.local(target)}",
+            event="issue.not_drafted",
+        )
+        return None
+    try:
+        made = pipeline.draft(tick.settings, tick.factory, now=tick.now, cadence=tick.cadence)
+    except DigestError as exc:  # another process moved the slot on meanwhile
+        tick.report.detail(f"not drafted: {exc}", event="issue.not_drafted")
+        return None
+    if made.slot != slot:
+        tick.report.detail(
+            f"another process took {tick.local(slot)} meanwhile; #{made.number} is for "
+            f"{tick.local(made.slot)}",
+            event="issue.not_drafted",
+        )
+        return None
+    return made
+
+
+def _drafting_slot(session: Session, settings: Settings, cadence: str, now: datetime) -> datetime:
+    """The slot `pipeline.draft(now=now)` works on: the current one, past sent ones."""
+    schedule = pipeline.schedule_of(settings, cadence)
+    zone = settings.publication.timezone
+    slot = slots.current_slot(schedule, now, zone, timedelta(hours=settings.issue.grace_hours))
+    existing = issues.for_slot(session, cadence, slot)
+    while existing is not None and not issues.is_open_draft(existing):
+        slot = slots.next_slot(schedule, slot, zone)
+        existing = issues.for_slot(session, cadence, slot)
+    return slot
+
+
+def _empty(tick: _Tick, slot: datetime, number: int) -> None:
+    text = f"issue #{number} is empty: nothing new since the last issue; not sent"
+    if tick.mark(tick.slot_key("empty", slot)):
+        tick.report.say(text, event="issue.empty", issue=number)
+    else:
+        tick.report.detail(text, event="issue.empty", issue=number)
+
+
+def _skip(
+    tick: _Tick, slot: datetime, seen: _Seen | None, why: str, *, level: int = logging.WARNING
+) -> None:
+    """Give up the slot, saying so once (it does not count as sent: the next issue covers
+    the news since the last issue that went out)."""
+    if not tick.mark(tick.slot_key("skipped", slot), why):
+        return
+    schedule = pipeline.schedule_of(tick.settings, tick.cadence)
+    following = slots.next_slot(schedule, slot, tick.settings.publication.timezone)
+    if seen is None:
+        tick.report.say(
+            f"no {tick.cadence} issue for {tick.local(slot)}: {why}; "
+            f"the next one is for {tick.local(following)}",
+            event="issue.skipped",
+            slot=slot,
+        )
+        return
+    anyway = f"`digest approve {seen.number}` and `digest send {seen.number}`"
+    tick.report.say(
+        f"issue #{seen.number} for {tick.local(slot)} skipped: {why}; the next issue "
+        f"({tick.local(following)}) covers the news since the last one sent"
+        + ("" if seen.empty else f"; to send it anyway: {anyway}"),
+        event="issue.skipped",
+        level=level,
+        issue=seen.number,
+        slot=slot,
+    )
+
+
+def _tell_editors(tick: _Tick, number: int, deadline: datetime) -> None:
+    """Tell the editors once that draft `number` waits for them."""
+    key = f"editors-told:{number}"
+    if not tick.mark(key):
+        return
+    if not tick.settings.web.editors:
+        tick.report.say(
+            f"nobody is told that issue #{number} waits for approval: [web] editors is empty",
+            event="editors.none",
+            level=logging.WARNING,
+            issue=number,
+        )
+        return
+    try:
+        tick.notify(tick.settings, tick.factory, number)
+    except Exception as exc:
+        with db.transaction(tick.factory) as session:
+            runs.unmark(session, key)
+        tick.report.say(
+            f"could not tell the editors about issue #{number} ({exc!r}); tried again at "
+            "the next tick",
+            event="editors.failed",
+            level=logging.ERROR,
+            issue=number,
+        )
+        return
+    tick.report.say(
+        f"editors told that issue #{number} waits for approval until {tick.local(deadline)}",
+        event="editors.told",
+        issue=number,
+    )
+
+
+def span(delta: timedelta) -> str:
+    """A duration the way people say it: "7h05m", "2d3h", "45m"."""
+    minutes = int(delta.total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours}h"
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m"
