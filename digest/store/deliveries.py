@@ -12,9 +12,6 @@ an issue at a time (`acquire_lock`): a second one is refused while the first is 
 
 from __future__ import annotations
 
-import os
-import socket
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from digest.errors import DeliveryError
 from digest.store.models import Delivery, DeliveryState, Issue
+from digest.store.runs import owner_is_dead, process_owner
 from subscribers.model import Cadence, Subscriber, SubscriberStatus
 
 STALE_LOCK = timedelta(minutes=5)
@@ -46,25 +44,8 @@ def parse_variant(key: str) -> tuple[str, tuple[str, ...]]:
 
 # --- one sender per issue ------------------------------------------------------------------
 
-
-def lock_owner() -> str:
-    """Return this process's lock name: host, pid and a nonce (pids get reused)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def _holder_is_dead(owner: str) -> bool:
-    """Whether a lock held on this host belongs to a process that no longer exists."""
-    host, _, rest = owner.partition(":")
-    pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False  # alive, someone else's
-    return False
+lock_owner = process_owner
+"""This process's name in a lock: host, pid and a nonce (pids get reused)."""
 
 
 def acquire_lock(
@@ -77,7 +58,7 @@ def acquire_lock(
         free = (
             current is None
             or current == owner
-            or _holder_is_dead(current)
+            or owner_is_dead(current)
             or (heartbeat is not None and now - heartbeat > STALE_LOCK)
         )
         if not free:
