@@ -40,7 +40,7 @@ from digest.pipeline.transport import dkim_signer, open_sender, suppression_key,
 from digest.render.email import render_for_inbox
 from digest.store import db, deliveries, issues
 from digest.store.deliveries import Claimed, parse_variant, variant_key
-from digest.store.models import DeliveryState, Issue, IssueStatus
+from digest.store.models import DeliveryState, Issue, IssueStatus, PauseKind
 from subscribers import registry
 from subscribers.tokens import Purpose, Tokens
 
@@ -315,7 +315,7 @@ def _start(
         issue = session.get_one(Issue, issue_id)
         if issue.status is IssueStatus.APPROVED:
             issue.status = IssueStatus.SENDING
-        issue.paused_reason = None
+        issue.paused_reason = issue.paused_kind = issue.paused_at = None
         built = issue.ledger_built_at is not None
         report.resent_after_crash = deliveries.release_in_flight(session, issue_id, now=now)
     if not built:
@@ -405,7 +405,10 @@ def _send_ledger(
             held = [r.id for r, _ in streak] if report.paused else []
             deliveries.release(session, [*unstarted, *held], now=clock())
             if report.paused:
-                session.get_one(Issue, issue_id).paused_reason = report.paused
+                paused = session.get_one(Issue, issue_id)
+                paused.paused_reason = report.paused
+                paused.paused_kind = PauseKind.RELAY
+                paused.paused_at = clock()
         if report.paused:
             streak = []
             break

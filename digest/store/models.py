@@ -233,6 +233,15 @@ class IssueStatus(enum.StrEnum):
     SENT = "sent"
 
 
+class PauseKind(enum.StrEnum):
+    """Who can end a pause: time (the relay was down or busy) or a person (auth, policy)."""
+
+    RELAY = "relay"
+    """Connection refused, timeouts, 4xx for everyone: retried later by the scheduler."""
+    OPERATOR = "operator"
+    """Authentication failed, policy refusals, message too big: a person must fix it."""
+
+
 class Issue(Base):
     """One issue of the digest, owned by its slot: a cadence and a scheduled time."""
 
@@ -263,6 +272,9 @@ class Issue(Base):
     sender_heartbeat_at: Mapped[datetime | None]
     paused_reason: Mapped[str | None] = mapped_column(sa.Text)
     """Why sending stopped before the end (the server kept failing); cleared on resume."""
+    paused_kind: Mapped[str | None] = mapped_column(sa.String(20))
+    """`PauseKind` of the pause: "relay" resumes by itself, "operator" waits for a person."""
+    paused_at: Mapped[datetime | None]
 
     announced: Mapped[list[IssueEvent]] = relationship(
         back_populates="issue", cascade="all, delete-orphan"
