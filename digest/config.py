@@ -59,6 +59,8 @@ def setting(default: Any, help: str, **extra: Any) -> Any:
     """Declare one key: its default and the help line shown in `digest init`'s file."""
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata={"help": help, **extra})
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), metadata={"help": help, **extra})
     return field(default=default, metadata={"help": help, **extra})
 
 
@@ -77,6 +79,16 @@ class PublicationSettings:
     sender: str = setting(
         "Cities & Migration Digest <digest@example.org>", "From: address of every email."
     )
+    titles: dict[str, str] = setting(
+        {}, 'The title per language, e.g. { nl = "Digest Steden & Migratie" } (others: title).'
+    )
+    sender_names: dict[str, str] = setting(
+        {}, "The sender's display name per language (others: the name in sender)."
+    )
+
+    def title_in(self, language: str) -> str:
+        """The publication's title in `language` (`title` when none is given for it)."""
+        return self.titles.get(language, "").strip() or self.title
 
 
 @dataclass(frozen=True)
@@ -187,6 +199,20 @@ class PublishSettings:
     """[publish]: the public files."""
 
     output_dir: Path = setting(Path("public"), "Folder for feeds, archive pages and events.ics.")
+    feed_issues: int = setting(20, "How many of the latest issues the Atom feed of issues holds.")
+    feed_items: int = setting(100, "How many of the latest items the Atom feed of items holds.")
+
+
+@dataclass(frozen=True)
+class LabelsSettings:
+    """[labels]: what readers see instead of a section's or topic's name, per language."""
+
+    sections: dict[str, dict[str, str]] = setting(
+        {}, 'Per section, its title per language: [labels.sections.open-calls] nl = "Oproepen".'
+    )
+    topics: dict[str, dict[str, str]] = setting(
+        {}, 'Per topic, its label per language: [labels.topics.local-policy] fr = "Politique".'
+    )
 
 
 @dataclass(frozen=True)
@@ -271,6 +297,7 @@ SECTIONS: dict[str, type[Any]] = {
     "subscribers": SubscribersSettings,
     "publish": PublishSettings,
     "render": RenderSettings,
+    "labels": LabelsSettings,
     "web": WebSettings,
     "collect": CollectSettings,
 }
@@ -287,6 +314,7 @@ class Settings:
     subscribers: SubscribersSettings = field(default_factory=SubscribersSettings)
     publish: PublishSettings = field(default_factory=PublishSettings)
     render: RenderSettings = field(default_factory=RenderSettings)
+    labels: LabelsSettings = field(default_factory=LabelsSettings)
     web: WebSettings = field(default_factory=WebSettings)
     collect: CollectSettings = field(default_factory=CollectSettings)
     sources: tuple[SourceSettings, ...] = ()
@@ -428,6 +456,11 @@ def _parse_env(hint: Any, text: str) -> Any:
         if lowered in {"0", "false", "no", "off", ""}:
             return False
         return text
+    if typing.get_origin(hint) is dict:
+        try:
+            return tomllib.loads(f"v = {text.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            return text
     if typing.get_origin(hint) is list:
         stripped = text.strip()
         if stripped.startswith("["):
@@ -505,8 +538,25 @@ def _coerce(hint: Any, value: Any, where: str, root: Path) -> Any:
         if isinstance(value, list) and all(isinstance(item, str) for item in value):
             return list(value)
         raise ConfigError(f'{where}: expected a list of strings like ["a", "b"], got {value!r}')
+    if typing.get_origin(hint) is dict:
+        return _coerce_table(typing.get_args(hint)[1], value, where)
     del optional
     raise ConfigError(f"{where}: unsupported setting type {hint!r}")  # pragma: no cover
+
+
+def _coerce_table(inner: Any, value: Any, where: str) -> dict[str, Any]:
+    """Check a table of strings (`inner` is str) or of tables of strings (dict[str, str])."""
+    if not isinstance(value, dict):
+        raise ConfigError(f'{where}: expected a table like {{ nl = "…", fr = "…" }}, got {value!r}')
+    table: dict[str, Any] = {}
+    for key, item in value.items():
+        if inner is str:
+            if not isinstance(item, str):
+                raise ConfigError(f"{where}.{key}: expected a string, got {item!r}")
+            table[key] = item
+        else:
+            table[key] = _coerce_table(str, item, f"{where}.{key}")
+    return table
 
 
 def _validate(settings: Settings, where: str) -> None:
@@ -521,6 +571,7 @@ def _validate(settings: Settings, where: str) -> None:
             f"{where} [publication] timezone: {pub.timezone!r} is not an IANA time zone "
             '(e.g. "Europe/Brussels")'
         ) from exc
+    _validate_languages(settings, where)
     if settings.issue.approval not in ("auto", "editor"):
         raise ConfigError(f'{where} [issue] approval: expected "auto" or "editor"')
     if settings.issue.other_languages not in ("show", "hide"):
@@ -569,6 +620,27 @@ def _validate(settings: Settings, where: str) -> None:
             )
 
 
+def _validate_languages(settings: Settings, where: str) -> None:
+    """Titles, sender names and labels may only be given for the publication's languages."""
+    known = settings.publication.languages
+    tables: list[tuple[str, dict[str, str]]] = [
+        ("[publication] titles", settings.publication.titles),
+        ("[publication] sender_names", settings.publication.sender_names),
+    ]
+    for kind in ("sections", "topics"):
+        for name, labels in getattr(settings.labels, kind).items():
+            tables.append((f"[labels.{kind}.{name}]", labels))
+    for label, table in tables:
+        for language in table:
+            if language not in known:
+                raise ConfigError(
+                    f"{where} {label}: {language!r} is not one of [publication] languages "
+                    f"({', '.join(known)}); add it there or remove this line"
+                )
+    if settings.publish.feed_issues < 1 or settings.publish.feed_items < 1:
+        raise ConfigError(f"{where} [publish]: feed_issues and feed_items must be at least 1")
+
+
 def database_url(settings: Settings) -> str:
     """Return the database URL with a relative sqlite path made relative to the config file."""
     url = settings.database.url
@@ -606,7 +678,14 @@ def _toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        pairs = (f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items())
+        return "{ " + ", ".join(pairs) + " }" if value else "{}"
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_value(key)
 
 
 def _table(cls: type[Any], values: Any | None = None) -> list[str]:

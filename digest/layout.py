@@ -6,11 +6,43 @@ Render links to these, publish writes them, the web app serves them: one definit
 from __future__ import annotations
 
 import hashlib
+import re
 
 
 def feed(language: str) -> str:
     """The Atom feed of issues in `language`."""
     return f"feeds/{language}.atom"
+
+
+def items_feed(language: str) -> str:
+    """The Atom feed of every story (item) in `language`, each its own entry."""
+    return f"feeds/{language}-items.atom"
+
+
+def archive_search(language: str) -> str:
+    """The archive's search page in `language`."""
+    return f"archive/{language}/search.html"
+
+
+def search_index(language: str) -> str:
+    """The published items of `language` as JSON, for the search page."""
+    return f"archive/{language}/search.json"
+
+
+def search_script() -> str:
+    """The small script that searches `search.json` on a static host."""
+    return "archive/search.js"
+
+
+def language_calendar(language: str) -> str:
+    """The calendar offered to readers of `language`."""
+    return f"calendars/{language}.ics"
+
+
+def topic_calendar(topic: str) -> str:
+    """The calendar of one topic's events (the topic's name made safe for a path)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", topic.lower()).strip("-") or "topic"
+    return f"calendars/topic-{slug}.ics"
 
 
 def archive_index(language: str) -> str:

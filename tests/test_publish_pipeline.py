@@ -9,6 +9,8 @@ from typing import Any
 
 import icalendar
 import pytest
+import recurring_ical_events
+import vobject
 from lxml import etree
 from lxml import html as lxml_html
 from sqlalchemy.orm import Session, sessionmaker
@@ -87,7 +89,71 @@ def test_events_calendar_and_one_file_per_event(
     assert "Globale conferentie over steden en migratie" in summaries
     assert calendar.walk("VTIMEZONE"), "times in Europe/Brussels carry their VTIMEZONE"
     files = sorted((out / "events").glob("*.ics"))
-    assert len(files) == len(summaries)
     for path in files:
         single = icalendar.Calendar.from_ical(path.read_bytes())
         assert len(single.walk("VEVENT")) == 1
+    # Each confirmed upcoming occurrence has its add-to-calendar file; the feed holds them
+    # all, the series as their master plus overrides.
+    expanded = recurring_ical_events.of(calendar).between(MONDAY, MONDAY + timedelta(days=365))
+    confirmed = [e for e in expanded if str(e.get("STATUS")) != "CANCELLED"]
+    assert len(files) == len(confirmed)
+
+
+def test_events_ics_keeps_series_whole_and_every_upcoming_event(
+    published: Any, factory: sessionmaker[Session]
+) -> None:
+    """Series stay one VEVENT with RRULE and EXDATE plus overrides with the same UID, as the
+    source wrote them; the window is [collect] calendar_window_days, not the issue's 30 days;
+    a cancelled event stays, STATUS:CANCELLED with its SEQUENCE, so calendars drop it."""
+    settings, _ = published
+    pipeline.publish(settings, factory, now=MONDAY)
+    data = (settings.publish.output_dir / "events.ics").read_bytes()
+    calendar = icalendar.Calendar.from_ical(data)
+    events = calendar.walk("VEVENT")
+    by_uid: dict[str, list[Any]] = {}
+    for event in events:
+        by_uid.setdefault(str(event["UID"]), []).append(event)
+    helpdesk = by_uid["permanence-juridique@brussels-migration.example.org"]
+    master = [e for e in helpdesk if "RECURRENCE-ID" not in e]
+    overrides = [e for e in helpdesk if "RECURRENCE-ID" in e]
+    assert len(master) == 1 and len(overrides) == 1
+    assert "RRULE" in master[0] and "EXDATE" in master[0]
+    training = by_uid["training-academies-inclucities@brussels-migration.example.org"]
+    assert len(training) == 1 and "RRULE" in training[0]
+    # The final conference is 40 days out: past the issue's horizon, inside the calendar's.
+    assert any(str(e["SUMMARY"]).startswith("Final conference") for e in events)
+    lunch = by_uid["networking-lunch-urbact-cities@brussels-migration.example.org"]
+    assert [(str(e["STATUS"]), int(e["SEQUENCE"])) for e in lunch] == [("CANCELLED", 2)]
+    assert calendar["REFRESH-INTERVAL"].dt == timedelta(hours=12)
+    assert "X-PUBLISHED-TTL" in calendar
+    for event in events:
+        assert "ORGANIZER" in event and "ATTENDEE" not in event
+    # Thunderbird and Google expand the series; the override moved one instance.
+    expanded = recurring_ical_events.of(calendar).between(MONDAY, MONDAY + timedelta(days=365))
+    helpdesk_starts = sorted(
+        e["DTSTART"].dt for e in expanded if str(e["UID"]).startswith("permanence")
+    )
+    assert len(helpdesk_starts) == 5  # 6 by the rule, one excluded by EXDATE
+    assert len({e["UID"] for e in expanded}) == len(by_uid)
+    # vobject, a second parser, validates the calendar against RFC 5545's rules.
+    parsed = vobject.readOne(data.decode("utf-8"), validate=True)
+    assert len(parsed.vevent_list) == len(events)
+
+
+def test_a_calendar_per_language_and_per_topic(
+    published: Any, factory: sessionmaker[Session]
+) -> None:
+    settings, _ = published
+    pipeline.publish(settings, factory, now=MONDAY)
+    out = settings.publish.output_dir
+    for language in settings.publication.languages:
+        calendar = icalendar.Calendar.from_ical(
+            (out / "calendars" / f"{language}.ics").read_bytes()
+        )
+        assert calendar.walk("VEVENT")
+    topics = sorted((out / "calendars").glob("topic-*.ics"))
+    assert topics, "the example's calendar source has topics"
+    index = lxml_html.fromstring((out / "archive" / "en" / "index.html").read_bytes())
+    offered = index.xpath("//a[@type='text/calendar']/@href")
+    for path in topics:
+        assert f"{settings.publication.base_url}/calendars/{path.name}" in offered

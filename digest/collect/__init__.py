@@ -93,6 +93,18 @@ class Event:
 
 
 @dataclass(frozen=True)
+class Series:
+    """A recurring event as its calendar defines it: the master VEVENT (RRULE, RDATE, EXDATE)
+    and its overridden instances (RECURRENCE-ID), kept so `events.ics` can publish the
+    series whole instead of its expanded occurrences."""
+
+    uid: str
+    ics: str
+    """A VCALENDAR with the series' VEVENTs (texts cleaned, ATTENDEEs dropped) and the
+    VTIMEZONEs they use that are not IANA zones."""
+
+
+@dataclass(frozen=True)
 class Parsed:
     """Everything one fetched document yielded."""
 
@@ -102,3 +114,5 @@ class Parsed:
     language: str | None = None
     warnings: tuple[str, ...] = field(default=())
     """Non-fatal problems (feedparser's bozo, a skipped malformed VEVENT), for the report."""
+    series: tuple[Series, ...] = ()
+    """The recurring events of a calendar, as defined (see `Series`)."""

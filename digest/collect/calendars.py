@@ -44,7 +44,7 @@ from icalendar.error import GloballyUniqueTZIDGuessed
 from icalendar.timezone import tzid_from_tzinfo, tzp
 from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
-from digest.collect import Event, Parsed
+from digest.collect import Event, Parsed, Series
 from digest.errors import ParseError
 
 MAX_OCCURRENCES = 1_000
@@ -119,14 +119,20 @@ def parse_calendar(
                 "check that the URL serves the whole .ics file"
             )
         chosen: dict[tuple[str, str], Event] = {}
+        kept: dict[str, Series] = {}
         for calendar in calendars:
-            for event in _calendar_events(calendar, url, window_start, window_end, notes):
+            found, defined = _calendar_events(calendar, url, window_start, window_end, notes)
+            for event in found:
                 key = (event.uid, event.recurrence_id)
                 if key not in chosen or _event_rank(event) > _event_rank(chosen[key]):
                     chosen[key] = event
+            for one in defined:
+                kept.setdefault(one.uid, one)
     title = next((_clean(c["X-WR-CALNAME"]) for c in calendars if "X-WR-CALNAME" in c), None)
     events = sorted(chosen.values(), key=lambda e: (_event_start(e), e.uid, e.recurrence_id))
-    return Parsed(events=tuple(events), title=title or None, warnings=tuple(notes))
+    uids = {event.uid for event in events}
+    series = tuple(kept[uid] for uid in sorted(kept) if uid in uids)
+    return Parsed(events=tuple(events), title=title or None, warnings=tuple(notes), series=series)
 
 
 def _decode(body: bytes, notes: list[str]) -> str:
@@ -155,11 +161,13 @@ def _describe(text: str) -> str:
 
 def _calendar_events(
     calendar: Calendar, url: str, window_start: datetime, window_end: datetime, notes: list[str]
-) -> list[Event]:
-    """Return one Event per occurrence of every VEVENT of `calendar` inside the window."""
+) -> tuple[list[Event], list[Series]]:
+    """Return one Event per occurrence of every VEVENT of `calendar` inside the window, and
+    the definition of each recurring event."""
     doc = _Document(window_start, window_end, notes)
     calendar = _apply_x_wr_timezone(calendar, notes)
     _prepare(calendar, doc)
+    defined = _series(calendar, doc)
     try:
         query = recurring_ical_events.of(
             calendar, keep_recurrence_attributes=True, skip_bad_series=True
@@ -187,7 +195,85 @@ def _calendar_events(
         notes.append(f"{doc.floating} event(s) have floating times (no time zone); read as UTC.")
     for tzid in sorted(doc.unknown_tzids):
         notes.append(f"The time zone {tzid!r} is not defined nor known; its times read as UTC.")
-    return events
+    return events, defined
+
+
+# What a stored series keeps of each VEVENT: its timing and identity as the source wrote
+# them; texts are cleaned like an occurrence's, ATTENDEEs (private, and not for PUBLISH) and
+# alarms are dropped.
+_SERIES_KEPT = (
+    *("UID", "DTSTART", "DTEND", "DURATION", "RRULE", "RDATE", "EXDATE", "RECURRENCE-ID"),
+    *("SEQUENCE", "STATUS", "ORGANIZER", "LAST-MODIFIED", "CLASS"),
+)
+
+
+def _series(calendar: Calendar, doc: _Document) -> list[Series]:
+    """Return each recurring event of the prepared `calendar` that has a master VEVENT (an
+    RRULE or RDATE), with its overrides, as a small VCALENDAR of its own."""
+    members: dict[str, list[VEvent]] = {}
+    for component in calendar.subcomponents:
+        if isinstance(component, VEvent):
+            members.setdefault(_clean(component.get("UID")), []).append(component)
+    zones = {_clean(c.get("TZID")): c for c in calendar.walk("VTIMEZONE")}
+    found = []
+    for uid, components in sorted(members.items()):
+        if not any("RRULE" in c or "RDATE" in c for c in components if "RECURRENCE-ID" not in c):
+            continue
+        stored = Calendar()
+        stored.add("PRODID", "-//digest//stored series//EN")
+        stored.add("VERSION", "2.0")
+        events = [_series_member(c) for c in components]
+        used = {
+            _clean(value.params.get("TZID"))
+            for c in events
+            for name in ("DTSTART", "DTEND", "RECURRENCE-ID")
+            if (value := c.get(name)) is not None and hasattr(value, "params")
+        }
+        for tzid in sorted(used & zones.keys()):
+            if _iana(tzid) is None:
+                stored.add_component(zones[tzid])
+        for event in events:
+            stored.add_component(event)
+        found.append(Series(uid=uid, ics=stored.to_ical().decode("utf-8")))
+    return found
+
+
+def _iana(name: str) -> zoneinfo.ZoneInfo | None:
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def _series_member(component: VEvent) -> VEvent:
+    """Return the parts of one VEVENT of a series that `events.ics` publishes."""
+    kept = VEvent()
+    for name in _SERIES_KEPT:
+        for value in _values(component, name):
+            kept.add(name, value, encode=False)  # already typed: keep its TZID and VALUE
+    summary = _clean(component.get("SUMMARY"))
+    language = _param(component, "SUMMARY", "LANGUAGE")
+    parameters = {"LANGUAGE": language} if language else {}
+    if summary:
+        kept.add("SUMMARY", summary, parameters=parameters)
+    description = _plain_text(_clean(component.get("DESCRIPTION")))
+    if description:
+        kept.add("DESCRIPTION", description, parameters=parameters)
+    location = _clean(component.get("LOCATION"))
+    if location:
+        kept.add("LOCATION", location)
+    url = _http_url(component.get("URL"))
+    if url:
+        kept.add("URL", url)
+    return kept
+
+
+def _values(component: Component, name: str) -> list[Any]:
+    """Return every value of property `name` (RDATE and EXDATE may repeat)."""
+    value = component.get(name)
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
 
 
 def _apply_x_wr_timezone(calendar: Calendar, notes: list[str]) -> Calendar:

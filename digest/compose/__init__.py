@@ -190,6 +190,33 @@ class Variant:
         return sum(len(section.items) for section in self.sections)
 
 
+def readable_name(name: str) -> str:
+    """Title a slug for readers when no label is configured: "open-calls" → "Open Calls"."""
+    return " ".join(name.replace("_", " ").replace("-", " ").split()).title()
+
+
+@dataclass(frozen=True)
+class Labels:
+    """What readers see for the publication's title, sections and topics, per language
+    (from `[publication] titles` and `[labels]`); unlisted ones fall back."""
+
+    titles: dict[str, str] = field(default_factory=dict)
+    sections: dict[str, dict[str, str]] = field(default_factory=dict)
+    topics: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def title(self, language: str, default: str) -> str:
+        """The publication's title in `language`, else `default`."""
+        return self.titles.get(language, "").strip() or default
+
+    def section(self, name: str, language: str) -> str | None:
+        """The configured title of section `name` in `language`, or None."""
+        return self.sections.get(name, {}).get(language, "").strip() or None
+
+    def topic(self, slug: str, language: str) -> str:
+        """The label of topic `slug` in `language`, else the slug made readable."""
+        return self.topics.get(slug, {}).get(language, "").strip() or readable_name(slug)
+
+
 @dataclass(frozen=True)
 class IssuePlan:
     """Everything one issue says, per language."""
@@ -203,6 +230,12 @@ class IssuePlan:
     news_since: datetime
     events_until: datetime
     variants: tuple[Variant, ...]
+    labels: Labels = field(default_factory=Labels)
+    """Titles and labels per language, set from the settings when drafted and rendered."""
+
+    def title_in(self, language: str) -> str:
+        """The publication's title in `language`."""
+        return self.labels.title(language, self.title)
 
     def variant(self, language: str) -> Variant:
         """Return the variant in `language`, or the first one (the default language)."""
@@ -260,6 +293,7 @@ class IssuePlan:
             news_since=datetime.fromisoformat(raw["news_since"]),
             events_until=datetime.fromisoformat(raw["events_until"]),
             variants=variants,
+            labels=Labels(**raw.get("labels", {})),
         )
 
 

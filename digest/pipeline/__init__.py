@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-import zoneinfo
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -22,23 +21,19 @@ import jinja2
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from digest import __version__, collect, compose, layout
+from digest import collect, compose, layout
 from digest.collect import bounded, calendars, feeds, pages
 from digest.collect.fetch import Fetcher, FetchPolicy
 from digest.compose import slots
 from digest.compose.plan import compose as compose_plan
-from digest.compose.plan import upcoming_events
 from digest.config import Settings, database_url, source_location
 from digest.errors import DigestError, GoneError, HTTPStatusError, RateLimitedError, SourceError
 from digest.publish import PublishReport
-from digest.publish.atom import FeedIssue, atom_feed
 from digest.publish.site import write_site
 from digest.render import Links, RenderedEmail
-from digest.render.email import render_email, render_for_inbox
+from digest.render.email import render_for_inbox
 from digest.render.environment import make_environment
-from digest.render.ics import event_calendar, event_file
-from digest.render.web import ArchiveEntry, render_archive_index
-from digest.store import db, issues, items, sources
+from digest.store import db, issues, items, series, sources
 from digest.store.models import Issue, IssueStatus, Source, SourceKind
 
 # The child process that parses needs a moment to start even when the download used the
@@ -300,6 +295,7 @@ def _store(settings: Settings, session: Session, outcome: _Outcome, now: datetim
             report.counts = items.record_events(
                 session, source, parsed.events, now=now, window=calendar_window(settings, now)
             )
+            series.record(session, source, parsed.series, now=now)
         else:
             report.counts = items.record_entries(
                 session,
@@ -363,6 +359,16 @@ def schedule_of(settings: Settings, cadence: str) -> slots.Schedule:
     return slots.parse_weekly(settings.issue.schedule)
 
 
+def labels_of(settings: Settings) -> compose.Labels:
+    """The publication's title, section and topic labels per language, from the settings."""
+    pub = settings.publication
+    return compose.Labels(
+        titles={language: pub.title_in(language) for language in pub.languages},
+        sections={name: dict(labels) for name, labels in settings.labels.sections.items()},
+        topics={name: dict(labels) for name, labels in settings.labels.topics.items()},
+    )
+
+
 def rules_of(settings: Settings) -> compose.Rules:
     """Return what compose needs to know of the settings."""
     return compose.Rules(
@@ -421,6 +427,7 @@ def _draft_once(
             news_since=news_since,
             curation=issues.curation_of(existing),
         )
+        plan = replace(plan, labels=labels_of(settings))
         issues.save_draft(session, plan, now=now)
         return Drafted(plan.number, slot, cadence, plan, created=existing is None)
 
@@ -467,6 +474,14 @@ def sample_links(settings: Settings, number: int, language: str) -> Links:
 SAMPLE_TOKEN = "preview-sample-token"  # noqa: S105 - a placeholder, not a secret
 
 
+def _check_language(settings: Settings, language: str) -> None:
+    if language not in settings.publication.languages:
+        raise DigestError(
+            f"{language!r} is not a language of this publication "
+            f"({', '.join(settings.publication.languages)}); see [publication] languages"
+        )
+
+
 def preview(
     settings: Settings,
     factory: sessionmaker[Session],
@@ -476,17 +491,61 @@ def preview(
 ) -> RenderedEmail:
     """Render an issue (default: the latest draft) exactly as a subscriber gets it."""
     language = language or settings.default_language
-    if language not in settings.publication.languages:
-        raise DigestError(
-            f"{language!r} is not a language of this publication "
-            f"({', '.join(settings.publication.languages)}); see [publication] languages"
-        )
+    _check_language(settings, language)
     with factory() as session:
         issue = find_issue(session, number)
         plan = issues.plan_of(issue)
     return render_for_inbox(
         plan, language, sample_links(settings, plan.number, language), environment(settings)
     )
+
+
+CHANNELS = ("email", "text", "archive", "feed")
+"""What `digest preview --channel` and the desk can show of an issue."""
+
+
+@dataclass(frozen=True)
+class ChannelPreview:
+    """An issue as one channel's readers get it."""
+
+    channel: str
+    language: str
+    subject: str
+    body: str
+    """An HTML document (email, archive, feed) or plain text (text)."""
+
+
+def preview_channel(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    channel: str,
+    *,
+    number: int | None = None,
+    language: str | None = None,
+) -> ChannelPreview:
+    """Render an issue (default: the latest draft) as `channel` shows it: "email" (the HTML
+    a subscriber gets), "text" (its text part), "archive" (its page on the archive website)
+    or "feed" (its Atom entry as a feed reader shows it)."""
+    if channel not in CHANNELS:
+        raise DigestError(f"unknown channel {channel!r}; choose one of {', '.join(CHANNELS)}")
+    language = language or settings.default_language
+    if channel in ("email", "text"):
+        rendered = preview(settings, factory, number=number, language=language)
+        body = rendered.html if channel == "email" else rendered.text
+        return ChannelPreview(channel, rendered.language, rendered.subject, body)
+    _check_language(settings, language)
+    from digest.pipeline import publishing
+
+    with factory() as session:
+        issue = find_issue(session, number)
+        plan = replace(issues.plan_of(issue).complete(), labels=labels_of(settings))
+        published_at = issue.published_at or plan.slot
+    env = environment(settings)
+    if channel == "archive":
+        body = publishing.issue_page(settings, factory, plan, language, published_at, env)
+    else:
+        body = publishing.feed_entry_page(settings, plan, language, env)
+    return ChannelPreview(channel, language, publishing.subject_of(plan, language), body)
 
 
 def is_approved(factory: sessionmaker[Session], number: int) -> bool:
@@ -508,78 +567,10 @@ def mark_published(
 def build_site(
     settings: Settings, factory: sessionmaker[Session], *, now: datetime | None = None
 ) -> dict[str, bytes]:
-    """Build every public file in memory: feeds, archive pages, events.ics, event files."""
-    now = now or utcnow()
-    env = environment(settings)
-    pub = settings.publication
-    languages = list(pub.languages)
-    files: dict[str, bytes] = {}
-    with factory() as session:
-        # The archive page and the feed entry show every item, the capped ones too.
-        published = [(i, issues.plan_of(i).complete()) for i in issues.published(session)]
-        events = items.event_candidates(session, after=now, announced={})
-    tag_start = min((i.published_at for i, _ in published if i.published_at), default=now)
-    for language in languages:
-        feed_items: list[FeedIssue] = []
-        archive: list[ArchiveEntry] = []
-        for issue, plan in published:
-            assert issue.published_at is not None
-            rendered = render_email(
-                plan, language, public_links(settings, plan.number, language), env
-            )
-            path = layout.issue_page(plan.number, language)
-            files[path] = rendered.html.encode("utf-8")
-            url = layout.url(pub.base_url, path)
-            day = plan.slot.astimezone(zoneinfo.ZoneInfo(pub.timezone)).date()
-            archive.append(
-                ArchiveEntry(number=plan.number, subject=rendered.subject, day=day, url=url)
-            )
-            feed_items.append(
-                FeedIssue(
-                    number=plan.number,
-                    subject=rendered.subject,
-                    published_at=issue.published_at,
-                    updated_at=max(issue.published_at, issue.updated_at),
-                    content_html=rendered.html,
-                    url=url,
-                    summary=rendered.preheader,
-                )
-            )
-        files[layout.feed(language)] = atom_feed(
-            feed_items,
-            language=language,
-            languages=languages,
-            title=pub.title,
-            base_url=pub.base_url,
-            author=pub.sender,
-            tag_start=tag_start.date(),
-            now=now,
-        )
-        files[layout.archive_index(language)] = render_archive_index(
-            archive,
-            language=language,
-            languages=languages,
-            title=pub.title,
-            base_url=pub.base_url,
-            env=env,
-        ).encode("utf-8")
-    files["index.html"] = files[layout.archive_index(languages[0])]
-    upcoming = upcoming_events(events, rules=rules_of(settings), now=now)
-    prodid = f"-//digest {__version__}//{pub.title}//EN"
-    files[layout.calendar()] = event_calendar(
-        upcoming,
-        now=now,
-        organizer=pub.sender,
-        prodid=prodid,
-        name=pub.title,
-        timezone=pub.timezone,
-    )
-    for item in upcoming:
-        assert item.uid is not None
-        files[layout.event_ics(item.uid, item.recurrence_id)] = event_file(
-            item, now=now, organizer=pub.sender, prodid=prodid
-        )
-    return files
+    """Build every public file in memory: archive site, feeds, search index, calendars."""
+    from digest.pipeline import publishing  # it uses this module's helpers
+
+    return publishing.build_site(settings, factory, now=now or utcnow())
 
 
 def publish(

@@ -1,22 +1,26 @@
-"""Build the Atom feed (RFC 4287) of one language's issues. Pure: no I/O, no clock.
+"""Build the Atom feeds (RFC 4287) of one language: its issues, and every story. Pure.
 
-One feed per language (`feeds/<lang>.atom`), each linking to the others with `hreflang`
+Two feeds per language: `feeds/<lang>.atom` holds the latest issues (`[publish]
+feed_issues`), `feeds/<lang>-items.atom` every story once, as its own entry linking to its
+source (`[publish] feed_items`); each links to the other languages' with `hreflang`
 alternates. Ids are tag: URIs (RFC 4151) built from the publication's host and the date
 it started, so they never change when an issue is rendered again, a later `now` included.
 The same issues always give the same bytes, so publishing unchanged data leaves the file
 (and its ETag and Last-Modified) alone.
 
-Entry content is the issue's web page body as escaped HTML (`type="html"`). It was
-sanitized when rendered; scripts, embedded objects, event-handler attributes and
-`javascript:` URLs are stripped again here, because feed readers show this HTML inside
-their own pages and the W3C Feed Validation Service rejects it.
+Entry content is web HTML made for feed readers (`render/feed.py`: no preheader, no "view
+in browser", no subscriber footer, no inline styles, a closing line linking the archive
+page and the sign-up page), as escaped HTML (`type="html"`). It was sanitized when
+rendered; scripts, embedded objects, event-handler attributes and `javascript:` URLs are
+stripped again here, because feed readers show this HTML inside their own pages and the
+W3C Feed Validation Service rejects it.
 """
 
 from __future__ import annotations
 
 import html
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from email.utils import parseaddr
@@ -79,6 +83,25 @@ class FeedIssue:
     """Plain text."""
 
 
+@dataclass(frozen=True)
+class FeedItem:
+    """One story as the feed of items shows it: its own entry, linking to its source."""
+
+    key: str
+    """The plan item's key ("entry:12", "event:3"): with the language, the entry's id."""
+    title: str
+    link: str
+    """The story at its source (or, when it has none, the issue page)."""
+    published_at: datetime
+    updated_at: datetime
+    content_html: str
+    summary: str
+    categories: tuple[str, ...] = ()
+    """Labels of its topics, in the feed's language."""
+    language: str | None = None
+    """The story's own language when it is not the feed's."""
+
+
 def atom_feed(
     issues: Sequence[FeedIssue],
     *,
@@ -89,33 +112,114 @@ def atom_feed(
     author: str,
     tag_start: date,
     now: datetime,
+    limit: int | None = None,
 ) -> bytes:
     """Return the Atom feed of `issues` in `language`, newest first, as UTF-8 XML.
 
     `languages` are all the publication's languages (the others become `hreflang`
     alternates); `author` is "Name" or "Name <address>"; `tag_start` is the date in every
-    tag: id and must never change; `now` only dates an empty feed.
+    tag: id and must never change; `now` only dates an empty feed; `limit` keeps the
+    latest issues only (`[publish] feed_issues`).
     """
     authority = f"{_host(base_url)},{tag_start.isoformat()}"
     ordered = sorted(issues, key=lambda issue: (issue.published_at, issue.number), reverse=True)
+    ordered = ordered[:limit] if limit is not None else ordered
     updated = max((issue.updated_at for issue in ordered), default=now)
+    feed = _feed(
+        layout.feed,
+        f"tag:{authority}:feed/{language}",
+        language=language,
+        languages=languages,
+        title=title,
+        base_url=base_url,
+        author=author,
+        updated=updated,
+    )
+    for issue in ordered:
+        _entry(feed, issue, authority=authority, language=language)
+    return _bytes(feed)
 
+
+def atom_items_feed(
+    stories: Sequence[FeedItem],
+    *,
+    language: str,
+    languages: Sequence[str],
+    title: str,
+    base_url: str,
+    author: str,
+    tag_start: date,
+    now: datetime,
+    limit: int | None = None,
+) -> bytes:
+    """Return the Atom feed of every story in `language` (each once, newest first), as
+    UTF-8 XML; the arguments are those of `atom_feed`."""
+    authority = f"{_host(base_url)},{tag_start.isoformat()}"
+    seen: dict[str, FeedItem] = {}
+    for story in sorted(stories, key=lambda s: (s.published_at, s.key)):
+        seen.setdefault(story.key, story)  # the first issue that carried it
+    ordered = sorted(seen.values(), key=lambda s: (s.published_at, s.key), reverse=True)
+    ordered = ordered[:limit] if limit is not None else ordered
+    updated = max((story.updated_at for story in ordered), default=now)
+    feed = _feed(
+        layout.items_feed,
+        f"tag:{authority}:items/{language}",
+        language=language,
+        languages=languages,
+        title=title,
+        base_url=base_url,
+        author=author,
+        updated=updated,
+    )
+    for story in ordered:
+        entry = etree.SubElement(feed, f"{{{ATOM}}}entry")
+        if story.language and story.language != language:
+            entry.set(_XML_LANG, story.language)
+        _sub(entry, "id", f"tag:{authority}:item/{story.key}/{language}")
+        _sub(entry, "title", story.title)
+        _sub(entry, "updated", _date(story.updated_at))
+        _sub(entry, "published", _date(story.published_at))
+        _link(entry, "alternate", story.link, "text/html")
+        for category in story.categories:
+            etree.SubElement(entry, f"{{{ATOM}}}category").set("term", category)
+        if story.summary.strip():
+            _sub(entry, "summary", story.summary.strip())
+        content = _sub(entry, "content", body_fragment(story.content_html))
+        content.set("type", "html")
+        content.set(_XML_BASE, story.link)
+    return _bytes(feed)
+
+
+def _feed(
+    path: Callable[[str], str],
+    feed_id: str,
+    *,
+    language: str,
+    languages: Sequence[str],
+    title: str,
+    base_url: str,
+    author: str,
+    updated: datetime,
+) -> etree._Element:
+    """Return a feed element with its head: id, title, dates, self and alternate links."""
     # lxml-stubs type nsmap keys as str, but None is how lxml spells the default namespace.
     feed = etree.Element(f"{{{ATOM}}}feed", nsmap={None: ATOM})  # type: ignore[dict-item]
     feed.set(_XML_LANG, language)
-    _sub(feed, "id", f"tag:{authority}:feed/{language}")
+    _sub(feed, "id", feed_id)
     _sub(feed, "title", title)
     _sub(feed, "updated", _date(updated))
-    _link(feed, "self", layout.url(base_url, layout.feed(language)), "application/atom+xml")
+    _link(feed, "self", layout.url(base_url, path(language)), "application/atom+xml")
     archive = layout.url(base_url, layout.archive_index(language))
     _link(feed, "alternate", archive, "text/html", language)
     for other in dict.fromkeys(languages):
         if other != language:
-            href = layout.url(base_url, layout.feed(other))
+            href = layout.url(base_url, path(other))
             _link(feed, "alternate", href, "application/atom+xml", other)
     _author(feed, author)
-    for issue in ordered:
-        _entry(feed, issue, authority=authority, language=language)
+    return feed
+
+
+def _bytes(feed: etree._Element) -> bytes:
     etree.indent(feed, space="  ")
     return etree.tostring(feed, xml_declaration=True, encoding="utf-8") + b"\n"
 

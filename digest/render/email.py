@@ -14,7 +14,7 @@ import jinja2
 import mjml
 import premailer
 
-from digest.compose import IssuePlan, PlanItem, Section, Variant
+from digest.compose import IssuePlan, Labels, PlanItem, Section, Variant, readable_name
 from digest.render import Links, RenderedEmail
 from digest.render.environment import paragraphs, translation_context
 from digest.render.i18n import N_, format_day, translations, zone_name
@@ -47,18 +47,22 @@ class SectionView:
     """Whether some event in it has a time of day (the template then names the time zone)."""
 
 
-def section_title(name: str, language: str) -> str:
-    """Title section `name` in `language`: "events" → "Agenda", "open-calls" → "Open Calls"."""
+def section_title(name: str, language: str, labels: Labels | None = None) -> str:
+    """Title section `name` in `language`: its label from `[labels]` when configured, else
+    "events" → "Agenda" (translated), "open-calls" → "Open Calls"."""
+    configured = labels.section(name, language) if labels is not None else None
+    if configured:
+        return configured
     known = SECTION_TITLES.get(name)
     if known is not None:
         return translations(language).gettext(known)
-    return " ".join(name.replace("_", " ").replace("-", " ").split()).title()
+    return readable_name(name)
 
 
-def _section_view(section: Section, language: str) -> SectionView:
+def _section_view(section: Section, language: str, labels: Labels | None = None) -> SectionView:
     return SectionView(
         name=section.name,
-        title=section_title(section.name, language),
+        title=section_title(section.name, language, labels),
         items=section.items,
         more=section.more,
         timed=any(i.kind == "event" and not i.all_day for i in section.items),
@@ -74,7 +78,8 @@ def subject(plan: IssuePlan, variant: Variant) -> str:
     if variant.subject.strip():
         return variant.subject.strip()
     template = translations(variant.language).gettext("%(title)s — %(day)s")
-    return template % {"title": plan.title, "day": _issue_day(plan, variant.language)}
+    day = _issue_day(plan, variant.language)
+    return template % {"title": plan.title_in(variant.language), "day": day}
 
 
 def preheader(variant: Variant) -> str:
@@ -91,13 +96,13 @@ def _context(plan: IssuePlan, variant: Variant, links: Links) -> dict[str, Any]:
     return {
         **translation_context(language),
         "language": language,
-        "title": plan.title,
+        "title": plan.title_in(language),
         "number": plan.number,
         "subject": subject(plan, variant),
         "preheader": preheader(variant),
         "issue_day": _issue_day(plan, language),
         "intro": paragraphs(variant.intro),
-        "sections": [_section_view(s, language) for s in variant.sections if s.items],
+        "sections": [_section_view(s, language, plan.labels) for s in variant.sections if s.items],
         "links": links,
         "timezone": plan.timezone,
         "zone_name": zone_name(plan.timezone, language),

@@ -22,7 +22,10 @@ Dates are formatted with Babel (CLDR): "maandag 7 december 2026", "lundi 7 déce
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
+import logging
 import re
 from datetime import date, datetime, timedelta
 from io import BytesIO
@@ -43,6 +46,8 @@ from babel.support import NullTranslations, Translations
 
 from digest.compose import PlanItem
 
+log = logging.getLogger(__name__)
+
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 DOMAIN = "digest"
 LANGUAGES = ("en", "nl", "fr")
@@ -56,12 +61,19 @@ def N_(message: str) -> str:
 
 @functools.cache
 def translations(language: str) -> NullTranslations:
-    """Return the interface translations for `language` (untranslated when there is none)."""
+    """Return the interface translations for `language` (untranslated when there is none).
+
+    Babel prints what it finds wrong in a catalog to standard output, where it would land
+    before a previewed page (`digest preview > issue.html`); it goes to the log instead.
+    """
     path = LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
     if not path.is_file():
         return NullTranslations()
-    with path.open("rb") as source:
+    printed = io.StringIO()
+    with path.open("rb") as source, contextlib.redirect_stdout(printed):
         catalog = read_po(source, locale=language, domain=DOMAIN)
+    for line in printed.getvalue().splitlines():
+        log.warning("catalog %s: %s", path, line.removeprefix("WARNING: "))
     compiled = BytesIO()
     write_mo(compiled, catalog, use_fuzzy=False)
     compiled.seek(0)

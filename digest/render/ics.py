@@ -11,13 +11,18 @@ matching VTIMEZONE), so a 09:30 Brussels training stays at 09:30 across a DST ch
 all-day events are `VALUE=DATE` with an exclusive DTEND and never pass through UTC.
 
 An occurrence of a recurring event keeps its series UID and carries RECURRENCE-ID, so a
-calendar that already holds the series recognises it instead of adding a duplicate.
+calendar that already holds the series recognises it instead of adding a duplicate. In
+`events.ics` a series whose source VEVENTs were stored at collect time (`SeriesSource`) is
+written as its source wrote it: one master VEVENT with its RRULE, RDATEs and EXDATEs, and
+its overridden instances (RECURRENCE-ID, the same UID) with their SEQUENCE and STATUS,
+instead of one VEVENT per occurrence; DTSTAMP is when the stored series last changed.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from email.utils import parseaddr
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -39,6 +44,17 @@ _RID_UTC = re.compile(r"\d{8}T\d{6}Z")
 _ADDRESS = re.compile(r"[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+")
 
 
+@dataclass(frozen=True)
+class SeriesSource:
+    """A recurring event as its calendar wrote it (master and overrides), kept at collect."""
+
+    uid: str
+    ics: str
+    """A VCALENDAR holding the series' VEVENTs (and the custom VTIMEZONEs they use)."""
+    changed_at: datetime
+    """When the stored series last changed: its VEVENTs' DTSTAMP."""
+
+
 def event_file(item: PlanItem, *, now: datetime, organizer: str, prodid: str) -> bytes:
     """Return the `.ics` file of one event occurrence, for an "add to calendar" link.
 
@@ -58,12 +74,14 @@ def event_calendar(
     prodid: str,
     name: str,
     timezone: str,
+    series: Mapping[str, SeriesSource] | None = None,
 ) -> bytes:
     """Return the `events.ics` feed: every event item, in time order, one VEVENT each.
 
     Items that are not events are skipped; an occurrence listed twice (the same UID and
     RECURRENCE-ID, e.g. from two language variants) is written once. `timezone` is the
-    publication's, announced as X-WR-TIMEZONE for clients that lack a default.
+    publication's, announced as X-WR-TIMEZONE for clients that lack a default. An
+    occurrence of a series in `series` (by UID) is written as that whole series instead.
     """
     calendar = _calendar(prodid)
     calendar.add("NAME", name)  # RFC 7986
@@ -78,7 +96,10 @@ def event_calendar(
             unique.setdefault((item.uid, item.recurrence_id), item)
     zone = _zone(timezone) or UTC
     ordered = sorted(unique.values(), key=lambda item: _order(item, zone))
-    _add_events(calendar, ordered, now=now, organizer=organizer)
+    known = series or {}
+    whole = {i.uid: known[i.uid] for i in ordered if i.recurrence_id and i.uid and i.uid in known}
+    single = [item for item in ordered if item.uid not in whole]
+    _add_events(calendar, single, now=now, organizer=organizer, series=list(whole.values()))
     return _serialize(calendar)
 
 
@@ -99,18 +120,51 @@ def _calendar(prodid: str) -> Calendar:
 
 
 def _add_events(
-    calendar: Calendar, items: Iterable[PlanItem], *, now: datetime, organizer: str
+    calendar: Calendar,
+    items: Iterable[PlanItem],
+    *,
+    now: datetime,
+    organizer: str,
+    series: Sequence[SeriesSource] = (),
 ) -> None:
-    """Add a VEVENT per item, preceded by a VTIMEZONE for every TZID they use."""
+    """Add a VEVENT per item and the VEVENTs of each series, preceded by a VTIMEZONE for
+    every TZID they use."""
     stamp = _utc(now, "now")
     events = [
         _event(item, stamp=_utc(item.stamp, "stamp") if item.stamp else stamp, organizer=organizer)
         for item in items
     ]
+    custom: dict[str, Timezone] = {}
+    for source in sorted(series, key=lambda s: s.uid):
+        stored = Calendar.from_ical(source.ics.encode("utf-8"))
+        for component in stored.subcomponents:
+            if isinstance(component, Timezone):
+                custom.setdefault(str(component.get("TZID")), component)
+            elif isinstance(component, Event):
+                events.append(_series_event(component, source, organizer))
     for timezone in _timezones(events):
+        custom.pop(str(timezone.get("TZID")), None)
         calendar.add_component(timezone)
+    for tzid in sorted(custom):
+        calendar.add_component(custom[tzid])
     for event in events:
         calendar.add_component(event)
+
+
+def _series_event(component: Event, source: SeriesSource, organizer: str) -> Event:
+    """Return a stored VEVENT of a series ready to publish: its DTSTAMP, an ORGANIZER, no
+    ATTENDEE (RFC 5546 §3.2.1)."""
+    for name in ("DTSTAMP", "ATTENDEE"):
+        component.pop(name, None)
+    component.add("DTSTAMP", _utc(source.changed_at, f"the stamp of series {source.uid}"))
+    own = component.pop("ORGANIZER", None)
+    named = None
+    if own is not None:
+        named = f"{own.params.get('CN', '')} <{own}>" if own.params.get("CN") else str(own)
+    component.add("ORGANIZER", _organizer(named, organizer))
+    if "STATUS" not in component:
+        component.add("STATUS", "CONFIRMED")
+    return component
 
 
 def _event(item: PlanItem, *, stamp: datetime, organizer: str) -> Event:

@@ -199,6 +199,26 @@ class Event(Base):
     )
 
 
+class EventSeries(Base):
+    """A recurring event as its calendar defines it (master VEVENT and overrides), so
+    `events.ics` can publish the series whole: identity is source + UID."""
+
+    __tablename__ = "event_series"
+    __table_args__ = (sa.UniqueConstraint("source_id", "uid", name="uq_event_series_identity"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int] = mapped_column(sa.ForeignKey("sources.id", ondelete="CASCADE"))
+    uid: Mapped[str] = mapped_column(sa.String(500))
+    ics: Mapped[str] = mapped_column(sa.Text)
+    """A VCALENDAR with the series' VEVENTs (see `collect.Series`)."""
+    content_hash: Mapped[str] = mapped_column(sa.String(64))
+    first_seen_at: Mapped[datetime]
+    changed_at: Mapped[datetime]
+    """When `ics` last changed: the DTSTAMP of its published VEVENTs."""
+
+    source: Mapped[Source] = relationship()
+
+
 class ChangeKind(enum.StrEnum):
     """What about an event changed; later issues announce it."""
 

@@ -2,8 +2,12 @@
 
     /archive/{lang}/                 the archive index (also .../index.html)
     /archive/{lang}/{n}.html         issue n in a language ("view in browser")
+    /archive/{lang}/search.html      search every published item (matched here, no script)
+    /archive/{lang}/search.json      the search index; /archive/search.js its static script
     /feeds/{lang}.atom               the Atom feed of issues, per language
+    /feeds/{lang}-items.atom         the Atom feed of every story, per language
     /events.ics                      upcoming events (iCalendar, METHOD:PUBLISH)
+    /calendars/{name}.ics            the calendar of a language or a topic
     /events/{slug}.ics               one occurrence, for "add to calendar"
 
 Files are read from `[publish] output_dir` by their `layout` path, never by a path taken
@@ -17,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
+from dataclasses import asdict
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
@@ -24,16 +29,23 @@ from pathlib import Path
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from digest import layout
+from digest.pipeline import environment
+from digest.pipeline.publishing import archive_site
+from digest.publish import search
+from digest.render.web import render_search_page
 from digest.web.pages import Site
 
 HTML = "text/html; charset=utf-8"
 ATOM = "application/atom+xml; charset=utf-8"
 CALENDAR = "text/calendar; charset=utf-8; method=PUBLISH"
 CACHE = "public, max-age=300"
+JSON = "application/json; charset=utf-8"
+SCRIPT = "text/javascript; charset=utf-8"
 _SLUG = re.compile(r"[0-9a-f]{20}")
+_CALENDAR = re.compile(r"[a-z0-9][a-z0-9-]{0,80}")
 
 
 class _Etags:
@@ -156,3 +168,56 @@ async def archive_redirect(request: Request) -> Response:
     site = _site(request)
     language = site.language_of(request)
     return RedirectResponse(site.path("archive", language, ""), status_code=301)
+
+
+async def items_feed(request: Request) -> Response:
+    """The Atom feed of every story in a language."""
+    site = _site(request)
+    language = site.language_of(request)
+    return await serve_file(request, site, layout.items_feed(language), ATOM)
+
+
+async def named_calendar(request: Request) -> Response:
+    """The calendar of a language or a topic (`calendars/<name>.ics`)."""
+    name = str(request.path_params["name"])
+    if not _CALENDAR.fullmatch(name):
+        raise HTTPException(404)
+    return await serve_file(request, _site(request), f"calendars/{name}.ics", CALENDAR)
+
+
+async def search_index(request: Request) -> Response:
+    """The search index of a language, as published."""
+    site = _site(request)
+    language = site.language_of(request)
+    return await serve_file(request, site, layout.search_index(language), JSON)
+
+
+async def search_script(request: Request) -> Response:
+    """The search page's script, for static copies of the archive."""
+    return await serve_file(request, _site(request), layout.search_script(), SCRIPT)
+
+
+async def search_page(request: Request) -> Response:
+    """Search every published item: the query is matched here against the published index
+    (the same rules as the static page's script), and the results sent as HTML."""
+    site = _site(request)
+    language = site.language_of(request)
+    query = request.query_params.get("q", "")[:200]
+    path = site.settings.publish.output_dir / layout.search_index(language)
+    found = await run_in_threadpool(_read, path)
+    if found is None:
+        raise HTTPException(404)
+    results = None
+    if query.strip():
+        results = [asdict(item) for item in search.search(search.read_index(found[0]), query)]
+    html = await run_in_threadpool(
+        lambda: render_search_page(
+            language=language,
+            site=archive_site(site.settings),
+            env=environment(site.settings),
+            query=query,
+            results=results,
+            script=False,
+        )
+    )
+    return HTMLResponse(html, headers={"Cache-Control": "no-cache"})

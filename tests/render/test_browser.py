@@ -22,7 +22,7 @@ import pytest
 
 from digest.render.email import render_email
 from digest.render.environment import make_environment
-from digest.render.web import ArchiveEntry, render_archive_index
+from digest.render.web import ArchiveEntry, Site, render_archive_index
 from tests.render.plans import BASE_URL, LANGUAGES, SLOT, example_plan, links
 
 if TYPE_CHECKING:
@@ -190,14 +190,8 @@ def test_archive_index_fits_the_screen(browser: Browser, shots: Path, width: int
         )
         for n in range(5)
     ]
-    html = render_archive_index(
-        entries,
-        language="fr",
-        languages=LANGUAGES,
-        title="Cities & Migration Digest",
-        base_url=BASE_URL,
-        env=make_environment(None),
-    )
+    site = Site(base_url=BASE_URL, languages=LANGUAGES, titles={"fr": "Cities & Migration Digest"})
+    html = render_archive_index(entries, language="fr", site=site, env=make_environment(None))
     page = _open(browser, html, width)
     try:
         page.screenshot(path=str(shots / f"archive-fr-{width}.png"), full_page=True)

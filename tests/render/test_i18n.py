@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import logging
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -9,8 +11,10 @@ from pathlib import Path
 import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
+from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
+from digest.render import i18n
 from digest.render.i18n import (
     LANGUAGES,
     LOCALE_DIR,
@@ -211,3 +215,45 @@ def test_language_name() -> None:
     assert language_name("nl", "nl") == "Nederlands"
     assert language_name("fr-BE", "nl") == "Frans"
     assert language_name("zz", "en") == "zz"
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_every_catalog_compiles_without_a_warning(
+    language: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Babel prints a stray `msgstr[2]` in a two-plural catalog as a warning and goes on;
+    any such warning, and any check Babel makes (formats, plural counts), fails here."""
+    path = LOCALE_DIR / language / "LC_MESSAGES" / "digest.po"
+    with path.open("rb") as source:
+        catalog = read_po(source, locale=language, abort_invalid=True)
+    problems = [(m.id, [str(e) for e in errors]) for m, errors in catalog.check() if errors]
+    assert not problems, f"{path}: {problems}"
+    compiled = io.BytesIO()
+    write_mo(compiled, catalog, use_fuzzy=False)
+    assert capsys.readouterr() == ("", ""), f"{path}: Babel printed warnings"
+
+
+def test_a_broken_catalog_warns_in_the_log_not_on_stdout(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    folder = tmp_path / "fr" / "LC_MESSAGES"
+    folder.mkdir(parents=True)
+    (folder / "digest.po").write_text(
+        'msgid ""\nmsgstr ""\n"Plural-Forms: nplurals=2; plural=(n > 1);\\n"\n\n'
+        'msgid "a day"\nmsgid_plural "%(num)d days"\nmsgstr[0] "un jour"\n'
+        'msgstr[1] "%(num)d jours"\nmsgstr[2] ""\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setattr(i18n, "LOCALE_DIR", tmp_path)
+    i18n.translations.cache_clear()
+    try:
+        with caplog.at_level(logging.WARNING, logger="digest.render.i18n"):
+            catalog = i18n.translations("fr")
+    finally:
+        i18n.translations.cache_clear()
+    assert catalog.ngettext("a day", "%(num)d days", 3) == "%(num)d jours"
+    assert capsys.readouterr().out == ""
+    assert "more translations than num_plurals" in caplog.text

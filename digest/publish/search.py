@@ -1,0 +1,90 @@
+"""The archive's search: an index of every published item per language, built at publish
+time (`archive/<lang>/search.json`), and the one way of matching a query against it.
+
+The same index serves both ways of reaching the archive: a static host runs the small
+script `search.js` in the reader's browser; `digest serve` (whose Content-Security-Policy
+allows no script) matches on the server with `search()` and sends the results as HTML.
+A query matches an item when every word of it appears in the item's title or summary,
+ignoring case and accents ("ecole" finds "École"); newest issues first.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+SCRIPT = Path(__file__).with_name("search.js")
+SUMMARY_CHARS = 240
+MAX_RESULTS = 100
+
+
+@dataclass(frozen=True)
+class IndexedItem:
+    """One published item as the search index holds it."""
+
+    title: str
+    url: str
+    """The story at its source, else the issue page."""
+    issue_url: str
+    number: int
+    day: str
+    """The issue's day, as readers of the language write it."""
+    summary: str
+
+
+def fold(text: str) -> str:
+    """Lowercase `text` and strip its accents, for matching: "École" → "ecole"."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def shorten(text: str, limit: int = SUMMARY_CHARS) -> str:
+    """`text` on one line, cut at a word before `limit` characters."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    return flat[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+def index_bytes(items: Iterable[IndexedItem]) -> bytes:
+    """The search index as compact UTF-8 JSON (a list, in the order given)."""
+    records = [asdict(item) for item in items]
+    return json.dumps(records, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def read_index(data: bytes) -> list[IndexedItem]:
+    """Read an index written by `index_bytes`; records of another shape are skipped."""
+    try:
+        records = json.loads(data)
+    except ValueError:
+        return []
+    found = []
+    for record in records if isinstance(records, list) else []:
+        try:
+            found.append(IndexedItem(**record))
+        except TypeError:
+            continue
+    return found
+
+
+def search(items: Sequence[IndexedItem], query: str, limit: int = MAX_RESULTS) -> list[IndexedItem]:
+    """Return the items whose title or summary holds every word of `query` (none: none)."""
+    words = fold(query).split()
+    if not words:
+        return []
+    found = []
+    for item in items:
+        text = fold(f"{item.title} {item.summary}")
+        if all(word in text for word in words):
+            found.append(item)
+            if len(found) >= limit:
+                break
+    return found
+
+
+def script() -> bytes:
+    """The browser's half of the search, for static hosting."""
+    return SCRIPT.read_bytes()
