@@ -19,6 +19,7 @@ import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,18 @@ class PublicationSettings:
     def title_in(self, language: str) -> str:
         """The publication's title in `language` (`title` when none is given for it)."""
         return self.titles.get(language, "").strip() or self.title
+
+    def sender_in(self, language: str) -> str:
+        """The From: of mail in `language`: `sender` with that language's display name."""
+        name = self.sender_names.get(language, "").strip()
+        if not name:
+            return self.sender
+        _, address = parseaddr(self.sender)
+        if not address:
+            return self.sender
+        # Quoted, not RFC 2047-encoded: the message builder encodes the header itself.
+        quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{quoted}" <{address}>'
 
 
 @dataclass(frozen=True)

@@ -179,3 +179,38 @@ def test_digest_config_environment_variable_chooses_the_file(tmp_path: Path) -> 
 def test_validation_messages(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         config.load(write(tmp_path, text), env={})
+
+
+def test_titles_sender_names_and_labels_per_language(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[publication]\ntitles = { nl = "Digest Steden & Migratie" }\n'
+        'sender_names = { fr = "Digest « Villes » & Migration" }\n'
+        '[labels.sections.open-calls]\nnl = "Oproepen"\n'
+        '[labels.topics.local-policy]\nnl = "Lokaal beleid"\nfr = "Politique locale"\n',
+    )
+    settings = config.load(path, env={})
+    pub = settings.publication
+    assert pub.title_in("nl") == "Digest Steden & Migratie"
+    assert pub.title_in("fr") == pub.title == "Cities & Migration Digest"
+    assert pub.sender_in("fr") == '"Digest « Villes » & Migration" <digest@example.org>'
+    assert pub.sender_in("en") == pub.sender
+    assert settings.labels.sections == {"open-calls": {"nl": "Oproepen"}}
+    assert settings.labels.topics["local-policy"]["fr"] == "Politique locale"
+    env = {"DIGEST_PUBLICATION__TITLES": '{ fr = "Digest Villes" }'}
+    assert config.load(path, env=env).publication.title_in("fr") == "Digest Villes"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[publication]\ntitles = { de = "Digest" }\n', "'de' is not one of"),
+        ('[labels.topics.housing]\nes = "Vivienda"\n', r"\[labels.topics.housing\]: 'es'"),
+        ('[publication]\ntitles = "Digest"\n', "expected a table"),
+        ("[labels.sections]\nnews = { nl = 3 }\n", "expected a string"),
+        ("[publish]\nfeed_issues = 0\n", "feed_issues and feed_items must be at least 1"),
+    ],
+)
+def test_labels_name_what_is_wrong(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        config.load(write(tmp_path, text), env={})

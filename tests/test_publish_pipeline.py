@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -157,3 +158,122 @@ def test_a_calendar_per_language_and_per_topic(
     offered = index.xpath("//a[@type='text/calendar']/@href")
     for path in topics:
         assert f"{settings.publication.base_url}/calendars/{path.name}" in offered
+
+
+# The W3C Feed Validation Service's rules that can be checked offline (its messages named):
+# the RFC 4287 schema, unique entry ids, RFC 3339 dates, and in HTML content nothing it
+# flags: DangerousStyleAttr, ContainsScript/ContainsEmbed/ContainsMeta, event handlers
+# (ContainsEventAttr), javascript: URLs (ContainsUndeclaredURI) and relative links with no
+# xml:base to resolve them (ContainsRelRef).
+_FLAGGED_TAGS = {"script", "style", "iframe", "embed", "object", "applet", "meta", "link", "form"}
+
+
+def w3c_problems(data: bytes) -> list[str]:
+    root = etree.fromstring(data)
+    problems = []
+    schema = etree.RelaxNG(etree.parse(str(SCHEMA)))
+    if not schema.validate(root):
+        problems.append(f"schema: {schema.error_log}")
+    ids = [e.findtext(f"{ATOM}id") for e in root.iter(f"{ATOM}entry")]
+    if len(ids) != len(set(ids)):
+        problems.append("DuplicateEntries")
+    for when in root.iter(f"{ATOM}updated", f"{ATOM}published"):
+        if not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(Z|[+-]\d\d:\d\d)", when.text or ""):
+            problems.append(f"InvalidRFC3339Date {when.text}")
+    for content in root.iter(f"{ATOM}content"):
+        html = lxml_html.fragment_fromstring(content.text or "", create_parent="div")
+        has_base = content.get("{http://www.w3.org/XML/1998/namespace}base")
+        for element in html.iter():
+            if not isinstance(element.tag, str):
+                problems.append("ContainsComment")
+                continue
+            if element.tag in _FLAGGED_TAGS:
+                problems.append(f"Contains {element.tag}")
+            for name, value in element.attrib.items():
+                if name == "style":
+                    problems.append("DangerousStyleAttr")
+                if name.startswith("on"):
+                    problems.append("ContainsEventAttr")
+                if name in ("href", "src") and value.strip().lower().startswith("javascript:"):
+                    problems.append("ContainsUndeclaredURI")
+                relative = "://" not in value and not value.startswith(("mailto:", "#"))
+                if name in ("href", "src") and relative and not has_base:
+                    problems.append(f"ContainsRelRef {value}")
+    return problems
+
+
+def test_every_published_feed_passes_the_validators_rules(
+    published: Any, factory: sessionmaker[Session]
+) -> None:
+    settings, drafted = published
+    pipeline.mark_published(settings, factory, drafted.number, now=MONDAY)
+    pipeline.publish(settings, factory, now=MONDAY)
+    out = settings.publish.output_dir
+    for language in settings.publication.languages:
+        for name in (f"{language}.atom", f"{language}-items.atom"):
+            data = (out / "feeds" / name).read_bytes()
+            assert w3c_problems(data) == [], name
+    # The rules catch what the email brought into feeds before.
+    email = pipeline.preview(settings, factory, language="en").html
+    assert "DangerousStyleAttr" in w3c_problems(_feed_with(email))
+
+
+def _feed_with(html: str) -> bytes:
+    """A minimal valid feed whose one entry holds `html` as content."""
+    feed = etree.Element(f"{ATOM}feed", nsmap={None: ATOM[1:-1]})
+    for name, text in (("id", "tag:x,2026:f"), ("title", "t"), ("updated", "2026-11-23T08:00:00Z")):
+        etree.SubElement(feed, f"{ATOM}{name}").text = text
+    etree.SubElement(etree.SubElement(feed, f"{ATOM}author"), f"{ATOM}name").text = "a"
+    entry = etree.SubElement(feed, f"{ATOM}entry")
+    for name, text in (("id", "tag:x,2026:e"), ("title", "t"), ("updated", "2026-11-23T08:00:00Z")):
+        etree.SubElement(entry, f"{ATOM}{name}").text = text
+    content = etree.SubElement(entry, f"{ATOM}content")
+    content.set("type", "html")
+    content.text = html
+    return etree.tostring(feed)
+
+
+def test_the_feed_of_items_has_each_story_once_linking_its_source(
+    published: Any, factory: sessionmaker[Session]
+) -> None:
+    settings, drafted = published
+    pipeline.mark_published(settings, factory, drafted.number, now=MONDAY)
+    pipeline.publish(settings, factory, now=MONDAY)
+    root = etree.parse(str(settings.publish.output_dir / "feeds" / "en-items.atom")).getroot()
+    entries = root.findall(f"{ATOM}entry")
+    plan = drafted.plan.complete().variant("en")
+    stories = [item for section in plan.sections for item in section.items]
+    assert len(entries) == len({item.key for item in stories})
+    links = {e.find(f"{ATOM}link").get("href") for e in entries}  # type: ignore[union-attr]
+    assert {item.link for item in stories if item.link} <= links
+    self_link = root.find(f"{ATOM}link[@rel='self']")
+    assert self_link is not None
+    assert self_link.get("href") == "https://digest.example.org/feeds/en-items.atom"
+
+
+def test_the_feed_of_issues_holds_the_last_n(
+    make_settings: Any, tmp_path: Path, factory: sessionmaker[Session]
+) -> None:
+    from tests.test_draft import example_settings as base_settings
+
+    settings = base_settings(make_settings, tmp_path)
+    settings = replace(settings, publish=replace(settings.publish, feed_issues=2))
+    pipeline.collect_sources(settings, factory, now=MONDAY - timedelta(days=1))
+    numbers = []
+    for week in range(3):
+        now = MONDAY + timedelta(days=7 * week)
+        drafted = pipeline.draft(settings, factory, now=now)
+        pipeline.mark_published(settings, factory, drafted.number, now=now)
+        numbers.append(drafted.number)
+    pipeline.publish(settings, factory, now=MONDAY + timedelta(days=14))
+    out = settings.publish.output_dir
+    root = etree.parse(str(out / "feeds" / "en.atom")).getroot()
+    ids = [e.findtext(f"{ATOM}id") or "" for e in root.findall(f"{ATOM}entry")]
+    assert [i.split("/")[-2] for i in ids] == [str(n) for n in reversed(numbers[1:])]
+    # The archive keeps them all, newest first, each page linking its neighbours.
+    index = lxml_html.fromstring((out / "archive" / "en" / "index.html").read_bytes())
+    listed = index.xpath("//ol[@class='issues']/li/a/@href")
+    assert listed == [f"https://digest.example.org/archive/en/{n}.html" for n in reversed(numbers)]
+    middle = lxml_html.fromstring((out / "archive" / "en" / f"{numbers[1]}.html").read_bytes())
+    assert middle.xpath("//head/link[@rel='prev']/@href") == [listed[2]]
+    assert middle.xpath("//head/link[@rel='next']/@href") == [listed[0]]

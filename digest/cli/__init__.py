@@ -230,7 +230,19 @@ def draft(ctx: Context, daily: bool, as_of: str | None) -> None:
 @click.argument("issue", type=int, required=False)
 @click.option("--language", "-l", default=None, help="Variant to show (default: the first).")
 @click.option(
-    "--format", "fmt", type=click.Choice(["html", "text"]), default="html", show_default=True
+    "--channel",
+    "-c",
+    type=click.Choice(pipeline.CHANNELS),
+    default=None,
+    help="What to show: the email's HTML, its text part, the archive page, or the Atom "
+    "entry as a feed reader shows it (default: email).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["html", "text"]),
+    default=None,
+    help="Old spelling: html is --channel email, text is --channel text.",
 )
 @click.option(
     "--output",
@@ -244,15 +256,26 @@ def preview(
     ctx: Context,
     issue: int | None,
     language: str | None,
-    fmt: str,
+    channel: str | None,
+    fmt: str | None,
     output: Path | None,
     open_: bool,
 ) -> None:
-    """Render ISSUE (default: the latest draft) exactly as a subscriber gets it."""
-    rendered = pipeline.preview(ctx.settings, ctx.factory, number=issue, language=language)
-    body = rendered.html if fmt == "html" else rendered.text
+    """Render ISSUE (default: the latest draft) as a channel's readers get it: the email a
+    subscriber gets, its text part, its archive page, or its Atom entry.
+
+    Standard output gets the rendering and nothing else; notes go to standard error.
+    """
+    if channel is None:
+        channel = "text" if fmt == "text" else "email"
+    elif fmt is not None and (fmt == "text") != (channel == "text"):
+        raise click.UsageError(f"--format {fmt} contradicts --channel {channel}; use --channel")
+    shown = pipeline.preview_channel(
+        ctx.settings, ctx.factory, channel, number=issue, language=language
+    )
+    body = shown.body
     if open_ and output is None:
-        suffix = ".html" if fmt == "html" else ".txt"
+        suffix = ".txt" if channel == "text" else ".html"
         with tempfile.NamedTemporaryFile(
             "w", suffix=suffix, delete=False, encoding="utf-8"
         ) as handle:
@@ -262,7 +285,8 @@ def preview(
         return
     output.write_text(body, encoding="utf-8")
     click.echo(
-        f"wrote {output} ({len(body.encode('utf-8')) // 1024} KB, subject: {rendered.subject})",
+        f"wrote {output} ({len(body.encode('utf-8')) // 1024} KB, {channel}, "
+        f"subject: {shown.subject})",
         err=True,
     )
     if open_:

@@ -95,6 +95,8 @@ class IssueRow:
     """Items in the default language's variant (what its readers get, before topics)."""
     deliveries: dict[str, int] = field(default_factory=dict)
     notified_at: str | None = None
+    paused_kind: str | None = None
+    """"relay" (resumes by itself) or "operator" (a person must act), when paused."""
 
     @property
     def total(self) -> int:
@@ -167,6 +169,7 @@ def _issue_row(issue: Issue, language: str, deliveries: dict[str, int]) -> Issue
         items=plan.variant(language).item_count,
         deliveries=deliveries,
         notified_at=_raw_curation(issue).get("notified_at"),
+        paused_kind=issue.paused_kind,
     )
 
 
@@ -308,6 +311,7 @@ class IssueDesk:
     subject: str
     """The editor's subject for `language` ("" = the default one, see `rendered.subject`)."""
     notified_at: str | None
+    paused_kind: str | None = None
 
 
 def _listed(plan: IssuePlan, curation: Curation) -> list[DeskItem]:
@@ -353,6 +357,7 @@ def issue_desk(
             issue.cadence,
             issue.slot,
         )
+        paused_kind = issue.paused_kind
     rendered = preview(settings, factory, number=number, language=language)
     titles = raw.get("titles", {}) if isinstance(raw.get("titles"), dict) else {}
     dropped = tuple(
@@ -382,10 +387,21 @@ def issue_desk(
         intro=curation.intro.get(language, ""),
         subject=curation.subject.get(language, ""),
         notified_at=raw.get("notified_at"),
+        paused_kind=paused_kind,
     )
 
 
 # --- curating -----------------------------------------------------------------------------
+
+
+class DeskError(DigestError):
+    """A refusal the editor's desk explains in its own language: `kind` names it and
+    `values` fill its sentence; the English message is for logs and the command line."""
+
+    def __init__(self, message: str, kind: str, **values: str | int) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.values = values
 
 
 @dataclass(frozen=True)
@@ -431,9 +447,10 @@ def _slot_now(
             return now
         if _next_slot(settings, session, cadence, issue_slot)[0] == issue_slot:
             return issue_slot
-    raise DigestError(
+    raise DeskError(
         "this draft's slot cannot be drafted again (another issue owns the slot before it); "
-        "run `digest draft` for the current slot"
+        "run `digest draft` for the current slot",
+        "slot_taken",
     )
 
 
@@ -453,18 +470,35 @@ def curate(
     now = now or utcnow()
     languages = settings.publication.languages
     if changes.language is not None and changes.language not in languages:
-        raise DigestError(f"{changes.language!r} is not a language of this publication")
+        raise DeskError(
+            f"{changes.language!r} is not a language of this publication",
+            "not_a_language",
+            language=changes.language,
+        )
     subject = _one_line(changes.subject) if changes.subject is not None else None
     intro = _clean_intro(changes.intro) if changes.intro is not None else None
     if subject is not None and len(subject) > SUBJECT_MAX:
-        raise DigestError(f"the subject is {len(subject)} characters; at most {SUBJECT_MAX}")
+        raise DeskError(
+            f"the subject is {len(subject)} characters; at most {SUBJECT_MAX}",
+            "subject_too_long",
+            length=len(subject),
+            limit=SUBJECT_MAX,
+        )
     if intro is not None and len(intro) > INTRO_MAX:
-        raise DigestError(f"the intro is {len(intro)} characters; at most {INTRO_MAX}")
+        raise DeskError(
+            f"the intro is {len(intro)} characters; at most {INTRO_MAX}",
+            "intro_too_long",
+            length=len(intro),
+            limit=INTRO_MAX,
+        )
     with db.transaction(factory) as session:
         issue = issues.by_number(session, number)
         if not issues.is_open_draft(issue):
-            raise DigestError(
-                f"issue #{number} is {issue.status.value}; only a draft can be curated"
+            raise DeskError(
+                f"issue #{number} is {issue.status.value}; only a draft can be curated",
+                "not_a_draft",
+                number=number,
+                status=issue.status.value,
             )
         current = issues.curation_of(issue)
         raw = _raw_curation(issue)
@@ -531,7 +565,7 @@ def render_notice(
     context: dict[str, Any] = {
         **translation_context(language),
         "language": language,
-        "title": settings.publication.title,
+        "title": settings.publication.title_in(language),
         "number": number,
         "issue_subject": subject,
         "items": items,

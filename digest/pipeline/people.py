@@ -225,7 +225,7 @@ class _Mailer:
             )
             data = build_notice(
                 rendered,
-                sender=settings.publication.sender,
+                sender=settings.publication.sender_in(subscriber.language),
                 to_address=subscriber.email,
                 to_name=subscriber.name,
                 message_id=message_id,

@@ -127,7 +127,7 @@ class Variants:
         host = urlsplit(base).hostname or "digest.invalid"
         return MessageTemplate.build(
             rendered,
-            sender=pub.sender,
+            sender=pub.sender_in(language),
             list_id=f"{language}.{host}",
             base_url=base,
             unsubscribe_mailto=delivery.unsubscribe_mailto or None,

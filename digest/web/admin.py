@@ -27,8 +27,10 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from digest import pipeline
 from digest.errors import DigestError, NotFoundError
 from digest.pipeline import editorial, sending
+from digest.render.email import section_title
 from digest.web.pages import Site
 from digest.web.public import read_form, site_of
 from digest.web.security import (
@@ -79,8 +81,12 @@ def _desk_page(
     )
 
 
-def _flash(request: Request, kind: str, detail: str = "") -> None:
-    request.session["flash"] = {"kind": kind, "detail": detail}
+def _flash(
+    request: Request, kind: str, detail: str = "", reason: str = "", **values: str | int
+) -> None:
+    """Keep a message for the next page: `kind` and `reason` pick its sentence in the desk's
+    language, `values` fill it; `detail` is technical text shown as such (a server's reply)."""
+    request.session["flash"] = {"kind": kind, "detail": detail, "reason": reason, **values}
 
 
 def _login_redirect(site: Site, language: str, request: Request) -> Response:
@@ -218,6 +224,8 @@ async def issue(request: Request) -> Response:
     except NotFoundError:
         return site.page(request, "message.html.jinja", language, status=404, kind="not_found")
     base = site.path(language, "admin", "issues", number)
+    channel, shown = await _channel(site, request, number, variant)
+    labels = pipeline.labels_of(site.settings)
     return _desk_page(
         request,
         site,
@@ -227,7 +235,8 @@ async def issue(request: Request) -> Response:
         variants=[
             {
                 **entry,
-                "url": f"{base}?variant={entry['language']}",
+                "url": f"{base}?variant={entry['language']}"
+                + ("" if channel == "email" else f"&channel={channel}"),
                 "current": entry["language"] == variant,
             }
             for entry in site.switcher(request, language)
@@ -238,7 +247,30 @@ async def issue(request: Request) -> Response:
         approve_action=f"{base}/approve",
         editors=site.settings.web.editors,
         approval=site.settings.issue.approval,
+        channel=channel,
+        channel_body=shown,
+        section_label=lambda name: section_title(name, language, labels),
+        channels=[
+            {"name": name, "url": f"{base}?variant={variant}&channel={name}"}
+            for name in pipeline.CHANNELS
+        ],
     )
+
+
+async def _channel(site: Site, request: Request, number: int, variant: str) -> tuple[str, str]:
+    """The channel the editor chose to look at (`?channel=`), and its rendering when it is
+    not the email itself (the archive page or the feed entry); "" for the email."""
+    channel = request.query_params.get("channel", "email")
+    if channel not in pipeline.CHANNELS:
+        channel = "email"
+    if channel in ("email", "text"):
+        return channel, ""
+    shown = await run_in_threadpool(
+        lambda: pipeline.preview_channel(
+            site.settings, site.factory, channel, number=number, language=variant
+        )
+    )
+    return channel, shown.body
 
 
 def _sections(items: Sequence[editorial.DeskItem]) -> list[tuple[str, list[editorial.DeskItem]]]:
@@ -299,6 +331,8 @@ async def curate(request: Request) -> Response:
         )
     except NotFoundError:
         return site.page(request, "message.html.jinja", language, status=404, kind="not_found")
+    except editorial.DeskError as exc:
+        _flash(request, "curate_failed", reason=exc.kind, **exc.values)
     except DigestError as exc:
         _flash(request, "curate_failed", str(exc))
     else:
@@ -331,13 +365,16 @@ async def test_send(request: Request) -> Response:
         )
     except NotFoundError:
         return site.page(request, "message.html.jinja", language, status=404, kind="not_found")
-    except (DigestError, OSError) as exc:
+    except OSError as exc:
+        _flash(request, "test_failed", str(exc), reason="unreachable")
+        return back
+    except DigestError as exc:
         _flash(request, "test_failed", str(exc))
         return back
     if result.ok:
         _flash(request, "test_sent", address)
     else:
-        _flash(request, "test_failed", result.reply)
+        _flash(request, "test_failed", result.reply, reason="refused")
     return back
 
 

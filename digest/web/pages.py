@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from digest import layout
+from digest.compose import readable_name
 from digest.config import Settings
 from digest.pipeline import environment
 from digest.render.environment import translation_context
@@ -108,9 +109,11 @@ class Site:
     def common(self, request: Request, language: str) -> dict[str, Any]:
         """What every page template gets: titles, paths, feeds and the language switcher."""
         pub = self.settings.publication
+        labels = self.settings.labels.topics
         return {
             "language": language,
-            "title": pub.title,
+            "title": pub.title_in(language),
+            "topic_label": lambda slug: labels.get(slug, {}).get(language) or readable_name(slug),
             "home_url": self.path(language, ""),
             "archive_url": self.path("archive", language, ""),
             "calendar_url": self.public_url(layout.calendar()),

@@ -18,7 +18,7 @@ from digest import config, pipeline
 from digest.compose import IssuePlan
 from digest.pipeline import editorial
 from digest.store import issues
-from digest.store.models import Issue, IssueStatus
+from digest.store.models import Issue, IssueStatus, PauseKind
 from digest.web import create_app
 from tests.test_draft import MONDAY
 from tests.web.conftest import (
@@ -224,6 +224,31 @@ def test_the_draft_page_shows_the_email_as_sent_in_a_sandboxed_iframe(
         assert f'href="/en/admin/issues/{number}?variant={language}"' in page.text
 
 
+@pytest.mark.parametrize("channel", ["archive", "feed"])
+def test_the_desk_shows_the_archive_page_and_the_feed_entry(
+    desk: TestClient,
+    settings: config.Settings,
+    factory: sessionmaker[Session],
+    number: int,
+    channel: str,
+) -> None:
+    login(desk)
+    page = desk.get(f"/fr/admin/issues/{number}?variant=nl&channel={channel}")
+    assert page.status_code == 200
+    expected = pipeline.preview_channel(settings, factory, channel, number=number, language="nl")
+    srcdoc = re.search(r'<iframe [^>]*srcdoc="([^"]*)"', page.text)
+    assert srcdoc is not None and html.unescape(srcdoc.group(1)) == expected.body
+    assert "Voir dans le navigateur" not in expected.body  # no email chrome
+    for name in ("email", "text", "archive", "feed"):
+        assert f"?variant=nl&amp;channel={name}" in page.text
+    assert f'href="/fr/admin/issues/{number}?variant=en&amp;channel={channel}"' in page.text
+    text = desk.get(f"/fr/admin/issues/{number}?variant=nl&channel=text").text
+    assert "<iframe" not in text
+    assert (
+        str(escape(pipeline.preview(settings, factory, number=number, language="nl").text)) in text
+    )
+
+
 def test_an_unknown_issue_is_not_found(desk: TestClient, number: int) -> None:
     login(desk)
     assert desk.get("/en/admin/issues/99").status_code == 404
@@ -313,6 +338,30 @@ def test_curating_needs_csrf_and_a_draft(
     assert "Not saved:" in shown and "only a draft can be curated" in shown
     assert plan_of(factory, number).variant("en").subject == ""
     assert "This issue is not a draft any more" in shown
+
+
+def test_the_dutch_desk_explains_refusals_and_pauses_in_dutch(
+    desk: TestClient, settings: config.Settings, factory: sessionmaker[Session], number: int
+) -> None:
+    login(desk)
+    page = desk.get(f"/en/admin/issues/{number}").text
+    data = dict(curate_form(page), subject="x" * 500)
+    answer = desk.post(f"/nl/admin/issues/{number}/curate", data=data)
+    shown = html.unescape(desk.get(answer.headers["location"]).text)
+    assert "het onderwerp telt 500 tekens; hoogstens" in shown
+    assert "characters" not in shown
+    with factory() as session:
+        issue = issues.by_number(session, number)
+        issue.paused_reason = "SMTP relay refused 12 of 20 messages"
+        issue.paused_kind = PauseKind.RELAY.value
+        session.commit()
+    dashboard = html.unescape(desk.get("/nl/admin/").text)
+    assert "Gepauzeerd: de mailserver bleef falen" in dashboard
+    assert '<code lang="en">SMTP relay refused 12 of 20 messages</code>' in dashboard
+    issue_page = html.unescape(desk.get(f"/nl/admin/issues/{number}").text)
+    assert "Gepauzeerd: de mailserver bleef falen" in issue_page
+    # Times are in the publication's zone: the Monday 08:00 Brussels slot, not 07:00 UTC.
+    assert "08:00" in dashboard and "07:00" not in dashboard
 
 
 def test_a_test_send_goes_to_an_editor_marked_as_a_test(

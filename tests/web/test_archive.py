@@ -43,6 +43,10 @@ def site(published: config.Settings, factory: sessionmaker[Session]) -> Iterator
         ("/archive/nl/", "text/html; charset=utf-8", b'<html lang="nl"'),
         ("/archive/nl/index.html", "text/html; charset=utf-8", b'<html lang="nl"'),
         ("/archive/fr/1.html", "text/html; charset=utf-8", b'lang="fr"'),
+        ("/feeds/nl-items.atom", "application/atom+xml; charset=utf-8", b"items/nl"),
+        ("/calendars/fr.ics", "text/calendar; charset=utf-8; method=PUBLISH", b"BEGIN:VEVENT"),
+        ("/archive/en/search.json", "application/json; charset=utf-8", b'"issue_url"'),
+        ("/archive/search.js", "text/javascript; charset=utf-8", b"search.json"),
     ],
 )
 def test_published_files_are_served_with_their_types(
@@ -130,3 +134,27 @@ def test_before_the_first_publish_the_archive_is_not_found_politely(
     answer = client.get("/archive/en/")
     assert answer.status_code == 404 and "Page not found" in answer.text
     assert client.get("/en/archive").headers["location"] == "/archive/en/"
+
+
+def test_the_archive_searches_on_the_server_without_a_script(
+    site: TestClient, published: config.Settings
+) -> None:
+    answer = site.get("/archive/en/search.html", params={"q": "urbact NETWORKS"})
+    assert answer.status_code == 200
+    assert "script-src" not in answer.headers["content-security-policy"]
+    assert "<script" not in answer.text
+    assert "URBACT Networks" in answer.text and "In issue 1" in answer.text
+    accents = site.get("/archive/fr/search.html", params={"q": "reseau"}).text
+    french = (published.publish.output_dir / "archive/fr/search.json").read_text("utf-8")
+    assert ("réseau" in french.lower()) == ("<p>Aucun résultat.</p>" not in accents)
+    nothing = site.get("/archive/en/search.html", params={"q": "zzzz-nothing"}).text
+    assert "<p>Nothing found.</p>" in nothing
+    empty = site.get("/archive/en/search.html").text
+    assert "<p>Nothing found.</p>" not in empty and 'name="q"' in empty
+    static = (published.publish.output_dir / "archive/en/search.html").read_text("utf-8")
+    assert '<script src="https://digest.example.org/archive/search.js" defer>' in static
+
+
+@pytest.mark.parametrize("path", ["/calendars/x.y.ics", "/calendars/EN.ics", "/calendars/nope.ics"])
+def test_only_calendar_names_are_served(site: TestClient, path: str) -> None:
+    assert site.get(path).status_code == 404

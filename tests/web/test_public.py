@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -18,7 +19,17 @@ from subscribers.errors import Suppressed
 from subscribers.model import ConsentSource, Subscriber, SubscriberStatus
 from subscribers.tokens import Tokens
 from tests.test_draft import MONDAY
-from tests.web.conftest import Clock, TestClient, add, client_for, csrf_of, link_in, outbox
+from tests.web.conftest import (
+    TOPICS,
+    WEB,
+    Clock,
+    TestClient,
+    add,
+    client_for,
+    csrf_of,
+    link_in,
+    outbox,
+)
 
 SIGNUP = {"email": "ana@example.net", "name": "Ana", "language": "nl", "cadence": "weekly"}
 
@@ -35,6 +46,26 @@ def tokens_of(settings: config.Settings) -> Tokens:
 
 
 # --- home, languages ----------------------------------------------------------------------
+
+
+def test_topics_and_the_title_show_in_the_readers_language(
+    make_settings: Any, factory: sessionmaker[Session], clock: Clock
+) -> None:
+    settings = make_settings(
+        WEB
+        + '[publication]\ntitles = { nl = "Digest Steden & Migratie" }\n'
+        + '[labels.topics.housing]\nnl = "Huisvesting"\nfr = "Logement"\n'
+        + TOPICS
+    )
+    with client_for(create_app(settings, factory=factory, clock=clock)) as client:
+        dutch = client.get("/nl/").text
+        french = client.get("/fr/").text
+        english = client.get("/en/").text
+    assert 'value="housing"> Huisvesting</label>' in dutch
+    assert 'value="housing"> Logement</label>' in french
+    assert 'value="housing"> Housing</label>' in english  # no label: the slug made readable
+    assert 'value="governance"> Governance</label>' in dutch
+    assert "Digest Steden &amp; Migratie" in dutch and "Digest Steden" not in french
 
 
 @pytest.mark.parametrize(
