@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -82,11 +82,15 @@ def _desk_page(
 
 
 def _flash(
-    request: Request, kind: str, detail: str = "", reason: str = "", **values: str | int
+    request: Request,
+    kind: str,
+    detail: str = "",
+    reason: str = "",
+    values: Mapping[str, str | int] | None = None,
 ) -> None:
     """Keep a message for the next page: `kind` and `reason` pick its sentence in the desk's
     language, `values` fill it; `detail` is technical text shown as such (a server's reply)."""
-    request.session["flash"] = {"kind": kind, "detail": detail, "reason": reason, **values}
+    request.session["flash"] = {**(values or {}), "kind": kind, "detail": detail, "reason": reason}
 
 
 def _login_redirect(site: Site, language: str, request: Request) -> Response:
@@ -332,7 +336,7 @@ async def curate(request: Request) -> Response:
     except NotFoundError:
         return site.page(request, "message.html.jinja", language, status=404, kind="not_found")
     except editorial.DeskError as exc:
-        _flash(request, "curate_failed", reason=exc.kind, **exc.values)
+        _flash(request, "curate_failed", reason=exc.kind, values=exc.values)
     except DigestError as exc:
         _flash(request, "curate_failed", str(exc))
     else:
