@@ -222,7 +222,7 @@ def _series(calendar: Calendar, doc: _Document) -> list[Series]:
         stored = Calendar()
         stored.add("PRODID", "-//digest//stored series//EN")
         stored.add("VERSION", "2.0")
-        events = [_series_member(c) for c in components]
+        events = [_series_member(c, doc) for c in components]
         used = {
             _clean(value.params.get("TZID"))
             for c in events
@@ -245,12 +245,16 @@ def _iana(name: str) -> zoneinfo.ZoneInfo | None:
         return None
 
 
-def _series_member(component: VEvent) -> VEvent:
+def _series_member(component: VEvent, doc: _Document) -> VEvent:
     """Return the parts of one VEVENT of a series that `events.ics` publishes."""
     kept = VEvent()
     for name in _SERIES_KEPT:
         for value in _values(component, name):
-            kept.add(name, value, encode=False)  # already typed: keep its TZID and VALUE
+            moments = _moments_of(value, doc) if name in _SERIES_TIMES else None
+            if moments is None:
+                kept.add(name, value, encode=False)  # already typed: keep its TZID and VALUE
+            else:
+                kept.add(name, moments if name in ("RDATE", "EXDATE") else moments[0])
     summary = _clean(component.get("SUMMARY"))
     language = _param(component, "SUMMARY", "LANGUAGE")
     parameters = {"LANGUAGE": language} if language else {}
@@ -266,6 +270,30 @@ def _series_member(component: VEvent) -> VEvent:
     if url:
         kept.add("URL", url)
     return kept
+
+
+_SERIES_TIMES = frozenset({"DTSTART", "DTEND", "RECURRENCE-ID", "RDATE", "EXDATE"})
+
+
+def _moments_of(value: Any, doc: _Document) -> list[datetime] | None:
+    """Return the date-times of a time property moved off a custom VTIMEZONE, or None to
+    keep it as written: onto the IANA zone it proved equal to, or onto UTC when its offset
+    never changes. (Google's reading of X-WR-TIMEZONE loses custom zones; a custom zone with
+    daylight saving that names no IANA zone stays, with its VTIMEZONE.)"""
+    found = [value.dt] if hasattr(value, "dt") else [v.dt for v in getattr(value, "dts", [])]
+    if not found or not all(isinstance(m, datetime) and m.tzinfo for m in found):
+        return None
+    zone = found[0].tzinfo
+    if isinstance(getattr(zone, "key", None), str):
+        return None  # an IANA zone already
+    name = _zone_name(zone, doc)
+    if name and name != "UTC":
+        return [m.astimezone(zoneinfo.ZoneInfo(name)) for m in found]
+    year = found[0].year
+    offsets = {datetime(year, month, 1, tzinfo=zone).utcoffset() for month in (1, 7)}
+    if name == "UTC" or len(offsets) == 1:
+        return [m.astimezone(UTC) for m in found]
+    return None
 
 
 def _values(component: Component, name: str) -> list[Any]:

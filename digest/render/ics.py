@@ -160,7 +160,9 @@ def _series_event(component: Event, source: SeriesSource, organizer: str) -> Eve
     own = component.pop("ORGANIZER", None)
     named = None
     if own is not None:
-        named = f"{own.params.get('CN', '')} <{own}>" if own.params.get("CN") else str(own)
+        address = re.sub(r"^mailto:", "", str(own), flags=re.IGNORECASE)
+        name = str(own.params.get("CN", "")).replace("<", "").replace(">", "")
+        named = f"{name} <{address}>" if name else address
     component.add("ORGANIZER", _organizer(named, organizer))
     if "STATUS" not in component:
         component.add("STATUS", "CONFIRMED")
