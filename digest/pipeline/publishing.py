@@ -25,7 +25,7 @@ from digest.publish import search
 from digest.publish.atom import FeedIssue, FeedItem, atom_feed, atom_items_feed
 from digest.render.email import preheader, subject
 from digest.render.feed import render_issue_entry, render_item_entry
-from digest.render.i18n import format_day, translations
+from digest.render.i18n import format_day, language_name, translations
 from digest.render.ics import event_calendar, event_file
 from digest.render.web import (
     LANGUAGE_CALENDAR,
@@ -149,9 +149,8 @@ def _calendar_links(settings: Settings, topics: Sequence[str]) -> list[CalendarL
         CalendarLink(
             path=layout.language_calendar(language),
             names={
-                code: translations(code).gettext(LANGUAGE_CALENDAR) + f" ({language})"
-                if len(languages) > 1
-                else translations(code).gettext(LANGUAGE_CALENDAR)
+                code: translations(code).gettext(LANGUAGE_CALENDAR)
+                + (f" · {language_name(language, code)}" if len(languages) > 1 else "")
                 for code in languages
             },
         )

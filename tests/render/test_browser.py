@@ -20,9 +20,16 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from digest.publish import search
 from digest.render.email import render_email
 from digest.render.environment import make_environment
-from digest.render.web import ArchiveEntry, Site, render_archive_index
+from digest.render.web import (
+    ArchiveEntry,
+    Site,
+    render_archive_index,
+    render_issue_page,
+    render_search_page,
+)
 from tests.render.plans import BASE_URL, LANGUAGES, SLOT, example_plan, links
 
 if TYPE_CHECKING:
@@ -198,5 +205,72 @@ def test_archive_index_fits_the_screen(browser: Browser, shots: Path, width: int
         assert _overflow(page) <= 0
         assert page.locator("ol.issues > li").count() == len(entries)
         assert page.evaluate(LOW_CONTRAST) == []
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("width", [375, 600, 1200])
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_archive_issue_page_fits_and_reads(
+    browser: Browser, shots: Path, width: int, scheme: str
+) -> None:
+    site = Site(base_url=BASE_URL, languages=LANGUAGES, titles={"nl": "Cities & Migration Digest"})
+    html = render_issue_page(
+        example_plan().complete(),
+        language="nl",
+        site=site,
+        published_at=SLOT,
+        previous=None,
+        following=None,
+        env=make_environment(None),
+    )
+    page = _open(browser, html, width, scheme)
+    try:
+        page.screenshot(path=str(shots / f"archive-issue-nl-{width}-{scheme}.png"), full_page=True)
+        assert page.evaluate("document.compatMode") == "CSS1Compat"  # standards mode
+        assert _overflow(page) <= 0
+        assert page.evaluate(LOW_CONTRAST) == []
+    finally:
+        page.close()
+
+
+def test_the_static_search_page_finds_items_with_its_script(browser: Browser) -> None:
+    site = Site(base_url=BASE_URL, languages=LANGUAGES, titles={"en": "Cities & Migration Digest"})
+    files = {
+        "/archive/en/search.html": (
+            "text/html",
+            render_search_page(language="en", site=site, env=make_environment(None)).encode(),
+        ),
+        "/archive/en/search.json": (
+            "application/json",
+            search.index_bytes(
+                [
+                    search.IndexedItem("École ouverte", "https://a.example/1", "u", 3, "d", ""),
+                    search.IndexedItem("URBACT Networks", "https://a.example/2", "u", 2, "d", ""),
+                ]
+            ),
+        ),
+        "/archive/search.js": ("text/javascript", search.script()),
+    }
+
+    def serve(route: Route) -> None:
+        path = route.request.url.removeprefix(BASE_URL).split("?")[0]
+        if path in files:
+            kind, body = files[path]
+            route.fulfill(status=200, content_type=kind, body=body)
+        else:
+            route.abort()
+
+    page = browser.new_page()
+    page.route("**/*", serve)
+    try:
+        page.goto(f"{BASE_URL}/archive/en/search.html?q=ecole")
+        page.wait_for_selector("ol.results li", timeout=30_000)
+        assert page.locator("ol.results li a").first.inner_text() == "École ouverte"
+        assert page.locator("ol.results li").count() == 1
+        assert page.input_value("#q") == "ecole"
+        page.goto(f"{BASE_URL}/archive/en/search.html?q=nothing+like+this")
+        page.wait_for_selector("#results p", timeout=30_000)
+        assert page.locator("#results p").inner_text() == "Nothing found."
     finally:
         page.close()
