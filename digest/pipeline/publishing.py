@@ -40,14 +40,12 @@ from digest.render.web import (
     render_search_page,
 )
 from digest.store import issues, items, series
-from digest.store.models import Issue
 
 
 @dataclass(frozen=True)
 class Published:
-    """A published issue and its complete plan (every item shown), labels of today."""
+    """A published issue's complete plan (every item shown, today's labels) and dates."""
 
-    issue: Issue
     plan: IssuePlan
     published_at: datetime
     updated_at: datetime
@@ -66,7 +64,6 @@ def build_site(
     with factory() as session:
         published = [
             Published(
-                issue=issue,
                 plan=replace(issues.plan_of(issue).complete(), labels=labels),
                 published_at=issue.published_at,
                 updated_at=max(issue.published_at, issue.updated_at),

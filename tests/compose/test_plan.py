@@ -10,6 +10,7 @@ from digest.compose import (
     Curation,
     EventCandidate,
     IssuePlan,
+    Labels,
     NewsCandidate,
     Rules,
 )
@@ -286,6 +287,26 @@ def test_sections_follow_sources_and_are_capped() -> None:
     assert [i.title for i in sections[0].rest][:2] == ["News 6", "News 7"]
     assert len(plan.complete().variants[0].sections[0].items) == 20
     assert IssuePlan.from_json(plan.to_json()) == plan
+
+
+def test_labels_travel_with_the_plan_and_old_plans_have_none() -> None:
+    plan = plan_of([news(1, "URBACT", language="en")], [])
+    labels = Labels(
+        titles={"nl": "Digest Steden & Migratie"},
+        sections={"news": {"nl": "Nieuws van het netwerk"}},
+        topics={"local-policy": {"fr": "Politique locale"}},
+    )
+    labelled = replace(plan, labels=labels)
+    again = IssuePlan.from_json(labelled.to_json())
+    assert again == labelled
+    assert again.title_in("nl") == "Digest Steden & Migratie"
+    assert again.title_in("fr") == plan.title
+    assert again.labels.topic("local-policy", "fr") == "Politique locale"
+    assert again.labels.topic("local-policy", "nl") == "Local Policy"  # never the raw slug
+    empty = ', "labels": {"sections": {}, "titles": {}, "topics": {}}'
+    stored_before = plan.to_json().replace(empty, "")
+    assert "labels" not in stored_before
+    assert IssuePlan.from_json(stored_before).labels == Labels()
 
 
 def test_plan_round_trips_through_json() -> None:
