@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import feedparser
 import icalendar
 import pytest
 import recurring_ical_events
@@ -213,6 +214,11 @@ def test_every_published_feed_passes_the_validators_rules(
         for name in (f"{language}.atom", f"{language}-items.atom"):
             data = (out / "feeds" / name).read_bytes()
             assert w3c_problems(data) == [], name
+            # And a feed reader's parser takes it as it is.
+            read = feedparser.parse(data)
+            assert not read.bozo and read.version == "atom10", (name, read.get("bozo_exception"))
+            for entry in read.entries:
+                assert entry.link.startswith("https://") and entry.content[0].type == "text/html"
     # The rules catch what the email brought into feeds before.
     email = pipeline.preview(settings, factory, language="en").html
     assert "DangerousStyleAttr" in w3c_problems(_feed_with(email))

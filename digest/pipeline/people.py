@@ -212,7 +212,7 @@ class _Mailer:
         """Render, build and hand over the mail; raise `_Refused` when it did not leave."""
         settings = self.settings
         rendered = render_confirmation(
-            title=settings.publication.title,
+            title=settings.publication.title_in(subscriber.language),
             language=subscriber.language,
             confirm_url=confirm_url(settings.publication.base_url, subscriber.language, token),
             env=self.env,
