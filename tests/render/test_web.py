@@ -92,10 +92,12 @@ def test_every_page_has_the_site_navigation_and_the_other_languages() -> None:
         ("Flux", f"{BASE_URL}/feeds/fr.atom"),
         ("Agenda", f"{BASE_URL}/calendars/fr.ics"),
     ]
-    feeds = root.xpath("//head/link[@rel='alternate'][@type='application/atom+xml']")
+    feeds = root.xpath("//head/link[@rel='alternate'][@type='application/atom+xml'][@hreflang]")
     assert {f.get("hreflang"): f.get("href") for f in feeds} == {
         code: layout.url(BASE_URL, layout.feed(code)) for code in LANGUAGES
     }
+    stream = root.xpath("//head/link[@rel='alternate'][not(@hreflang)]/@href")
+    assert stream == [f"{BASE_URL}/feeds/fr-items.atom"]
     others = root.xpath("//head/link[@rel='alternate'][not(@type)]")
     assert {o.get("hreflang"): o.get("href") for o in others} == {
         "en": f"{BASE_URL}/archive/en/index.html",
