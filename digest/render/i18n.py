@@ -1,7 +1,8 @@
 r"""Translate and format for readers: gettext catalogs (en, nl, fr) and localized dates.
 
-The catalogs are kept as source `.po` files under `digest/render/locale/` and compiled in
-memory when first used, so no compiled `.mo` file is committed or goes stale. After
+The catalogs are kept as source `.po` files under `digest/render/locale/`. A built wheel
+carries them compiled (`.mo`, made by `setup.py`); in a source checkout, where no `.mo` is
+committed (so none goes stale), the `.po` is compiled in memory when first used. After
 changing a translatable string in a template or here, refresh the catalogs from the repo
 root, translate what is new, and run `pytest tests/render` (it fails on a missing, empty
 or fuzzy translation):
@@ -23,6 +24,7 @@ Dates are formatted with Babel (CLDR): "maandag 7 december 2026", "lundi 7 déce
 from __future__ import annotations
 
 import functools
+import importlib.resources
 import re
 from datetime import date, datetime, timedelta
 from io import BytesIO
@@ -43,7 +45,7 @@ from babel.support import NullTranslations, Translations
 
 from digest.compose import PlanItem
 
-LOCALE_DIR = Path(__file__).resolve().parent / "locale"
+LOCALE_DIR = Path(str(importlib.resources.files("digest.render") / "locale"))
 DOMAIN = "digest"
 LANGUAGES = ("en", "nl", "fr")
 """Languages with an interface catalog."""
@@ -58,6 +60,10 @@ def N_(message: str) -> str:
 def translations(language: str) -> NullTranslations:
     """Return the interface translations for `language` (untranslated when there is none)."""
     path = LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+    built = path.with_suffix(".mo")
+    if built.is_file():
+        with built.open("rb") as compiled_file:
+            return Translations(compiled_file, domain=DOMAIN)
     if not path.is_file():
         return NullTranslations()
     with path.open("rb") as source:
