@@ -94,6 +94,25 @@ def _keep_backup(path: Path, stamp: str) -> Path | None:
     return kept
 
 
+def split_database_url(url: str) -> tuple[str, str | None]:
+    """(what digest.toml shows, what the secrets file holds: the URL when it has a password).
+
+    `postgresql://` gets the psycopg driver digest installs with `digest[postgres]`."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise DigestError(
+            f"--database {url!r} is not a database URL; use sqlite:///digest.db or "
+            "postgresql+psycopg://user@host/db"
+        ) from exc
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    full = parsed.render_as_string(hide_password=False)
+    if parsed.password:
+        return parsed.render_as_string(hide_password=True), full
+    return full, None
+
+
 def init_publication(directory: Path, answers: Answers, *, force: bool = False) -> InitReport:
     """Write digest.toml (no secret in it), digest.secrets.toml (0600) and the database.
 
@@ -108,25 +127,11 @@ def init_publication(directory: Path, answers: Answers, *, force: bool = False) 
         return init_existing(target)
     if existing and not force:
         raise DigestError(f"{existing[0]} exists already; move it away or pass --force")
-    url = answers.database
-    safe_url = url
-    try:
-        parsed = sa.engine.make_url(url)
-    except sa.exc.ArgumentError as exc:
-        raise DigestError(
-            f"--database {url!r} is not a database URL; use sqlite:///digest.db or "
-            "postgresql+psycopg://user@host/db"
-        ) from exc
-    if parsed.drivername == "postgresql":
-        parsed = parsed.set(drivername="postgresql+psycopg")
-        url = parsed.render_as_string(hide_password=False)
+    safe_url, secret_url = split_database_url(answers.database)
     secret_values = new_secrets()
-    if parsed.password:
+    if secret_url is not None:
         # The password goes to the secrets file; digest.toml shows where it is.
-        secret_values["database"] = {"url": url}
-        safe_url = parsed.render_as_string(hide_password=True)
-    else:
-        safe_url = url
+        secret_values["database"] = {"url": secret_url}
     chosen: dict[str, dict[str, Any]] = {
         "publication": {
             "title": answers.title,
