@@ -137,6 +137,23 @@ def test_init_asks_for_what_only_the_operator_knows(tmp_path: Path) -> None:
     assert not (tmp_path / "digest.toml").exists()
 
 
+def test_init_asks_on_a_terminal(
+    tmp_path: Path, clean_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from digest.cli import operations as commands
+
+    monkeypatch.setattr(commands, "_interactive", lambda: True)
+    answers = "Dorpskrant\nDorpskrant <krant@example.be>\nhttps://krant.example.be/\nnl,fr\n\n"
+    result = CliRunner().invoke(cli, ["init", str(tmp_path)], input=answers)
+    assert result.exit_code == 0, result.output
+    settings = config.load(tmp_path / "digest.toml")
+    assert settings.publication.title == "Dorpskrant"
+    assert settings.publication.base_url == "https://krant.example.be"
+    assert settings.publication.languages == ["nl", "fr"]
+    assert settings.publication.timezone == "UTC"  # the default, taken with Enter
+    assert settings.web.secure_cookies is True
+
+
 def test_init_force_keeps_a_backup_and_never_replaces_the_database(
     tmp_path: Path, clean_env: None
 ) -> None:
@@ -264,6 +281,9 @@ def test_a_backup_taken_during_a_send_is_consistent_and_restores(
     report = sending.send(settings, factory, number=number, now=MONDAY, progress=progress)
     assert report.finished and taken.is_set()
     assert mode(copy) == 0o600
+    outbox = settings.delivery.outbox_dir  # created by the transport: private as well
+    assert mode(outbox) == 0o700
+    assert {mode(mail) for mail in outbox.iterdir()} == {0o600}
 
     snapshot = sa.create_engine(f"sqlite:///{copy}")
     with snapshot.connect() as connection:

@@ -27,6 +27,11 @@ QUESTIONS = (
 )
 
 
+def _interactive() -> bool:
+    """Whether `digest init` may ask (a person at a terminal, not a script)."""
+    return sys.stdin.isatty()
+
+
 @click.command()
 @click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--title", help="Name of the publication.")
@@ -47,7 +52,7 @@ def init(directory: Path, force: bool, **given: str | None) -> None:
         _print_init(operations.init_existing(target))
         return
     answers: dict[str, str] = {}
-    interactive = sys.stdin.isatty()
+    interactive = _interactive()
     missing = []
     for key, question, default in QUESTIONS:
         value = given.get(key)
