@@ -340,6 +340,17 @@ def test_restore_checks_the_backups_schema(sqlite_settings: Any, tmp_path: Path)
         operations.restore(settings, junk)
 
 
+def test_backup_into_a_new_folder(sqlite_settings: Any, tmp_path: Path) -> None:
+    settings = sqlite_settings()
+    target = tmp_path / "nightly"
+    result = CliRunner().invoke(cli, ["--config", str(settings.path), "backup", f"{target}/"])
+    assert result.exit_code == 0, result.output
+    (made,) = target.iterdir()
+    assert mode(target) == 0o700 and mode(made) == 0o600
+    assert made.name.startswith(f"digest-{schema.head()}-") and made.suffix == ".db"
+    assert f"digest restore {made}" in result.output
+
+
 def test_backup_of_postgresql_uses_pg_dump(
     make_settings: Any, database_url: str, tmp_path: Path
 ) -> None:

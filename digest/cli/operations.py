@@ -129,12 +129,15 @@ def upgrade(ctx: Context, no_backup: bool) -> None:
 
 
 @click.command()
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path", type=click.Path())
 @pass_context
-def backup(ctx: Context, path: Path) -> None:
-    """Copy the database to PATH (a new file, or a folder for a dated file), consistently,
-    while everything runs. PostgreSQL: through pg_dump."""
-    report = operations.backup(ctx.settings, path)
+def backup(ctx: Context, path: str) -> None:
+    """Copy the database to PATH (a new file, or a folder, existing or ending in /, for a
+    dated file), consistently, while everything runs. PostgreSQL: through pg_dump."""
+    target = Path(path)
+    if path.endswith(("/", os.sep)):
+        target.mkdir(mode=0o700, parents=True, exist_ok=True)
+    report = operations.backup(ctx.settings, target)
     click.echo(
         f"backed up schema {report.revision} to {report.path} ({report.size // 1024} KB); "
         f"restore it with `digest restore {report.path}`"
