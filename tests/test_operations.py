@@ -135,6 +135,12 @@ def test_init_asks_for_what_only_the_operator_knows(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "needs --title, --sender" in result.output
     assert not (tmp_path / "digest.toml").exists()
+    wrong = CliRunner().invoke(cli, ["init", str(tmp_path), *ANSWERS, "--timezone", "Mars/Base"])
+    assert wrong.exit_code == 1 and "is not an IANA time zone" in wrong.output
+    no_language = [*ANSWERS[:6], "--languages", ","]
+    empty = CliRunner().invoke(cli, ["init", str(tmp_path), *no_language])
+    assert empty.exit_code == 1 and "languages" in empty.output
+    assert not (tmp_path / "digest.toml").exists()
 
 
 def test_init_asks_on_a_terminal(

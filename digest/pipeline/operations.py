@@ -11,6 +11,7 @@ import secrets
 import shutil
 import sqlite3
 import subprocess
+import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -144,9 +145,12 @@ def init_publication(directory: Path, answers: Answers, *, force: bool = False) 
         "issue": {"approval": "editor"},
         "web": {"secure_cookies": answers.base_url.startswith("https://")},
     }
+    text = config.example_toml(chosen=chosen)
+    # Check the answers as every later command will, before anything is written.
+    config.from_mapping(tomllib.loads(text), env={}, path=target)
     stamp = _stamp()
     backups = [kept for p in existing if (kept := _keep_backup(p, stamp)) is not None]
-    target.write_text(config.example_toml(chosen=chosen), encoding="utf-8")
+    target.write_text(text, encoding="utf-8")
     lines = [
         "# digest's secrets, written by `digest init`: keep this file 0600 and out of",
         "# version control. DIGEST_<SECTION>__<KEY> environment variables override it.",
