@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from digest import config
 from digest.store import db, schema
-from digest.store.models import Base
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +46,7 @@ def database_url(tmp_path: Path, postgres_url: str | None) -> str:
 def engine(database_url: str) -> Iterator[sa.Engine]:
     engine = db.connect(database_url)
     with engine.begin() as connection:
-        Base.metadata.drop_all(connection)
+        schema.metadata().drop_all(connection)
         connection.execute(sa.text(f"DROP TABLE IF EXISTS {schema.VERSION_TABLE}"))
     schema.create_from_models(engine)
     yield engine

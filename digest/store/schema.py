@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import enum
 import functools
+import importlib
 import importlib.resources
+import pkgutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,10 +37,15 @@ BASE_REVISION = "0001"
 
 
 def metadata() -> sa.MetaData:
-    """The metadata of every table digest owns (models, scheduler runs, subscribers)."""
-    import digest.store.runs  # noqa: F401  (registers the scheduler tables)
+    """The metadata of every table digest owns: every module of `digest.store` is imported
+    (so a table declared in a new one is not forgotten) and the subscriber tables."""
+    import digest.store
+    import subscribers.model  # noqa: F401  (the subscriber tables share the metadata)
     from digest.store.models import Base
 
+    for module in pkgutil.iter_modules(digest.store.__path__):
+        if module.name not in ("migrations", "schema"):
+            importlib.import_module(f"digest.store.{module.name}")
     return Base.metadata
 
 
