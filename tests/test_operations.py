@@ -149,7 +149,7 @@ def test_init_asks_on_a_terminal(
     from digest.cli import operations as commands
 
     monkeypatch.setattr(commands, "_interactive", lambda: True)
-    answers = "Dorpskrant\nDorpskrant <krant@example.be>\nhttps://krant.example.be/\nnl,fr\n\n"
+    answers = "Dorpskrant\nDorpskrant <krant@example.be>\nhttps://krant.example.be/\nnl,fr\n\n\n"
     result = CliRunner().invoke(cli, ["init", str(tmp_path)], input=answers)
     assert result.exit_code == 0, result.output
     settings = config.load(tmp_path / "digest.toml")
@@ -158,6 +158,7 @@ def test_init_asks_on_a_terminal(
     assert settings.publication.languages == ["nl", "fr"]
     assert settings.publication.timezone == "UTC"  # the default, taken with Enter
     assert settings.web.secure_cookies is True
+    assert (tmp_path / "digest.db").is_file()  # the default database, taken with Enter
 
 
 def test_init_force_keeps_a_backup_and_never_replaces_the_database(

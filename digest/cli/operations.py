@@ -74,9 +74,11 @@ def init(directory: Path, force: bool, **given: str | None) -> None:
         raise DigestError(
             f"--timezone {answers['timezone']!r} is not an IANA time zone like Europe/Brussels"
         ) from exc
-    database = (
-        given.get("database") or os.environ.get("DIGEST_DATABASE__URL") or "sqlite:///digest.db"
-    )
+    database = given.get("database")
+    if not database:
+        database = os.environ.get("DIGEST_DATABASE__URL") or "sqlite:///digest.db"
+        if interactive:
+            database = click.prompt("Database URL (SQLite file or PostgreSQL)", default=database)
     report = operations.init_publication(
         directory,
         operations.Answers(
