@@ -358,6 +358,22 @@ def test_backup_into_a_new_folder(sqlite_settings: Any, tmp_path: Path) -> None:
     assert f"digest restore {made}" in result.output
 
 
+def test_upgrade_stops_when_it_cannot_back_up(tmp_path: Path) -> None:
+    old = tmp_path / "digest.db"
+    old.write_bytes((ROOT / "tests" / "fixtures" / "digest-5b55311.db").read_bytes())
+    (tmp_path / "taken").write_text("a file where the backup folder should be")
+    config_path = tmp_path / "digest.toml"
+    config_path.write_text('[database]\nurl = "sqlite:///digest.db"\nbackup_dir = "taken"\n')
+    result = CliRunner().invoke(cli, ["--config", str(config_path), "upgrade"])
+    assert result.exit_code == 1
+    assert "cannot create [database] backup_dir" in result.output
+    assert "digest upgrade --no-backup" in result.output
+    engine = db.connect(f"sqlite:///{old}")
+    with engine.connect() as connection:
+        assert schema.state(connection).revision == "0001"  # untouched
+    engine.dispose()
+
+
 def test_backup_of_postgresql_uses_pg_dump(
     make_settings: Any, database_url: str, tmp_path: Path
 ) -> None:

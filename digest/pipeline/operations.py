@@ -304,10 +304,16 @@ def backup(settings: Settings, target: Path, *, label: str = "") -> BackupReport
         if target.exists():
             raise DigestError(f"{target} exists already; give a new file name or a folder")
         path = db.sqlite_path(engine)
-        if path is not None:
-            _sqlite_copy(path, target)
-        else:
-            _pg_dump(engine, target)
+        try:
+            if path is not None:
+                _sqlite_copy(path, target)
+            else:
+                _pg_dump(engine, target)
+        except OSError as exc:
+            raise DigestError(
+                f"cannot write the backup {target} ({exc.strerror or exc}); choose a folder "
+                "this user can write"
+            ) from exc
     finally:
         engine.dispose()
     return BackupReport(target, found.revision, target.stat().st_size)
@@ -322,8 +328,14 @@ def _pg_dump(engine: sa.Engine, target: Path) -> None:
             f"--file {target} DBNAME` on the database server (docs/operations.md)"
         )
     _private_dir(target.parent)
+    command = [tool, "--format=custom", "--no-owner", f"--file={target}"]
+    with engine.connect() as connection:
+        # A publication kept in its own schema (search_path in the URL) is dumped alone.
+        own = connection.scalar(sa.text("SELECT current_schema()"))
+    if own and own != "public":
+        command.append(f"--schema={own}")
     done = subprocess.run(
-        [tool, "--format=custom", "--no-owner", f"--file={target}", f"--dbname={_pg_url(engine)}"],
+        [*command, f"--dbname={_pg_url(engine)}"],
         capture_output=True,
         text=True,
         check=False,
@@ -399,7 +411,13 @@ def _backup_state(source: Path) -> schema.State:
 
 
 def _backup_dir(settings: Settings) -> Path:
-    _private_dir(settings.database.backup_dir)
+    try:
+        _private_dir(settings.database.backup_dir)
+    except OSError as exc:
+        raise DatabaseError(
+            f"cannot create [database] backup_dir {settings.database.backup_dir} "
+            f"({exc.strerror or exc}); point it at a folder this user can write"
+        ) from exc
     return settings.database.backup_dir
 
 
@@ -425,10 +443,18 @@ def upgrade(settings: Settings, *, take_backup: bool = True) -> UpgradeReport:
                 f"the database {db.describe(engine)} has no digest tables; run `digest init`"
             )
         if found.status is schema.Status.CURRENT:
+            if found.unversioned:  # made by 3c7ee30 (main before migrations): stamp it
+                schema.upgrade(engine)
             return UpgradeReport(found.revision, schema.head(), None)
-        kept = (
-            backup(settings, _backup_dir(settings), label="before-upgrade") if take_backup else None
-        )
+        kept = None
+        if take_backup:
+            try:
+                kept = backup(settings, _backup_dir(settings), label="before-upgrade")
+            except DatabaseError as exc:
+                raise DatabaseError(
+                    f"{exc}; the database was not upgraded (with a backup of your own, run "
+                    "`digest upgrade --no-backup`)"
+                ) from exc
         try:
             before, after = schema.upgrade(engine)
         except sa.exc.DBAPIError as exc:

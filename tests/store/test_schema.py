@@ -188,6 +188,22 @@ def test_upgrade_backs_up_then_migrates_and_commands_work_again(old_publication:
     assert "already at schema" in again.output
 
 
+def test_a_database_made_by_3c7ee30_works_and_upgrade_stamps_it(
+    empty: sa.Engine, tmp_path: Path, database_url: str
+) -> None:
+    """Main before migrations (3c7ee30) had today's tables, made by create_all."""
+    schema.metadata().create_all(empty)
+    with empty.connect() as connection:
+        assert schema.state(connection) == schema.State("0002", schema.Status.CURRENT, True)
+    config = write_config(tmp_path, database_url)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--config", str(config), "status"]).exit_code == 0
+    result = runner.invoke(cli, ["--config", str(config), "upgrade"])
+    assert result.exit_code == 0 and "already at schema 0002" in result.output
+    with empty.connect() as connection:
+        assert schema.state(connection) == schema.State("0002", schema.Status.CURRENT)
+
+
 def test_a_database_from_a_newer_digest_is_refused(old_publication: Path) -> None:
     path = old_publication.parent / "digest.db"
     engine = db.connect(f"sqlite:///{path}")
