@@ -374,17 +374,32 @@ def test_upgrade_stops_when_it_cannot_back_up(tmp_path: Path) -> None:
     engine.dispose()
 
 
-def test_backup_of_postgresql_uses_pg_dump(
-    make_settings: Any, database_url: str, tmp_path: Path
+def test_backup_and_restore_on_the_test_database(
+    make_settings: Any, database_url: str, tmp_path: Path, factory: Any
 ) -> None:
-    if not database_url.startswith("postgresql"):
-        settings = make_settings()
-        made = operations.backup(settings, tmp_path)
-        assert made.path.parent == tmp_path and made.path.name.startswith("digest-")
-        return
+    """The same commands on either backend: SQLite's online backup API, or pg_dump and
+    pg_restore on PostgreSQL (when the suite runs with DIGEST_TEST_DATABASE_URL)."""
     settings = make_settings()
-    made = operations.backup(settings, tmp_path / "pg.dump")
-    assert made.path.read_bytes()[:5] == b"PGDMP" and mode(made.path) == 0o600
+    mark = sa.text("INSERT INTO job_marks (key, created_at, note) VALUES (:k, :t, '')")
+    with factory() as session, session.begin():
+        session.execute(mark, {"k": "before", "t": MONDAY})
+    target = tmp_path / ("pg.dump" if database_url.startswith("postgresql") else "copy.db")
+    made = operations.backup(settings, target)
+    assert mode(made.path) == 0o600 and made.revision == schema.head()
+    if database_url.startswith("postgresql"):
+        assert made.path.read_bytes()[:5] == b"PGDMP"
+    with factory() as session, session.begin():
+        session.execute(mark, {"k": "after", "t": MONDAY})
+
+    result = CliRunner().invoke(
+        cli, ["--config", str(settings.path), "restore", str(made.path), "--yes"]
+    )
+
+    assert result.exit_code == 0, result.output
+    with factory() as session:
+        assert list(session.scalars(sa.text("SELECT key FROM job_marks"))) == ["before"]
+    (previous,) = (tmp_path / "backups").iterdir()  # what the restore replaced
+    assert "before-restore" in previous.name
 
 
 # --- SQLite → PostgreSQL ------------------------------------------------------------------------

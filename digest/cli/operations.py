@@ -151,8 +151,9 @@ def backup(ctx: Context, path: str) -> None:
 @click.confirmation_option(prompt="Replace the database with this backup?")
 @pass_context
 def restore(ctx: Context, path: Path) -> None:
-    """Put the backup PATH back in place of the database (stop `digest schedule` and
-    `digest serve` first). The database it replaces is backed up first."""
+    """Put the backup PATH back in place of the database, after checking its schema version
+    (stop `digest schedule` and `digest serve` first). The database it replaces is backed
+    up first. PostgreSQL: a pg_dump file, put back with pg_restore."""
     report = operations.restore(ctx.settings, path)
     if report.previous is not None:
         click.echo(f"kept the replaced database as {report.previous.path}")

@@ -355,21 +355,22 @@ class RestoreReport:
 
 
 def restore(settings: Settings, source: Path) -> RestoreReport:
-    """Put the SQLite backup `source` back in place of the configured database, after
-    checking its schema revision; the database it replaces is backed up first."""
+    """Put a backup back in place of the configured database, after checking its schema
+    revision; the database it replaces is backed up first. SQLite: a `digest backup` file,
+    copied in with the online backup API. PostgreSQL: a pg_dump custom-format file, put
+    back with `pg_restore --clean` in one transaction."""
     if not source.is_file():
         raise DigestError(f"{source}: no such backup file")
     engine = _engine(settings)
     try:
         live = db.sqlite_path(engine)
         if live is None:
-            raise DatabaseError(
-                "restore a PostgreSQL database with pg_restore: `pg_restore --clean "
-                f"--no-owner --dbname DBNAME {source}` (docs/operations.md), then "
-                "`digest upgrade` if digest says the schema is behind"
-            )
+            found = _dump_state(source)
+            replaced = backup(settings, _backup_dir(settings), label="before-restore")
+            _pg_restore(engine, source)
+            return RestoreReport(source, found.revision, found.status, replaced)
         found = _backup_state(source)
-        previous = None
+        previous: BackupReport | None = None
         if live.exists() and live.stat().st_size > 0:
             previous = backup(settings, _backup_dir(settings), label="before-restore")
         else:
@@ -386,6 +387,65 @@ def restore(settings: Settings, source: Path) -> RestoreReport:
     finally:
         engine.dispose()
     return RestoreReport(source, found.revision, found.status, previous)
+
+
+def _pg_tool(name: str) -> str:
+    tool = shutil.which(name)
+    if tool is None:
+        raise DatabaseError(
+            f"{name} is not installed here; install the PostgreSQL client "
+            "(apt install postgresql-client), see docs/operations.md"
+        )
+    return tool
+
+
+def _dump_state(source: Path) -> schema.State:
+    """The schema revision a pg_dump custom-format file holds (its alembic_version row)."""
+    done = subprocess.run(
+        [_pg_tool("pg_restore"), "--data-only", "--table=alembic_version", "--file=-", str(source)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise DatabaseError(
+            f"{source} is not a pg_dump backup ({done.stderr.strip()}); give the file "
+            "`digest backup` wrote"
+        )
+    lines = done.stdout.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("COPY ")]
+    if not starts or starts[0] + 1 >= len(lines) or lines[starts[0] + 1] == "\\.":
+        raise SchemaError(f"{source} holds no digest schema revision; give a `digest backup` file")
+    revision = lines[starts[0] + 1].strip()
+    known = {script.revision for script in schema.scripts().walk_revisions()}
+    if revision not in known:
+        raise SchemaError(
+            f"{source} is at schema revision {revision}, newer than this digest (up to "
+            f"{schema.head()}); restore it with the digest release that made it"
+        )
+    status = schema.Status.CURRENT if revision == schema.head() else schema.Status.BEHIND
+    return schema.State(revision, status)
+
+
+def _pg_restore(engine: sa.Engine, source: Path) -> None:
+    done = subprocess.run(
+        [
+            _pg_tool("pg_restore"),
+            "--clean",
+            "--if-exists",
+            "--no-owner",
+            "--single-transaction",
+            f"--dbname={_pg_url(engine)}",
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise DatabaseError(
+            f"pg_restore failed, nothing was changed (one transaction): {done.stderr.strip()}"
+        )
 
 
 def _backup_state(source: Path) -> schema.State:
