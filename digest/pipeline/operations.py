@@ -245,9 +245,10 @@ def _engine(settings: Settings) -> sa.Engine:
 
 
 def backup_name(engine: sa.Engine, revision: str | None, label: str = "") -> str:
-    """digest-<revision>-<UTC time>[-label].db"""
+    """digest-<revision>-<UTC time>[-label].db (SQLite) or .dump (pg_dump's format)."""
     suffix = f"-{label}" if label else ""
-    return f"digest-{revision or 'new'}-{_stamp()}{suffix}.db"
+    kind = "db" if db.sqlite_path(engine) is not None else "dump"
+    return f"digest-{revision or 'new'}-{_stamp()}{suffix}.{kind}"
 
 
 def _sqlite_copy(source: Path, target: Path) -> None:
