@@ -201,6 +201,33 @@ def upgrade(engine: sa.Engine) -> tuple[str | None, str]:
     return found.revision, head()
 
 
+def new_revision(message: str, *, where: str | None = None) -> str:
+    """Write the next revision (for developers: `python -m digest.store.schema "what
+    changed"`): the difference between the models and a scratch SQLite database migrated
+    to head, numbered after head. Returns the new file's path; read it before committing
+    (docs/operations.md, "Adding a migration")."""
+    import tempfile
+
+    number = f"{int(head()) + 1:04d}"
+    with tempfile.TemporaryDirectory() as scratch:
+        engine = sa.create_engine(f"sqlite:///{scratch}/head.db")
+        try:
+            with engine.begin() as connection:
+                config = _config(connection)
+                if where is not None:
+                    config.set_main_option("script_location", where)
+                command.upgrade(config, "head")
+                written = command.revision(
+                    config, message=message, autogenerate=True, rev_id=number
+                )
+        finally:
+            engine.dispose()
+    scripts.cache_clear()
+    script = written[0] if isinstance(written, list) else written
+    assert script is not None
+    return str(script.path)
+
+
 def differences(engine: sa.Engine) -> list[Any]:
     """What the models hold that the database's schema does not, or the reverse."""
     with engine.connect() as connection:
@@ -208,3 +235,9 @@ def differences(engine: sa.Engine) -> list[Any]:
             connection, opts={"compare_type": True, "include_name": include_name}
         )
         return list(compare_metadata(context, metadata()))
+
+
+if __name__ == "__main__":  # pragma: no cover - a developer's command
+    import sys
+
+    print(new_revision(" ".join(sys.argv[1:]) or "describe the change"))
