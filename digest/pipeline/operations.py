@@ -181,9 +181,7 @@ def create_missing_database(settings: Settings) -> InitReport | None:
     engine = _engine(settings)
     try:
         path = db.sqlite_path(engine)
-        if path is not None and path.exists():
-            return None
-        if path is None:
+        if path is None or path.exists():  # (connecting would create a missing file)
             with engine.connect() as connection:
                 if schema.state(connection).status is not schema.Status.EMPTY:
                     return None
