@@ -97,7 +97,7 @@ class DatabaseSettings:
         1800, "PostgreSQL: reopen connections older than this (idle proxies close them)."
     )
     pool_pre_ping: bool = setting(
-        True, "Test a pooled connection before use, so a database restart is survived."
+        True, "PostgreSQL: test a pooled connection before use (survives a server restart)."
     )
     backup_dir: Path = setting(
         Path("backups"), "Where `digest upgrade` keeps the backup it takes before migrating."

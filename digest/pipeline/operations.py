@@ -160,7 +160,7 @@ def init_publication(directory: Path, answers: Answers, *, force: bool = False) 
         lines.append(f"\n[{section}]")
         lines.extend(f"{key} = {_toml_string(value)}" for key, value in table.items())
     _write_private(secrets_file, "\n".join(lines) + "\n")
-    settings = config.load(target, env=_env_without_secrets())
+    settings = config.load(target, env=_database_env())
     return _create_database(settings, secret_values["web"]["admin_password"], backups)
 
 
@@ -224,8 +224,8 @@ def _create_database(settings: Settings, admin_password: str, backups: list[Path
     )
 
 
-def _env_without_secrets() -> dict[str, str]:
-    """The environment, for checking what init wrote (DIGEST_DATABASE__URL still counts)."""
+def _database_env() -> dict[str, str]:
+    """The DIGEST_DATABASE__* variables: what init wrote is read back with them only."""
     return {k: v for k, v in os.environ.items() if k.startswith("DIGEST_DATABASE__")}
 
 
