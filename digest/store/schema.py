@@ -95,10 +95,24 @@ def _tables(connection: sa.Connection) -> set[str]:
     return set(sa.inspect(connection).get_table_names())
 
 
+LEGACY_MARKS: tuple[tuple[str, str, str | None], ...] = (("0002", "issues", "paused_kind"),)
+"""How to date a database made before migrations (by `create_all`, no alembic_version):
+(revision, table, column) newest first: a database with that table (and column, unless
+None) is at that revision; one with none of them is at `BASE_REVISION` (5b55311). A
+revision written for models that some release already created with `create_all` adds its
+mark here (docs/operations.md, "Adding a migration")."""
+
+
 def _legacy_revision(connection: sa.Connection) -> str:
-    """The revision an unversioned database's columns match (5b55311 or 3c7ee30)."""
-    columns = {c["name"] for c in sa.inspect(connection).get_columns("issues")}
-    return "0002" if "paused_kind" in columns else BASE_REVISION
+    """The revision an unversioned database's tables and columns match."""
+    inspector = sa.inspect(connection)
+    tables = set(inspector.get_table_names())
+    for revision, table, column in LEGACY_MARKS:
+        if table not in tables:
+            continue
+        if column is None or column in {c["name"] for c in inspector.get_columns(table)}:
+            return revision
+    return BASE_REVISION
 
 
 def state(connection: sa.Connection) -> State:
