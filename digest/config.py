@@ -26,6 +26,8 @@ from typing import Any
 from digest.errors import ConfigError
 
 DEFAULT_FILE = "digest.toml"
+SECRETS_SUFFIX = ".secrets.toml"
+"""`digest.toml`'s secrets live beside it in `digest.secrets.toml` (mode 0600, `digest init`)."""
 SOURCE_KINDS = ("feed", "calendar", "page")
 
 
@@ -112,6 +114,18 @@ class DatabaseSettings:
         "sqlite:///digest.db",
         "SQLAlchemy URL; sqlite paths are relative to this file. "
         "postgresql+psycopg://user@host/db for PostgreSQL.",
+    )
+    pool_size: int = setting(5, "PostgreSQL: connections kept open in the pool.")
+    max_overflow: int = setting(10, "PostgreSQL: extra connections allowed beyond pool_size.")
+    pool_timeout_seconds: float = setting(30.0, "PostgreSQL: longest wait for a free connection.")
+    pool_recycle_seconds: int = setting(
+        1800, "PostgreSQL: reopen connections older than this (idle proxies close them)."
+    )
+    pool_pre_ping: bool = setting(
+        True, "PostgreSQL: test a pooled connection before use (survives a server restart)."
+    )
+    backup_dir: Path = setting(
+        Path("backups"), "Where `digest upgrade` keeps the backup it takes before migrating."
     )
 
 
@@ -371,7 +385,33 @@ def load(
         raise ConfigError(f"{path}: not valid TOML ({exc}); fix the file and retry") from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text ({exc}); save it as UTF-8") from exc
-    return from_mapping(data, env=env, path=path)
+    return from_mapping(_with_secrets(data, secrets_path(path)), env=env, path=path)
+
+
+def secrets_path(config_path: Path) -> Path:
+    """The secrets file beside a config file: `digest.toml` → `digest.secrets.toml`."""
+    return config_path.with_name(config_path.stem + SECRETS_SUFFIX)
+
+
+def _with_secrets(data: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Merge the secrets file's tables over the config's (the environment still wins)."""
+    if not path.is_file():
+        return data
+    try:
+        secrets = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the secrets file ({exc}); fix its owner") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc}); fix the secrets file") from exc
+    merged = dict(data)
+    for section, table in secrets.items():
+        if section not in SECTIONS or not isinstance(table, dict):
+            raise ConfigError(
+                f"{path}: [{section}] is not a settings table; the secrets file holds tables "
+                "like [web] secret_key = …"
+            )
+        merged[section] = {**data.get(section, {}), **table}
+    return merged
 
 
 def from_mapping(
@@ -701,30 +741,39 @@ def _toml_key(key: str) -> str:
     return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_value(key)
 
 
-def _table(cls: type[Any], values: Any | None = None) -> list[str]:
+def _table(
+    cls: type[Any], values: Any | None = None, chosen: Mapping[str, Any] | None = None
+) -> list[str]:
     lines = []
     for f in dataclasses.fields(cls):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[operator]
         value = getattr(values, f.name) if values is not None else default
+        if chosen and f.name in chosen:
+            value = chosen[f.name]
         lines.append(f"# {f.metadata['help']}")
         line = f"{f.name} = {_toml_value(value)}"
         if isinstance(default, Secret):
-            line = "# " + line + "   # better: the environment variable"
+            line = "# " + line + "   # secret: digest.secrets.toml or the environment"
         lines.append(line)
     return lines
 
 
-def example_toml(sources: tuple[SourceSettings, ...] = ()) -> str:
-    """Return the commented configuration `digest init` writes: every key, default and help."""
+def example_toml(
+    sources: tuple[SourceSettings, ...] = (),
+    chosen: Mapping[str, Mapping[str, Any]] | None = None,
+) -> str:
+    """Return the commented configuration `digest init` writes: every key, default and help,
+    with the values in `chosen` ({section: {key: value}}) instead of the defaults."""
     out = [
         "# digest configuration. Every key is shown with its default and what it does.",
         "# Environment variables DIGEST_<SECTION>__<KEY> override this file;",
-        "# secrets belong there (or in DIGEST_<SECTION>__<KEY>_FILE), not here.",
+        "# secrets belong in digest.secrets.toml beside this file (written by `digest init`,",
+        "# mode 0600) or in DIGEST_<SECTION>__<KEY> / DIGEST_<SECTION>__<KEY>_FILE, not here.",
         "",
     ]
     for name, cls in SECTIONS.items():
         out.append(f"[{name}]")
-        out.extend(_table(cls))
+        out.extend(_table(cls, chosen=(chosen or {}).get(name)))
         out.append("")
     out.append(
         "# Sources: add as many [[sources]] tables as you like, or use `digest sources add`."

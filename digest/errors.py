@@ -91,3 +91,13 @@ class BounceError(DigestError):
 class DeliveryError(DigestError):
     """Sending cannot go on: the server refuses us (auth, TLS), another sender holds the
     issue, or the error budget ran out. The message says what to check."""
+
+
+class DatabaseError(DigestError):
+    """The database is missing, unreadable, read-only or corrupt; the message says the next
+    step (`digest init`, a path or permission to fix, `digest restore`)."""
+
+
+class SchemaError(DatabaseError):
+    """The database's schema is older or newer than this digest's: `digest upgrade`, or
+    install the newer digest that wrote it."""

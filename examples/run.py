@@ -1,11 +1,13 @@
 """Run the example publication end to end, offline.
 
     python examples/run.py [--dir examples/run] [--today 2026-11-23] [--fresh]
+                           [--database postgresql+psycopg://user@host/db]
 
 1. copies `examples/publication/` into the run folder, filling in the date placeholders
    relative to today (so the news is recent and the events upcoming whenever you run it;
    the syntax is in examples/publication/README.md);
-2. runs the real command line on it, as an operator would: `digest collect --all`,
+2. runs the real command line on it, as an operator would: `digest init` (the database,
+   SQLite in the run folder or the empty database given with `--database`), `digest collect --all`,
    `digest draft`, `digest preview` (HTML and text, every language), `digest subscribers
    import` (six fictional readers, first run only), `digest approve`, `digest send` (to
    the outbox folder: one .eml per subscriber) and `digest publish` (Atom feeds,
@@ -76,7 +78,7 @@ def show(config_path: Path, today: date) -> None:
     from digest import config, pipeline
     from digest.store.models import Entry, Event, Source
 
-    settings = config.load(config_path, env={})
+    settings = config.load(config_path, env=DATABASE_ENV)
     factory = pipeline.open_database(settings)
     with factory() as session:
         print("\nNews collected (not history), newest first:")
@@ -138,7 +140,7 @@ def sent_issues(config_path: Path) -> list[int]:
     from digest import config, pipeline
     from digest.store.models import Issue, IssueStatus
 
-    factory = pipeline.open_database(config.load(config_path, env={}))
+    factory = pipeline.open_database(config.load(config_path, env=DATABASE_ENV))
     with factory() as session:
         query = sa.select(Issue.number).where(Issue.status == IssueStatus.SENT)
         return list(session.scalars(query.order_by(Issue.number)))
@@ -151,9 +153,13 @@ def has_subscribers(config_path: Path) -> bool:
     from digest import config, pipeline
     from subscribers.model import Subscriber
 
-    factory = pipeline.open_database(config.load(config_path, env={}))
+    factory = pipeline.open_database(config.load(config_path, env=DATABASE_ENV))
     with factory() as session:
         return bool(session.scalar(sa.select(sa.func.count()).select_from(Subscriber)))
+
+
+DATABASE_ENV: dict[str, str] = {}
+"""DIGEST_DATABASE__URL when --database is given: every command, and this script, use it."""
 
 
 def main() -> int:
@@ -162,7 +168,12 @@ def main() -> int:
     parser.add_argument("--dir", type=Path, default=HERE / "run", help="run folder")
     parser.add_argument("--today", type=date.fromisoformat, default=None, help="YYYY-MM-DD")
     parser.add_argument("--fresh", action="store_true", help="delete the run folder first")
+    parser.add_argument(
+        "--database", default=None, help="database URL (default: SQLite in the run folder)"
+    )
     args = parser.parse_args()
+    if args.database:
+        DATABASE_ENV["DIGEST_DATABASE__URL"] = args.database
     today = args.today or datetime.now(BRUSSELS).date()
     target: Path = args.dir.resolve()
     if args.fresh and target.exists():
@@ -175,7 +186,7 @@ def main() -> int:
     def digest(*command: str, capture: bool = False) -> subprocess.CompletedProcess[str]:
         line = [sys.executable, "-m", "digest", "--config", str(config_path), *command]
         print(f"\n$ digest {' '.join(command)}", flush=True)
-        environment = {**os.environ, **EXAMPLE_SECRETS}
+        environment = {**os.environ, **EXAMPLE_SECRETS, **DATABASE_ENV}
         done = subprocess.run(line, check=False, text=True, capture_output=capture, env=environment)
         if capture and done.returncode == 0:
             print(done.stdout, end="")
@@ -183,6 +194,11 @@ def main() -> int:
             print(done.stdout + done.stderr, end="")
         return done
 
+    # Only `digest init` creates a database: on the first run it makes the one the config
+    # (or --database) names; on a re-run it finds it there and says so.
+    initialized = digest("init", str(target), capture=True)
+    if initialized.returncode != 0 and "exists already" not in initialized.stderr:
+        return initialized.returncode
     collected = digest("collect", "--all", *as_of)
     show(config_path, today)
     drafted = digest("draft", *as_of, capture=True)

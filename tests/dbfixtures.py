@@ -13,8 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from digest import config
-from digest.store import db
-from digest.store.models import Base
+from digest.store import db, schema
 
 
 @pytest.fixture(scope="session")
@@ -45,9 +44,11 @@ def database_url(tmp_path: Path, postgres_url: str | None) -> str:
 
 @pytest.fixture
 def engine(database_url: str) -> Iterator[sa.Engine]:
-    engine = db.connect(database_url, create=False)
-    Base.metadata.drop_all(engine)
-    Base.metadata.create_all(engine)
+    engine = db.connect(database_url)
+    with engine.begin() as connection:
+        schema.metadata().drop_all(connection)
+        connection.execute(sa.text(f"DROP TABLE IF EXISTS {schema.VERSION_TABLE}"))
+    schema.create_from_models(engine)
     yield engine
     engine.dispose()
 

@@ -26,13 +26,16 @@ def run(runner: CliRunner, config: Path, *args: str) -> Result:
     return runner.invoke(cli, ["--config", str(config), *args], catch_exceptions=False)
 
 
+INIT = ["--title", "Town Digest", "--sender", "Town <digest@example.org>"]
+INIT += ["--base-url", "https://digest.example.org"]
+
+
 @pytest.fixture
-def config(tmp_path: Path, runner: CliRunner, database_url: str) -> Path:
-    result = runner.invoke(cli, ["init", str(tmp_path)])
+def config(tmp_path: Path, runner: CliRunner, database_url: str, engine: object) -> Path:
+    result = runner.invoke(cli, ["init", str(tmp_path), *INIT, "--database", database_url])
     assert result.exit_code == 0, result.output
     path = tmp_path / "digest.toml"
     text = path.read_text(encoding="utf-8")
-    text = text.replace('url = "sqlite:///digest.db"', f'url = "{database_url}"')
     text = text.replace("allow_networks = []", 'allow_networks = ["127.0.0.0/8"]')
     text = text.replace("per_host_interval_seconds = 1.0", "per_host_interval_seconds = 0.0")
     path.write_text(text, encoding="utf-8")
@@ -42,11 +45,11 @@ def config(tmp_path: Path, runner: CliRunner, database_url: str) -> Path:
 def test_init_writes_a_commented_config_and_refuses_to_overwrite(
     tmp_path: Path, runner: CliRunner
 ) -> None:
-    assert runner.invoke(cli, ["init", str(tmp_path)]).exit_code == 0
+    assert runner.invoke(cli, ["init", str(tmp_path), *INIT]).exit_code == 0
     text = (tmp_path / "digest.toml").read_text(encoding="utf-8")
     assert "# How often sources are fetched" in text
     assert (tmp_path / "digest.db").exists()
-    again = runner.invoke(cli, ["init", str(tmp_path)])
+    again = runner.invoke(cli, ["init", str(tmp_path), *INIT])
     assert again.exit_code == 1
     assert "exists already" in again.output
 

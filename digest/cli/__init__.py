@@ -39,22 +39,6 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     ctx.call_on_close(ctx.obj.close)
 
 
-@cli.command()
-@click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--force", is_flag=True, help="Overwrite an existing digest.toml.")
-def init(directory: Path, force: bool) -> None:
-    """Write a commented digest.toml and an empty database in DIRECTORY (default: here)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / config.DEFAULT_FILE
-    if target.exists() and not force:
-        raise DigestError(f"{target} exists already; edit it, or pass --force to overwrite it")
-    target.write_text(config.example_toml(), encoding="utf-8")
-    settings = config.load(target, env={})
-    db.connect(config.database_url(settings)).dispose()
-    click.echo(f"wrote {target} and the database {config.database_url(settings)}")
-    click.echo("next: add a source (`digest sources add NAME URL`), then `digest collect`")
-
-
 @cli.group(name="sources")
 def sources_group() -> None:
     """List, add, remove and check the feeds, calendars and pages collected."""
@@ -295,17 +279,21 @@ def preview(
 
 @cli.command()
 @click.argument("issue", type=int, required=False)
+@click.option(
+    "--force", is_flag=True, help="Replace published feeds even by ones with fewer issues."
+)
 @as_of_option
 @pass_context
-def publish(ctx: Context, issue: int | None, as_of: str | None) -> None:
+def publish(ctx: Context, issue: int | None, force: bool, as_of: str | None) -> None:
     """Write the Atom feeds, archive pages and events.ics into [publish] output_dir.
 
     With ISSUE, that issue is published first (issues also become public when sent).
+    Published feeds are never replaced by ones with fewer issues unless --force.
     """
     now = parse_as_of(ctx.settings, as_of)
     if issue is not None:
         pipeline.mark_published(ctx.settings, ctx.factory, issue, now=now)
-    report = pipeline.publish(ctx.settings, ctx.factory, now=now)
+    report = pipeline.publish(ctx.settings, ctx.factory, now=now, force=force)
     click.echo(
         f"published into {report.output_dir}: {len(report.written)} written, "
         f"{len(report.unchanged)} unchanged, {len(report.removed)} removed"
@@ -387,10 +375,15 @@ def main() -> None:
 
 
 # Commands with modules of their own register here (imported last: they use the group).
-from digest.cli import delivery, web  # noqa: E402
+from digest.cli import delivery, operations, web  # noqa: E402
 from digest.cli import schedule as schedule_commands  # noqa: E402
 from digest.cli.subscribers import subscribers_group  # noqa: E402
 
+cli.add_command(operations.init)
+cli.add_command(operations.upgrade)
+cli.add_command(operations.backup)
+cli.add_command(operations.restore)
+cli.add_command(operations.migrate_to)
 cli.add_command(subscribers_group)
 cli.add_command(delivery.approve)
 cli.add_command(delivery.send)

@@ -11,11 +11,13 @@ from functools import cached_property
 from typing import Any, TypeVar
 
 import click
+import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from digest import config, pipeline
 from digest.config import Settings
 from digest.errors import DigestError
+from digest.store import db
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -77,3 +79,6 @@ class DigestGroup(click.Group):
             return super().invoke(ctx)
         except DigestError as exc:
             raise click.ClickException(str(exc)) from exc
+        except sa.exc.DBAPIError as exc:
+            # The database itself failed (corrupt, read-only, gone): one sentence, not a trace.
+            raise click.ClickException(str(db.explain(exc))) from exc

@@ -66,7 +66,7 @@ class OutboxSender:
         if path.exists():
             return self._existing(path, content, recipient)
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # mail is private
             _write_atomically(path, content)
         except OSError as exc:
             # Disk full or permissions: worth another try once the operator has looked.

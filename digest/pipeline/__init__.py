@@ -97,8 +97,27 @@ class _Outcome:
 
 
 def open_database(settings: Settings) -> sessionmaker[Session]:
-    """Return a session factory on the configured database, creating tables if needed."""
-    return db.session_factory(db.connect(database_url(settings)))
+    """Return a session factory on the configured database, after checking it exists and
+    is at this digest's schema revision (only `digest init` creates one)."""
+    engine = db.connect(database_url(settings), pool=database_pool(settings))
+    try:
+        db.open_existing(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return db.session_factory(engine)
+
+
+def database_pool(settings: Settings) -> db.Pool:
+    """The [database] pool settings."""
+    found = settings.database
+    return db.Pool(
+        size=found.pool_size,
+        max_overflow=found.max_overflow,
+        timeout_seconds=found.pool_timeout_seconds,
+        recycle_seconds=found.pool_recycle_seconds,
+        pre_ping=found.pool_pre_ping,
+    )
 
 
 def utcnow() -> datetime:
@@ -574,7 +593,17 @@ def build_site(
 
 
 def publish(
-    settings: Settings, factory: sessionmaker[Session], *, now: datetime | None = None
+    settings: Settings,
+    factory: sessionmaker[Session],
+    *,
+    now: datetime | None = None,
+    force: bool = False,
 ) -> PublishReport:
-    """Write the public files into [publish] output_dir."""
-    return write_site(settings.publish.output_dir, build_site(settings, factory, now=now))
+    """Write the public files into [publish] output_dir; refuse (unless `force`) to replace
+    a published feed by one with fewer issues."""
+    from digest.pipeline.operations import check_feeds_not_shrinking
+
+    files = build_site(settings, factory, now=now)
+    if not force:
+        check_feeds_not_shrinking(settings, files, settings.publish.output_dir)
+    return write_site(settings.publish.output_dir, files)

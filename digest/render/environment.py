@@ -1,7 +1,10 @@
 """Build the Jinja environment that renders emails, text parts and web pages.
 
 Templates are looked up in the operator's `[render] templates_dir` first, then in the
-built-in `templates/` folder, so a user file with the same name replaces a built-in one.
+built-in ones, so a user file with the same name replaces a built-in one. The built-ins are
+the top-level `templates/` folder, which ships inside the package as `digest/templates`
+(a symbolic link in the source tree, real files in a wheel) and is found through
+`importlib.resources`, so a wheel, pipx or a container install has them.
 Autoescaping is on for everything but `*.txt.jinja`. Translations are not installed in
 the (shared, cached) environment: each rendering passes its language's `gettext` and
 `ngettext` as variables (`translation_context`), so two languages can render at once.
@@ -10,6 +13,7 @@ the (shared, cached) environment: each rendering passes its language's `gettext`
 from __future__ import annotations
 
 import functools
+import importlib.resources
 import re
 import textwrap
 from collections.abc import Callable
@@ -20,7 +24,6 @@ import jinja2
 from jinja2.ext import i18n
 from markupsafe import Markup
 
-import digest
 from digest.render import calendar_links
 from digest.render.i18n import (
     format_day,
@@ -30,7 +33,7 @@ from digest.render.i18n import (
     translations,
 )
 
-BUILTIN_TEMPLATES = Path(digest.__file__).resolve().parent.parent / "templates"
+BUILTIN_TEMPLATES = Path(str(importlib.resources.files("digest") / "templates"))
 
 
 def _newstyle_gettext(gettext: Callable[[str], str]) -> Callable[..., str]:

@@ -1,7 +1,8 @@
 r"""Translate and format for readers: gettext catalogs (en, nl, fr) and localized dates.
 
-The catalogs are kept as source `.po` files under `digest/render/locale/` and compiled in
-memory when first used, so no compiled `.mo` file is committed or goes stale. After
+The catalogs are kept as source `.po` files under `digest/render/locale/`. A built wheel
+carries them compiled (`.mo`, made by `setup.py`); in a source checkout, where no `.mo` is
+committed (so none goes stale), the `.po` is compiled in memory when first used. After
 changing a translatable string in a template or here, refresh the catalogs from the repo
 root, translate what is new, and run `pytest tests/render` (it fails on a missing, empty
 or fuzzy translation):
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.resources
 import io
 import logging
 import re
@@ -48,7 +50,7 @@ from digest.compose import PlanItem
 
 log = logging.getLogger(__name__)
 
-LOCALE_DIR = Path(__file__).resolve().parent / "locale"
+LOCALE_DIR = Path(str(importlib.resources.files("digest.render") / "locale"))
 DOMAIN = "digest"
 LANGUAGES = ("en", "nl", "fr")
 """Languages with an interface catalog."""
@@ -67,6 +69,10 @@ def translations(language: str) -> NullTranslations:
     before a previewed page (`digest preview > issue.html`); it goes to the log instead.
     """
     path = LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+    built = path.with_suffix(".mo")
+    if built.is_file():
+        with built.open("rb") as compiled_file:
+            return Translations(compiled_file, domain=DOMAIN)
     if not path.is_file():
         return NullTranslations()
     printed = io.StringIO()

@@ -13,6 +13,7 @@ security choices are described in docs/web.md.
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
@@ -28,6 +29,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from digest import config
 from digest.config import Settings
+from digest.errors import DigestError
 from digest.pipeline import open_database, transport, utcnow
 from digest.web import admin, archive, public
 from digest.web.pages import Site
@@ -170,5 +172,10 @@ def create_app(
 
 def app_from_env() -> Starlette:
     """The app for `uvicorn --factory digest.web:app_from_env`: settings from DIGEST_CONFIG
-    (or ./digest.toml) and the environment."""
-    return create_app(config.load())
+    (or ./digest.toml) and the environment. A configuration or database problem (an old
+    schema: `digest upgrade`) is one line on standard error and exit status 1."""
+    try:
+        return create_app(config.load())
+    except DigestError as exc:
+        sys.stderr.write(f"Error: {exc}\n")
+        raise SystemExit(1) from exc
