@@ -10,6 +10,8 @@ failures each test injects.
     server.drop_on_data()                    # close the connection at the next DATA command
     server.drop_on_data(after_payload=True)  # ... after reading the payload, before answering
     server.disconnect_all()                  # close every open connection (an idle timeout)
+    server.hold_dot_replies()                # keep each message, answer its dot only after
+    server.release_dot_replies()             # ... this (a relay slower than the client's timeout)
     server.sender_options()                  # SmtpOptions that reach this server
 
 `SmtpServer(starttls=True, users={"digest": "s3cret"})` offers STARTTLS with a self-signed
@@ -139,11 +141,14 @@ class SmtpServer:
         self.auth_required = auth_required
         self._lock = threading.Lock()
         self._messages: list[Received] = []
+        self._recipients: list[str] = []
         self._rules: list[_Rule] = []
         self._drops: list[bool] = []  # one per pending drop: True means after the payload
         self._sessions = 0
         self._open: set[_Connection] = set()
         self._controller: _Controller | None = None
+        self._held = threading.Event()
+        self._released = threading.Event()
 
     def __enter__(self) -> SmtpServer:
         self.start()
@@ -186,6 +191,12 @@ class SmtpServer:
             return list(self._messages)
 
     @property
+    def recipients_tried(self) -> list[str]:
+        """Every RCPT TO address clients gave so far, accepted or not, in order."""
+        with self._lock:
+            return list(self._recipients)
+
+    @property
     def connections(self) -> int:
         """How many sessions clients opened so far (connections that said EHLO or HELO)."""
         with self._lock:
@@ -207,6 +218,18 @@ class SmtpServer:
         with `after_payload`, after reading the payload, without answering or keeping it."""
         with self._lock:
             self._drops.extend([after_payload] * times)
+
+    def hold_dot_replies(self) -> None:
+        """From now on, keep each message but answer its final dot only once
+        `release_dot_replies()` is called (or after 60 s): a client with a shorter timeout
+        sees no reply, although the message arrived."""
+        self._released.clear()
+        self._held.set()
+
+    def release_dot_replies(self) -> None:
+        """Answer the held dots (late: their clients have usually gone) and hold no more."""
+        self._held.clear()
+        self._released.set()
 
     def disconnect_all(self) -> None:
         """Close every open connection from the server side, as an idle timeout would."""
@@ -304,6 +327,8 @@ class _Handler:
         address: str,
         rcpt_options: list[str],
     ) -> str:
+        with self.owner._lock:
+            self.owner._recipients.append(address)
         reply = self.owner._rule("RCPT", (address,))
         if reply is not None:
             return reply
@@ -331,6 +356,9 @@ class _Handler:
                 tls=self.owner.implicit_tls or session.ssl is not None,
             )
         )
+        if self.owner._held.is_set():
+            released = self.owner._released
+            await asyncio.get_running_loop().run_in_executor(None, released.wait, 60)
         return f"250 2.0.0 OK queued as {len(self.owner.messages)}"
 
     def authenticate(

@@ -31,6 +31,17 @@ def open_sender(settings: Settings) -> Sender:
     )
 
 
+def check_transport(settings: Settings) -> None:
+    """Refuse settings the transport must not start with: a login without TLS."""
+    delivery = settings.delivery
+    if delivery.transport != "smtp" or not delivery.smtp_username:
+        return
+    if not (delivery.smtp_starttls or delivery.smtp_implicit_tls or delivery.smtp_port == 465):
+        from digest.deliver.smtp import auth_without_tls
+
+        raise ConfigError(auth_without_tls(f"{delivery.smtp_host}:{delivery.smtp_port}"))
+
+
 def tokens(settings: Settings) -> Tokens:
     """Return the signer of confirmation, unsubscribe and preferences links."""
     key = settings.web.secret_key.reveal()
