@@ -112,7 +112,9 @@ def test_the_circuit_breaker_pauses_after_a_handful_with_the_same_reply(
 ) -> None:
     """A relay that says "no such user" for everyone (a wrong smarthost, say)."""
     people = [(f"reader{n:02}@example.net", "en", ()) for n in range(40)]
-    settings = settings_for(make_settings, tmp_path, smtp_server, circuit_breaker=5)
+    settings = settings_for(
+        make_settings, tmp_path, smtp_server, circuit_breaker=5, max_consecutive_failures=100
+    )
     add_people(settings, factory, people)
     number = approved_issue(settings, factory)
     for address, _, _ in people:
