@@ -103,21 +103,35 @@ def marker_links(base_url: str, language: str, archive_url: str, length: int) ->
     )
 
 
-def verp_address(bounce_local: str, domain: str, recipient: str) -> str:
-    """Return the VERP envelope sender: ("bounces", "our.domain", "alice@example.net") →
-    "bounces+alice=example.net@our.domain", so a bounce names the subscriber."""
+def verp_address(bounce_local: str, domain: str, recipient: str, reference: str = "") -> str:
+    """Return the VERP envelope sender: ("bounces", "our.domain", "alice@example.net",
+    "d41.<tag>") → "bounces+d41.<tag>+alice=example.net@our.domain", so a bounce names the
+    message (signed, see `references`) and the subscriber. An address that cannot stand in
+    a local part (internationalized) is left out: the reference alone names them."""
     if "+" in bounce_local or "=" in bounce_local or not _ID_LEFT.fullmatch(bounce_local):
         raise ValueError(f"bounce local part {bounce_local!r} must be a dot-atom without + or =")
+    if reference and not _ID_LEFT.fullmatch(reference):
+        raise ValueError(f"VERP reference {reference!r} must be a dot-atom")
     local, at, recipient_domain = recipient.rpartition("@")
-    if not at or not _ADDRESS.fullmatch(recipient):
-        raise ValueError(f"cannot build a VERP address for {recipient!r}: not a plain address")
-    return f"{bounce_local}+{local}={recipient_domain}@{domain}"
+    tag = f"{reference}+" if reference else ""
+    if at and _ADDRESS.fullmatch(recipient):
+        return f"{bounce_local}+{tag}{local}={recipient_domain}@{domain}"
+    if reference:
+        return f"{bounce_local}+{reference}@{domain}"
+    raise ValueError(f"cannot build a VERP address for {recipient!r}: not a plain address")
+
+
+_VERP_REFERENCE = re.compile(r"[dc][0-9]+\.[0-9a-f]+\+")
 
 
 def parse_verp(address: str) -> str | None:
-    """Return the recipient a VERP address names, or None when it is not one of ours."""
+    """Return the recipient a VERP address names, or None when it is not one of ours (or
+    carries only a reference)."""
     local, at, _ = address.strip().strip("<>").rpartition("@")
     _, plus, tagged = local.partition("+")
+    reference = _VERP_REFERENCE.match(tagged)
+    if reference:
+        tagged = tagged[reference.end() :]
     # Recipient domains never hold "=", so the last one separates local part and domain.
     recipient_local, equals, recipient_domain = tagged.rpartition("=")
     if not (at and plus and equals and recipient_local and recipient_domain):
@@ -420,9 +434,10 @@ class MessageTemplate:
             raise ValueError("headers must be whole CRLF-terminated header fields")
         return self._join(self._stuffed, personal, headers.replace(b"\n.", b"\n.."))
 
-    def envelope_from(self, recipient: str) -> str:
-        """Return the VERP envelope sender for `recipient` at the sender's domain."""
-        return verp_address(self.bounce_local, self.domain, recipient)
+    def envelope_from(self, recipient: str, reference: str = "") -> str:
+        """Return the VERP envelope sender for `recipient` at the sender's domain, carrying
+        the signed `reference` of the message (see `references`)."""
+        return verp_address(self.bounce_local, self.domain, recipient, reference)
 
     def _join(self, chunks: list[bytes], personal: Personal, headers: bytes) -> bytes:
         values = self._values(personal)

@@ -31,6 +31,7 @@ from digest.config import Settings
 from digest.deliver import Sender
 from digest.deliver.message import verp_address
 from digest.deliver.notice import build_notice, sender_domain
+from digest.deliver.references import sign
 from digest.errors import ConfigError, DigestError, NotFoundError
 from digest.pipeline import environment, transport, utcnow
 from digest.render.notices import confirm_url, render_confirmation
@@ -218,10 +219,12 @@ class _Mailer:
             env=self.env,
             valid_days=settings.subscribers.confirm_days,
         )
-        message_id = f"confirm.{self.now:%Y%m%d%H%M%S}.{secrets.token_hex(8)}"
+        # Signed: a bounce of this mail may end the pending subscription; a forged one not.
+        reference = sign(transport.reference_key(settings), "c", subscriber.id)
+        message_id = f"confirm.{self.now:%Y%m%d%H%M%S}.{secrets.token_hex(4)}.{reference}"
         try:
             envelope = verp_address(
-                settings.delivery.bounce_local_part, self.domain, subscriber.email
+                settings.delivery.bounce_local_part, self.domain, subscriber.email, reference
             )
             data = build_notice(
                 rendered,

@@ -35,6 +35,7 @@ from digest.deliver import Outcome, Sender, SendResult, Stage, Verdict
 from digest.deliver.dkim import DkimSigner
 from digest.deliver.message import MessageTemplate, Personal, marker_links
 from digest.deliver.outbox import OutboxSender, file_name
+from digest.deliver.references import delivery_message_id, sign
 from digest.deliver.replies import signature
 from digest.deliver.smtp import Job, SendPool
 from digest.errors import DeliveryError, DigestError
@@ -43,6 +44,7 @@ from digest.pipeline.transport import (
     check_transport,
     dkim_signer,
     open_sender,
+    reference_key,
     suppression_key,
     tokens,
 )
@@ -149,10 +151,11 @@ class Variants:
         )
 
 
-def message_id(number: int, delivery_id: int) -> str:
+def message_id(key: bytes, number: int, delivery_id: int) -> str:
     """The Message-ID's left part: stable per delivery, so a re-send after a crash carries
-    the same id (receivers may fold the two), and a bounce names its delivery."""
-    return f"digest.{number}.{delivery_id}"
+    the same id (receivers may fold the two), and signed, so a bounce or complaint naming
+    it can be trusted to be about our message ("digest.3.d41.<tag>")."""
+    return delivery_message_id(key, number, delivery_id)
 
 
 def build_message(
@@ -175,8 +178,10 @@ def personal_for(
     public_id: str,
     message_left: str,
     now: datetime,
+    reference: str = "",
 ) -> Personal:
-    """What one recipient's copy holds of them."""
+    """What one recipient's copy holds of them; `reference` is the signed reference the
+    VERP envelope sender carries (see `deliver/references.py`)."""
     return Personal(
         to_address=email,
         to_name=name,
@@ -184,7 +189,7 @@ def personal_for(
         preferences_token=keys.preferences_token(public_id),
         message_id=message_left,
         date=format_datetime(now),
-        envelope_from=template.envelope_from(email),
+        envelope_from=template.envelope_from(email, reference),
     )
 
 
@@ -477,6 +482,7 @@ def _send_ledger(
     breaker: bool,
 ) -> None:
     delivery = settings.delivery
+    refkey = reference_key(settings)
     budget = ErrorBudget(
         delivery.max_consecutive_failures,
         window=delivery.failure_window,
@@ -514,7 +520,7 @@ def _send_ledger(
         flushed = time.monotonic()
         unbuilt: list[tuple[Claimed, str]] = []
         try:
-            jobs = _jobs(claimed, number, variants, keys, signer, now, unbuilt)
+            jobs = _jobs(claimed, number, variants, keys, signer, now, unbuilt, refkey)
             for job, result in pool.map(jobs, recorder):
                 row = by_id[int(str(job.key))]
                 seen.add(row.id)
@@ -524,7 +530,18 @@ def _send_ledger(
                 if verdict is Verdict.UNKNOWN:
                     report.unknown += 1
                 answered.append(
-                    (_result(row, result, verdict, number, clock(), delivery), row, verdict)
+                    (
+                        _result(
+                            row,
+                            result,
+                            verdict,
+                            message_id(refkey, number, row.id),
+                            clock(),
+                            delivery,
+                        ),
+                        row,
+                        verdict,
+                    )
                 )
                 done += 1
                 if progress:
@@ -538,7 +555,14 @@ def _send_ledger(
                     budget.add(failed, Verdict.REFUSED)
                     answered.append(
                         (
-                            _result(bad, failed, Verdict.REFUSED, number, clock(), delivery),
+                            _result(
+                                bad,
+                                failed,
+                                Verdict.REFUSED,
+                                message_id(refkey, number, bad.id),
+                                clock(),
+                                delivery,
+                            ),
                             bad,
                             Verdict.REFUSED,
                         )
@@ -555,7 +579,14 @@ def _send_ledger(
                 budget.add(failed, Verdict.REFUSED)
                 answered.append(
                     (
-                        _result(bad, failed, Verdict.REFUSED, number, clock(), delivery),
+                        _result(
+                            bad,
+                            failed,
+                            Verdict.REFUSED,
+                            message_id(refkey, number, bad.id),
+                            clock(),
+                            delivery,
+                        ),
                         bad,
                         Verdict.REFUSED,
                     )
@@ -708,6 +739,7 @@ def _jobs(
     signer: DkimSigner | None,
     now: datetime,
     unbuilt: list[tuple[Claimed, str]],
+    refkey: bytes,
 ) -> Iterator[Job]:
     """The claimed rows as transport jobs, built lazily (the pool pulls as it sends). A row
     whose message cannot be built goes to `unbuilt` with the reason, and the rest go on."""
@@ -721,8 +753,9 @@ def _jobs(
                 email=row.email,
                 name=row.name,
                 public_id=row.public_id,
-                message_left=message_id(number, row.id),
+                message_left=message_id(refkey, number, row.id),
                 now=now,
+                reference=sign(refkey, "d", row.id),
             )
             data = build_message(template, personal, signer, now)
         except (ValueError, UnicodeError) as exc:
@@ -735,7 +768,7 @@ def _result(
     row: Claimed,
     result: SendResult,
     verdict: Verdict,
-    number: int,
+    left: str,
     now: datetime,
     delivery: DeliverySettings,
 ) -> deliveries.Result:
@@ -771,7 +804,7 @@ def _result(
         attempts=attempts,
         code=result.code,
         reply=result.reply,
-        message_id=message_id(number, row.id),
+        message_id=left,
         next_attempt_at=retry_at,
         unknown_outcomes=unknown,
     )

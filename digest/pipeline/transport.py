@@ -8,6 +8,7 @@ from digest.deliver import Sender
 from digest.deliver.dkim import DkimSigner, load_signer
 from digest.deliver.outbox import OutboxSender
 from digest.errors import ConfigError
+from subscribers.keys import KeyPurpose, derive_key
 from subscribers.tokens import Tokens
 
 
@@ -53,6 +54,12 @@ def tokens(settings: Settings) -> Tokens:
         )
     old = [k.strip() for k in settings.web.previous_secret_keys.reveal().split(",") if k.strip()]
     return Tokens([key, *old], max_age_days=settings.subscribers.confirm_days)
+
+
+def reference_key(settings: Settings) -> bytes:
+    """Return the key of the signed references in Message-IDs and VERP addresses."""
+    tokens(settings)  # the same secret: the same error when it is missing
+    return derive_key(settings.web.secret_key.reveal(), KeyPurpose.MESSAGE_ID)
 
 
 def suppression_key(settings: Settings) -> bytes:

@@ -284,3 +284,20 @@ def test_verp_round_trip() -> None:
     assert parse_verp("bounces+nobody@example.org") is None
     with pytest.raises(ValueError, match="without"):
         verp_address("bounces+x", "example.org", "alice@example.net")
+
+
+def test_verp_carries_a_signed_reference_and_still_names_the_subscriber() -> None:
+    from digest.deliver.references import sign, verify
+
+    key = b"k" * 32
+    reference = sign(key, "d", 41)
+    address = verp_address("bounces", "example.org", "alice@example.net", reference)
+    assert address == f"bounces+{reference}+alice=example.net@example.org"
+    assert parse_verp(address) == "alice@example.net"
+    assert verify(key, address) is not None and verify(key, address).delivery_id == 41  # type: ignore[union-attr]
+    assert verify(b"x" * 32, address) is None, "another key"
+    assert verify(key, address.replace(reference[-4:], "0000")) is None, "a guessed tag"
+    # An address that cannot stand in a local part: the reference alone.
+    assert verp_address("bounces", "example.org", "änne@example.net", reference) == (
+        f"bounces+{reference}@example.org"
+    )
