@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ STATUSES = [status.value for status in SubscriberStatus]
 
 @click.group(name="subscribers")
 def subscribers_group() -> None:
-    """Manage the subscriber list: add, import, export, list, remove."""
+    """Manage the subscriber list: add, import, export, list, remove, unsuppress."""
 
 
 @subscribers_group.command(name="add")
@@ -222,3 +223,30 @@ def subscribers_remove(ctx: Context, email: str, how: str | None) -> None:
             f"erased {removed.email}; only a keyed hash of the address remains, so it is "
             "never re-added"
         )
+
+
+@subscribers_group.command(name="unsuppress")
+@click.argument("email")
+@click.option("--reason", "why", required=True, help="Why it is lifted (kept with who and when).")
+@click.option(
+    "--by",
+    default=None,
+    help="Who lifts it (default: the user running the command).",
+)
+@pass_context
+def subscribers_unsuppress(ctx: Context, email: str, why: str, by: str | None) -> None:
+    """Lift the suppression of EMAIL: undo a wrong bounce, complaint, unsubscribe or erasure.
+
+    Who, when and why are kept. A subscriber marked bounced is confirmed again; one who
+    unsubscribed or complained keeps that status and may now sign up or be added again.
+    """
+    who = by or getpass.getuser()
+    done = people.unsuppress(ctx.settings, ctx.factory, email, why=why, by=who)
+    what = {
+        "confirmed": "they are confirmed again and get the next issue",
+        None: "no record was kept (erased): they may sign up or be added again",
+    }.get(done.status, f"they stay {done.status} and may sign up or be added again")
+    click.echo(
+        f"lifted the suppression of {done.email} ({done.reason} on "
+        f"{done.suppressed_at:%Y-%m-%d}); {what}. Kept: by {who}, now, because {why!r}"
+    )

@@ -35,7 +35,7 @@ from digest.deliver.references import sign
 from digest.errors import ConfigError, DigestError, NotFoundError
 from digest.pipeline import environment, transport, utcnow
 from digest.render.notices import confirm_url, render_confirmation
-from digest.store import db
+from digest.store import db, deliveries
 from subscribers import csvio, registry, suppression
 from subscribers.addresses import normalize
 from subscribers.csvio import ImportReport
@@ -291,10 +291,17 @@ def add_subscriber(
     # secret or DKIM key never leaves a pending subscriber who was never mailed.
     mailer = None if confirmed else _Mailer(settings, sender, now)
     created = True
+    # Through the form, a person who left may come back: pending, still suppressed until
+    # their own click on the new confirmation mail (`registry.resubscribe`).
+    adding = (
+        registry.resubscribe
+        if source is ConsentSource.FORM and not confirmed
+        else _confirmed_adder(confirmed)
+    )
     try:
         with db.transaction(factory) as session:
             row = SubscriberRow.of(
-                registry.add(
+                adding(
                     session,
                     email,
                     name=name,
@@ -303,7 +310,6 @@ def add_subscriber(
                     cadence=cadence,
                     source=source,
                     consent_version=settings.subscribers.consent_version,
-                    confirmed=confirmed,
                     consent_ip=consent_ip,
                     now=now,
                     languages=settings.publication.languages,
@@ -319,6 +325,15 @@ def add_subscriber(
     if mailer is None:
         return Added(row, created=True, confirmation=None)
     return Added(row, created=created, confirmation=_confirm(factory, row, mailer, created))
+
+
+def _confirmed_adder(confirmed: bool) -> Any:
+    """`registry.add` with `confirmed` bound (the same call shape as `resubscribe`)."""
+
+    def adding(session: Session, email: str, **fields: Any) -> Subscriber:
+        return registry.add(session, email, confirmed=confirmed, **fields)
+
+    return adding
 
 
 def _already_listed(
@@ -510,8 +525,59 @@ def remove_subscriber(
             changed = registry.unsubscribe(session, subscriber, now=now, suppression_key=key)
         else:
             assert key is not None
-            registry.erase(session, subscriber, now=now, suppression_key=key)
+            erase(session, subscriber, now=now, suppression_key=key)
     return Removed(address, how, changed)
+
+
+def erase(
+    session: Session, subscriber: Subscriber, *, now: datetime, suppression_key: bytes
+) -> None:
+    """Erase a subscriber: the record goes, and their address leaves every text we kept
+    (server replies on deliveries, pause reasons); only the suppression hash remains."""
+    deliveries.scrub_address(session, subscriber.email, subscriber.id)
+    registry.erase(session, subscriber, now=now, suppression_key=suppression_key)
+
+
+@dataclass(frozen=True)
+class Unsuppressed:
+    """What `unsuppress` did."""
+
+    email: str
+    reason: str
+    """Why the address had been suppressed."""
+    suppressed_at: datetime
+    status: str | None
+    """The subscriber's status afterwards; None when no record was kept (erased)."""
+
+
+def unsuppress(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    email: str,
+    *,
+    why: str,
+    by: str,
+    now: datetime | None = None,
+) -> Unsuppressed:
+    """Lift the suppression of `email`, keeping who (`by`), when and `why`; a subscriber
+    marked bounced is confirmed again. Raises `DigestError` when it was not suppressed."""
+    now = now or utcnow()
+    if not why.strip():
+        raise DigestError("say why the suppression is lifted (--reason TEXT): it is kept")
+    key = transport.suppression_key(settings)
+    try:
+        with db.transaction(factory) as session:
+            lifted, subscriber = registry.unsuppress(
+                session, email, suppression_key=key, by=by, why=why, now=now
+            )
+            return Unsuppressed(
+                email=normalize(email),
+                reason=lifted.reason.value,
+                suppressed_at=lifted.suppressed_at,
+                status=subscriber.status.value if subscriber is not None else None,
+            )
+    except SubscriberError as exc:
+        raise DigestError(str(exc)) from exc
 
 
 def _not_listed(settings: Settings, session: Session, address: str) -> str:

@@ -12,6 +12,7 @@ an issue at a time (`acquire_lock`): a second one is refused while the first is 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -480,3 +481,48 @@ def mark_bounced(session: Session, delivery: Delivery, *, reply: str, now: datet
     delivery.state = DeliveryState.BOUNCED
     delivery.last_reply = reply[:1000]
     delivery.updated_at = now
+
+
+ERASED = "<erased address>"
+
+
+def scrub_address(session: Session, address: str, subscriber_id: int | None) -> int:
+    """Take an erased person's address out of what the ledger and the issues kept: reply
+    texts on deliveries (theirs, and any other that quotes it) and pause reasons. Return
+    how many rows changed. Call it before the subscriber row is deleted."""
+    changed = 0
+    pattern = f"%{_like_escape(address)}%"
+    mentions = sa.func.lower(Delivery.last_reply).like(pattern.lower(), escape="\\")
+    where = (
+        mentions
+        if subscriber_id is None
+        else sa.or_(Delivery.subscriber_id == subscriber_id, mentions)
+    )
+    for row in session.scalars(sa.select(Delivery).where(where, Delivery.last_reply.is_not(None))):
+        scrubbed = _scrub(row.last_reply or "", address)
+        if scrubbed != row.last_reply:
+            row.last_reply = scrubbed
+            changed += 1
+    paused = sa.func.lower(Issue.paused_reason).like(pattern.lower(), escape="\\")
+    for issue in session.scalars(sa.select(Issue).where(paused)):
+        issue.paused_reason = _scrub(issue.paused_reason or "", address)
+        changed += 1
+    session.flush()
+    return changed
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _scrub(text: str, address: str) -> str:
+    """`text` with every spelling of `address` (any case, in or out of <>) replaced."""
+    local, _, domain = address.rpartition("@")
+    spelled = re.escape(address)
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        ascii_domain = domain
+    if ascii_domain != domain:
+        spelled += "|" + re.escape(f"{local}@{ascii_domain}")
+    return re.sub(spelled, ERASED, text, flags=re.IGNORECASE)
