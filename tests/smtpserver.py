@@ -14,6 +14,7 @@ failures each test injects.
     server.release_dot_replies()             # ... this (a relay slower than the client's timeout)
     server.sender_options()                  # SmtpOptions that reach this server
 
+`SmtpServer(smtputf8=False)` does not offer SMTPUTF8 (internationalized addresses).
 `SmtpServer(starttls=True, users={"digest": "s3cret"})` offers STARTTLS with a self-signed
 certificate made at test time (`server.client_context()` trusts it) and AUTH PLAIN/LOGIN
 after it; `implicit_tls=True` speaks TLS from the first byte (SMTPS). Messages are
@@ -132,6 +133,7 @@ class SmtpServer:
         implicit_tls: bool = False,
         users: Mapping[str, str] | None = None,
         auth_required: bool = False,
+        smtputf8: bool = True,
     ) -> None:
         self.host = HOST
         self.port = 0
@@ -139,6 +141,7 @@ class SmtpServer:
         self.implicit_tls = implicit_tls
         self.users = dict(users or {})
         self.auth_required = auth_required
+        self.smtputf8 = smtputf8
         self._lock = threading.Lock()
         self._messages: list[Received] = []
         self._recipients: list[str] = []
@@ -434,6 +437,7 @@ class _Controller(Controller):
             "authenticator": self.the_handler.authenticate,
             # AUTH only inside TLS when there is TLS, as real servers do.
             "auth_require_tls": owner.starttls,
+            "enable_SMTPUTF8": owner.smtputf8,
         }
         if owner.implicit_tls:
             kwargs["ssl_context"] = tls

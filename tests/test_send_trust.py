@@ -200,3 +200,57 @@ def test_a_message_that_cannot_be_built_fails_that_recipient_only(
         ).one()
         assert "could not be built" in (failed.last_reply or "")
     assert statuses(factory) == Counter({SubscriberStatus.CONFIRMED: 4})
+
+
+INTERNATIONAL = [
+    ("änne@example.net", "en", ()),
+    ("ana@bücher.de", "en", ()),  # stored as ana@xn--bcher-kva.de
+    ("bob@example.net", "en", ()),
+]
+
+
+def test_internationalized_addresses_go_out_with_smtputf8_and_idna(
+    make_settings: Any, tmp_path: Path, factory: sessionmaker[Session], smtp_server: SmtpServer
+) -> None:
+    settings = settings_for(make_settings, tmp_path, smtp_server)
+    add_people(settings, factory, INTERNATIONAL)
+    approved_issue(settings, factory)
+    report = sending.send(settings, factory, make_sender=smtp_factory(smtp_server))
+    assert report.finished and ledger(factory) == Counter({DeliveryState.SENT: 3})
+    by_rcpt = {m.rcpt_tos[0]: m for m in smtp_server.messages}
+    assert set(by_rcpt) == {"änne@example.net", "ana@xn--bcher-kva.de", "bob@example.net"}
+    anne = by_rcpt["änne@example.net"]
+    assert anne.mail_from.isascii(), "the VERP sender stays ASCII"
+    assert "To: änne@example.net".encode() in anne.data
+    assert by_rcpt["ana@xn--bcher-kva.de"].data.split(b"\r\n\r\n")[0].isascii()
+
+
+def test_a_server_without_smtputf8_refuses_only_the_internationalized_address(
+    make_settings: Any, tmp_path: Path, factory: sessionmaker[Session]
+) -> None:
+    with SmtpServer(smtputf8=False) as server:
+        settings = settings_for(make_settings, tmp_path, server)
+        add_people(settings, factory, INTERNATIONAL)
+        approved_issue(settings, factory)
+        report = sending.send(settings, factory, make_sender=smtp_factory(server))
+        received = sorted(m.rcpt_tos[0] for m in server.messages)
+    assert report.finished and not report.paused
+    assert received == ["ana@xn--bcher-kva.de", "bob@example.net"]
+    with factory() as session:
+        failed = session.scalars(
+            sa.select(Delivery).where(Delivery.state == DeliveryState.FAILED)
+        ).one()
+        assert "SMTPUTF8" in (failed.last_reply or "")
+    assert statuses(factory) == Counter({SubscriberStatus.CONFIRMED: 3})
+
+
+def test_an_internationalized_address_gets_its_confirmation_mail(
+    make_settings: Any, tmp_path: Path, factory: sessionmaker[Session], smtp_server: SmtpServer
+) -> None:
+    from digest.pipeline import people
+
+    settings = settings_for(make_settings, tmp_path, smtp_server)
+    added = people.add_subscriber(settings, factory, "Änne@Bücher.de", language="en")
+    assert added.confirmation is not None
+    [received] = smtp_server.messages
+    assert received.rcpt_tos == ("änne@xn--bcher-kva.de",) and received.mail_from.isascii()

@@ -116,8 +116,9 @@ def verp_address(bounce_local: str, domain: str, recipient: str, reference: str 
     tag = f"{reference}+" if reference else ""
     if at and _ADDRESS.fullmatch(recipient):
         return f"{bounce_local}+{tag}{local}={recipient_domain}@{domain}"
-    if reference:
-        return f"{bounce_local}+{reference}@{domain}"
+    if at and _utf8_address(recipient):
+        # Internationalized: the envelope sender stays ASCII; the reference names them.
+        return f"{bounce_local}+{reference}@{domain}" if reference else f"{bounce_local}@{domain}"
     raise ValueError(f"cannot build a VERP address for {recipient!r}: not a plain address")
 
 
@@ -172,11 +173,15 @@ class Personal:
 
 
 def format_to(name: str, address: str) -> str:
-    """Return the To: value for one recipient, RFC 2047-encoded and folded when needed."""
-    if not _ADDRESS.fullmatch(address):
+    """Return the To: value for one recipient, RFC 2047-encoded and folded when needed.
+
+    An internationalized address ("änne@example.net") is written as UTF-8 (RFC 6532): such
+    a message can only travel over SMTPUTF8, which the transport checks. Its domain must
+    be in its ASCII (IDNA) form already, as `subscribers.addresses.normalize` stores it.
+    """
+    if not _ADDRESS.fullmatch(address) and not _utf8_address(address):
         raise ValueError(
-            f"cannot send to {address!r}: only plain ASCII addresses are supported "
-            "(an internationalized local part needs SMTPUTF8; store domains in punycode)"
+            f"cannot send to {address!r}: not a plain address with an ASCII (IDNA) domain"
         )
     name = " ".join(name.translate(_CONTROLS).split())[:128]
     if not name:
@@ -201,6 +206,24 @@ def format_to(name: str, address: str) -> str:
         else:
             line = f"{line} {word}" if line else word
     return "\r\n ".join([*lines, line])
+
+
+def _utf8_address(address: str) -> bool:
+    """Whether `address` is an internationalized address we can write (RFC 6532): a
+    non-ASCII local part without spaces, quotes, controls or brackets, and an IDNA domain."""
+    local, at, domain = address.rpartition("@")
+    return bool(
+        at
+        and local
+        and not local.isascii()
+        and not any(c.isspace() or c in '"<>()[]\\,;:@' or ord(c) < 32 for c in local)
+        and _ADDRESS.fullmatch(f"x@{domain}")
+    )
+
+
+def is_internationalized(address: str) -> bool:
+    """Whether sending to `address` needs SMTPUTF8 (a non-ASCII local part)."""
+    return not address.isascii()
 
 
 def _is_atom(word: str) -> bool:
@@ -463,7 +486,8 @@ class MessageTemplate:
         if not _DATE.fullmatch(personal.date):
             raise ValueError(f"date {personal.date!r} is not an RFC 5322 date")
         return (
-            format_to(personal.to_name, personal.to_address).encode("ascii"),
+            # UTF-8 only for an internationalized address (RFC 6532, sent with SMTPUTF8).
+            format_to(personal.to_name, personal.to_address).encode("utf-8"),
             personal.date.encode("ascii"),
             personal.message_id.encode("ascii"),
             personal.unsubscribe_token.encode("ascii"),

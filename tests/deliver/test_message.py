@@ -231,10 +231,13 @@ def test_tokens_and_values_are_checked() -> None:
         template.render(personal(message_id="12@elsewhere.example"))
     with pytest.raises(ValueError, match="RFC 5322 date"):
         template.render(personal(date="2026-11-23T07:00:00Z"))
-    with pytest.raises(ValueError, match="SMTPUTF8"):
-        template.render(personal(to_address="zoë@example.net"))
-    with pytest.raises(ValueError, match="SMTPUTF8"):
-        template.render(personal(to_address="alice@example.net\r\nBcc: x@y.z"))
+    # An internationalized address is written as UTF-8 (RFC 6532; sent with SMTPUTF8).
+    assert "<zoë@example.net>\r\n".encode() in template.render(
+        personal(to_address="zoë@example.net")
+    )
+    for bad in ("alice@example.net\r\nBcc: x@y.z", "zoë@exämple.net", "zo ë@example.net"):
+        with pytest.raises(ValueError, match="IDNA"):
+            template.render(personal(to_address=bad))
     for length in (MIN_TOKEN_LENGTH - 1, MAX_TOKEN_LENGTH + 1):
         with pytest.raises(ValueError, match="outside"):
             marker(UNSUBSCRIBE_MARKER, length)
