@@ -157,7 +157,9 @@ class Subscriber(Base):
     consent_version: Mapped[str] = mapped_column(sa.Text)
     """Which consent text they were shown, as the operator names its versions."""
     consent_ip: Mapped[str | None] = mapped_column(sa.String(45))
-    """Only when the operator turns IP recording on; off by default."""
+    """Only when the operator turns IP recording on (or an imported list had it)."""
+    consent_origin: Mapped[str | None] = mapped_column(sa.String(200))
+    """Where an imported list says they signed up (its "source" column), as given."""
 
     def __repr__(self) -> str:
         # No address: reprs end up in logs.

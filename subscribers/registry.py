@@ -48,8 +48,14 @@ def add(
     now: datetime,
     languages: Sequence[str],
     suppression_key: bytes,
+    consent_at: datetime | None = None,
+    confirmed_at: datetime | None = None,
+    consent_origin: str | None = None,
 ) -> Subscriber:
     """Add a subscriber, pending unless `confirmed`; the default language is `languages[0]`.
+
+    `consent_at`, `confirmed_at` and `consent_origin` keep what an imported list knew of
+    their consent (default: now, and no origin).
 
     Raises `InvalidAddress`, `InvalidField` (language, cadence, name), `Suppressed` when the
     address unsubscribed, was erased, bounced or complained, and `Duplicate` when it is
@@ -80,13 +86,14 @@ def add(
         status=status,
         paused=False,
         created_at=now,
-        confirmed_at=now if confirmed else None,
+        confirmed_at=(confirmed_at or now) if confirmed else None,
         status_changed_at=now,
         bounce_count=0,
-        consent_at=now,
+        consent_at=consent_at or now,
         consent_source=source,
         consent_version=consent_version,
         consent_ip=consent_ip,
+        consent_origin=consent_origin,
     )
     session.add(subscriber)
     session.flush()
@@ -309,9 +316,15 @@ def remove(session: Session, subscriber: Subscriber) -> None:
 
 
 def purge_pending(session: Session, *, older_than: timedelta, now: datetime) -> int:
-    """Delete subscribers still unconfirmed after `older_than`; return how many."""
+    """Delete subscribers still unconfirmed `older_than` after their last confirmation
+    mail; never those who were never mailed one. Return how many."""
+    # Only people who were asked: a pending subscriber never sent a confirmation mail (an
+    # old import, a mail that failed) is the operator's to look at, never silently deleted.
     stale = sa.and_(
-        Subscriber.status == SubscriberStatus.PENDING, Subscriber.created_at < now - older_than
+        Subscriber.status == SubscriberStatus.PENDING,
+        Subscriber.last_confirmation_sent_at.is_not(None),
+        Subscriber.created_at < now - older_than,
+        Subscriber.last_confirmation_sent_at < now - older_than,
     )
     count = session.scalar(sa.select(sa.func.count()).select_from(Subscriber).where(stale)) or 0
     session.execute(sa.delete(Subscriber).where(stale))
@@ -346,6 +359,7 @@ def export(subscriber: Subscriber) -> dict[str, Any]:
             "source": subscriber.consent_source.value,
             "version": subscriber.consent_version,
             "ip": subscriber.consent_ip,
+            "origin": subscriber.consent_origin,
         },
     }
 

@@ -87,17 +87,20 @@ def subscribers_add(
 @click.option(
     "--confirmed",
     is_flag=True,
-    help="They gave consent elsewhere: import them confirmed (they get the next issue).",
+    help="Required: they gave consent elsewhere; import them confirmed (next issue).",
 )
 @pass_context
 def subscribers_import(ctx: Context, file: Path, confirmed: bool) -> None:
     """Import subscribers from FILE, a CSV with a header row naming its columns:
-    email,name,language,topics,cadence (only email is required; topics are separated by
-    ";" inside their cell).
+    email,name,language,topics,cadence and optionally consent_at, confirmed_at, consent_ip,
+    consent_source (only email is required; topics are separated by ";" or "|" inside
+    their cell). Exports of Mailchimp and listmonk are read as they are, comma- or
+    semicolon-separated, UTF-8 or Windows-1252.
 
-    Bad rows are reported with their line number and the rest is imported; the exit
-    status is then 1. Without --confirmed the imported subscribers stay pending and
-    receive nothing (no confirmation mail is sent to them yet).
+    Needs --confirmed: you vouch that they agreed (without it the file is refused). Rows
+    the file marks as unsubscribed, cleaned or blocklisted are not imported and their
+    addresses are suppressed. Bad rows are reported with their line number and the rest is
+    imported; the exit status is then 1.
     """
     report = people.import_subscribers(ctx.settings, ctx.factory, file, confirmed=confirmed)
     click.echo(f"imported {report.imported}, skipped {len(report.rejected)}")
@@ -106,13 +109,6 @@ def subscribers_import(ctx: Context, file: Path, confirmed: bool) -> None:
     if report.ignored_columns:
         known = ",".join(COLUMNS)
         click.echo(f"ignored columns: {', '.join(report.ignored_columns)} (known: {known})")
-    if report.imported and not confirmed:
-        click.echo(
-            "the imported subscribers are pending and receive nothing: no confirmation mail "
-            "was sent (a bulk double opt-in mailing is not available yet). Import with "
-            "--confirmed if they gave consent elsewhere, or send one with "
-            "`digest subscribers add EMAIL`"
-        )
     if report.rejected:
         sys.exit(1)
 

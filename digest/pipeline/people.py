@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import enum
+import io
 import os
 import secrets
 import tempfile
@@ -402,36 +403,47 @@ def import_subscribers(
 ) -> ImportReport:
     """Import subscribers from the CSV file `path`; bad rows are reported by line.
 
-    With `confirmed`, the operator vouches that consent was given elsewhere: rows are
-    confirmed at once (consent source "import"). Without it they are left pending and,
-    for now, not mailed (a bulk double opt-in mailing is a later feature). Raises
+    Only with `confirmed`: the operator vouches that consent was given elsewhere, and rows
+    are confirmed at once (consent source "import", keeping the file's opt-in time, IP and
+    source). Without it the file is refused: people who never asked for the digest must
+    not receive it, and a pending record nobody mails is a list nobody can trust. Raises
     `DigestError` naming the file when it cannot be read as a subscriber CSV at all; then
     nothing is imported.
     """
+    if not confirmed:
+        raise DigestError(
+            f"{path}: refused, nothing was imported. An import adds people who never used "
+            "our sign-up form, so it needs --confirmed: you vouch that they agreed to receive "
+            "this digest (their opt-in time, IP and source are kept when the file has them). "
+            "For people who did not agree, send each a confirmation mail with "
+            "`digest subscribers add EMAIL`, or link them to the sign-up form"
+        )
     now = now or utcnow()
     key = transport.suppression_key(settings)
     try:
-        stream = path.open(encoding="utf-8-sig", newline="")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise DigestError(f"{path}: no such file") from None
     except OSError as exc:
         raise DigestError(f"cannot read {path}: {exc.strerror}") from exc
     try:
-        with stream, db.transaction(factory) as session:
+        text, _encoding = csvio.decode(data)
+    except UnicodeDecodeError as exc:
+        raise DigestError(
+            f"{path} is not UTF-8 text nor Windows-1252 (byte {exc.start}); save it as "
+            "UTF-8 CSV. Nothing was imported"
+        ) from exc
+    try:
+        with db.transaction(factory) as session:
             report = csvio.import_csv(
                 session,
-                stream,
+                io.StringIO(text, newline=""),
                 now=now,
                 languages=settings.publication.languages,
                 suppression_key=key,
                 consent_version=settings.subscribers.consent_version,
                 confirmed=confirmed,
             )
-    except UnicodeDecodeError as exc:
-        raise DigestError(
-            f"{path} is not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV. "
-            "Nothing was imported"
-        ) from exc
     except (csv.Error, CsvFormatError) as exc:
         raise DigestError(f"{path}: {exc}. Nothing was imported") from exc
     return report
