@@ -142,7 +142,8 @@ class DeliverySettings:
     smtp_timeout_seconds: float = setting(30.0, "Longest wait for one SMTP reply.")
     bounce_local_part: str = setting(
         "bounces",
-        "VERP envelope sender local part: bounces+alice=example.net@<sender's domain>.",
+        "VERP envelope sender local part: "
+        "bounces+<signed reference>+alice=example.net@<sender's domain>.",
     )
     unsubscribe_mailto: str = setting(
         "", "Optional mailto: address added to List-Unsubscribe (empty: the URL only)."

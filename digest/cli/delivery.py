@@ -161,9 +161,9 @@ def print_send_report(report: sending.SendReport) -> None:
         )
     if report.resent_after_crash:
         click.echo(
-            f"  {report.resent_after_crash} messages were in flight when an earlier run "
-            f"stopped: sent again; at most {report.may_arrive_twice} of them may arrive twice "
-            "(they were on the wire, one per connection)"
+            f"  {report.resent_after_crash} messages were claimed but unrecorded when an "
+            f"earlier run stopped: sent now; at most {report.may_arrive_twice} of them may "
+            "arrive twice (those that were on the wire, one per connection)"
         )
     if report.unknown_total:
         click.echo(
