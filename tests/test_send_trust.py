@@ -254,3 +254,17 @@ def test_an_internationalized_address_gets_its_confirmation_mail(
     assert added.confirmation is not None
     [received] = smtp_server.messages
     assert received.rcpt_tos == ("änne@xn--bcher-kva.de",) and received.mail_from.isascii()
+
+
+def test_auth_without_tls_refuses_to_start_the_send_naming_the_key(
+    make_settings: Any, tmp_path: Path, factory: sessionmaker[Session], smtp_server: SmtpServer
+) -> None:
+    from digest.errors import ConfigError
+
+    settings = settings_for(make_settings, tmp_path, smtp_server, smtp_username="digest")
+    add_people(settings, factory, PEOPLE[:2])
+    approved_issue(settings, factory)
+    with pytest.raises(ConfigError, match="smtp_starttls") as raised:
+        sending.send(settings, factory)
+    assert "smtp_username" in str(raised.value)
+    assert smtp_server.connections == 0 and ledger(factory) == Counter()

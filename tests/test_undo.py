@@ -13,8 +13,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from digest.cli import cli
 from digest.pipeline import sending
 from digest.store.models import Delivery, Issue
+from digest.store.runs import JobRun, RunOutcome
 from subscribers.model import Subscriber, SubscriberStatus, Suppression, SuppressionLift
 from tests.smtpserver import SmtpServer
+from tests.test_draft import MONDAY
 from tests.test_send import PEOPLE, add_people, approved_issue, settings_for, smtp_factory
 
 
@@ -66,6 +68,17 @@ def test_after_erasure_the_address_is_in_no_reply_text_or_pause_reason(
     )
     paused = sending.send(settings, factory, make_sender=smtp_factory(smtp_server))
     assert paused.paused and "chloe@example.fr" in paused.paused.lower()
+    with factory() as session, session.begin():
+        # What the scheduler's send job said about it, as `digest status` shows it later.
+        session.add(
+            JobRun(
+                job="send-weekly",
+                started_at=MONDAY,
+                finished_at=MONDAY,
+                outcome=RunOutcome.FAILED,
+                message=paused.paused,
+            )
+        )
 
     for address in ("bram@example.be", "chloe@example.fr"):
         erased = invoke(settings, "subscribers", "remove", address, "--erase")
@@ -73,9 +86,11 @@ def test_after_erasure_the_address_is_in_no_reply_text_or_pause_reason(
     with factory() as session:
         replies = " ".join(r or "" for r in session.scalars(sa.select(Delivery.last_reply)))
         reasons = " ".join(r or "" for r in session.scalars(sa.select(Issue.paused_reason)))
-    for text in (replies, reasons):
+        said = " ".join(session.scalars(sa.select(JobRun.message)))
+    for text in (replies, reasons, said):
         assert "bram@example.be" not in text.lower() and "chloe@example.fr" not in text.lower()
     assert "<erased address>" in replies and "<erased address>" in reasons
+    assert "<erased address>" in said
     status = invoke(settings, "status")
     assert "chloe@example.fr" not in status.output.lower()
     assert f"#{number}" in status.output or "paused" in status.output.lower()

@@ -175,6 +175,8 @@ class _Mailer:
         self.now = now
         self.tokens = transport.tokens(settings)
         self.dkim = transport.dkim_signer(settings)
+        if sender is None:
+            transport.check_transport(settings)  # AUTH without TLS: refuse before storing
         try:
             self.domain = sender_domain(settings.publication.sender)
         except ValueError as exc:

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from digest.errors import DeliveryError
 from digest.store.models import Delivery, DeliveryState, Issue
-from digest.store.runs import owner_is_dead, process_owner
+from digest.store.runs import JobRun, owner_is_dead, process_owner
 from subscribers.model import Cadence, Subscriber, SubscriberStatus
 
 STALE_LOCK = timedelta(minutes=5)
@@ -487,9 +487,10 @@ ERASED = "<erased address>"
 
 
 def scrub_address(session: Session, address: str, subscriber_id: int | None) -> int:
-    """Take an erased person's address out of what the ledger and the issues kept: reply
-    texts on deliveries (theirs, and any other that quotes it) and pause reasons. Return
-    how many rows changed. Call it before the subscriber row is deleted."""
+    """Take an erased person's address out of what the ledger, the issues and the
+    scheduler kept: reply texts on deliveries (theirs, and any other that quotes it), pause
+    reasons, job run messages. Return how many rows changed. Call it before the subscriber
+    row is deleted."""
     changed = 0
     pattern = f"%{_like_escape(address)}%"
     mentions = sa.func.lower(Delivery.last_reply).like(pattern.lower(), escape="\\")
@@ -506,6 +507,12 @@ def scrub_address(session: Session, address: str, subscriber_id: int | None) -> 
     paused = sa.func.lower(Issue.paused_reason).like(pattern.lower(), escape="\\")
     for issue in session.scalars(sa.select(Issue).where(paused)):
         issue.paused_reason = _scrub(issue.paused_reason or "", address)
+        changed += 1
+    # What the scheduler's jobs said (a send tick quotes the pause reason), which
+    # `digest status` shows again later.
+    said = sa.func.lower(JobRun.message).like(pattern.lower(), escape="\\")
+    for run in session.scalars(sa.select(JobRun).where(said)):
+        run.message = _scrub(run.message, address)
         changed += 1
     session.flush()
     return changed
