@@ -165,3 +165,28 @@ def test_ten_forged_reports_naming_guessed_ids_suppress_nobody(
         assert set(session.scalars(sa.select(Subscriber.status))) == {SubscriberStatus.CONFIRMED}
         assert set(session.scalars(sa.select(Delivery.state))) == {DeliveryState.SENT}
         assert session.scalar(sa.select(sa.func.count()).select_from(Suppression)) == 0
+
+
+def test_a_genuine_report_about_us_is_not_a_bounce(
+    make_settings: Any, tmp_path: Path, factory: sessionmaker[Session]
+) -> None:
+    """Only reports about the recipient's mailbox bounce; a policy refusal does not."""
+    settings = settings_for(make_settings, tmp_path, None)
+    add_people(settings, factory)
+    approved_issue(settings, factory)
+    assert sending.send(settings, factory).finished
+    outbox = settings.delivery.outbox_dir
+    reports = tmp_path / "returns"
+    (reports / "cur").mkdir(parents=True)
+    original = sent_message(outbox, "bram@example.be")
+    (reports / "cur" / "spam").write_bytes(
+        dsn(original, "5.7.1", "550 5.7.1 Message rejected as spam by Content Filtering")
+    )
+    (reports / "cur" / "size").write_bytes(dsn(original, "5.3.4", "552 5.3.4 Message too big"))
+    result = CliRunner().invoke(
+        cli, ["--config", str(settings.path), "bounces", "process", str(reports)]
+    )
+    assert "0 bounces" in result.output and "2 refusals about us" in result.output, result.output
+    with factory() as session:
+        assert set(session.scalars(sa.select(Subscriber.status))) == {SubscriberStatus.CONFIRMED}
+        assert set(session.scalars(sa.select(Delivery.state))) == {DeliveryState.SENT}

@@ -201,7 +201,8 @@ def bounces_process(ctx: Context, paths: tuple[Path, ...]) -> None:
         click.echo(line)
     click.echo(
         f"{report.messages} messages: {report.bounces} bounces, {report.delays} delays, "
-        f"{report.complaints} complaints, {report.unmatched} gone, "
+        f"{report.complaints} complaints, {report.about_us} refusals about us (not bounces), "
+        f"{report.unmatched} gone, "
         f"{report.unverified} not signed by us (ignored), {report.errors} unreadable"
     )
     if report.errors:

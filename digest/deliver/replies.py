@@ -24,7 +24,7 @@ from __future__ import annotations
 import enum
 import re
 
-__all__ = ["Stage", "Verdict", "classify", "enhanced_status", "signature"]
+__all__ = ["Stage", "Verdict", "classify", "enhanced_status", "report_about_recipient", "signature"]
 
 
 class Stage(enum.StrEnum):
@@ -117,6 +117,14 @@ def classify(code: int, reply: str, stage: Stage) -> Verdict:
         # end a subscription (a later DSN can).
         return Verdict.REFUSED
     return Verdict.PAUSE
+
+
+def report_about_recipient(status: str, diagnostic: str) -> bool:
+    """Whether a permanent failure in a bounce report (DSN) is about the recipient's
+    mailbox, by its status ("5.1.1") or else its diagnostic, as at RCPT: only those count
+    toward bouncing a subscriber; a DSN saying "5.7.1 rejected as spam" is about us."""
+    text = f"{status} {diagnostic}".strip() if status else diagnostic
+    return _about_recipient(text)
 
 
 def _mailbox_full(reply: str) -> bool:

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from digest.config import Settings
 from digest.deliver.bounces import Kind, Report, read
 from digest.deliver.references import Reference, verify
+from digest.deliver.replies import report_about_recipient
 from digest.errors import BounceError
 from digest.pipeline.transport import reference_key, suppression_key
 from digest.store import db, deliveries
@@ -39,6 +40,8 @@ class ReturnsReport:
     delays: int = 0
     complaints: int = 0
     unmatched: int = 0
+    about_us: int = 0
+    """Permanent failures about our message or setup (policy, spam, size): not bounces."""
     unverified: int = 0
     """Reports whose Message-ID or VERP address we did not sign: ignored."""
     errors: int = 0
@@ -107,6 +110,15 @@ def _apply(
         if subscriber is not None:
             registry.record_complaint(session, subscriber, now=now, suppression_key=key)
         return f"! {found.source}: {who} marked the issue as spam; they get nothing more"
+    if found.permanent and not report_about_recipient(found.status, found.diagnostic):
+        # A refusal of our message for policy, reputation, size or the remote system's
+        # trouble: the operator's matter, not a dead mailbox; nobody is marked.
+        report.about_us += 1
+        return (
+            f"! {found.source}: {who}: the receiving server refused our message for a reason "
+            f"that is not about their mailbox ({what}); not counted as a bounce, check "
+            "the sending setup"
+        )
     report.bounces += 1
     if delivery is not None:
         if delivery.state is DeliveryState.BOUNCED:
