@@ -268,3 +268,47 @@ def test_auth_without_tls_refuses_to_start_the_send_naming_the_key(
         sending.send(settings, factory)
     assert "smtp_username" in str(raised.value)
     assert smtp_server.connections == 0 and ledger(factory) == Counter()
+
+
+class BreaksOn:
+    """The real SMTP sender, except that it raises (a bug, a lost library) for one address."""
+
+    def __init__(self, server: SmtpServer, address: str) -> None:
+        from digest.deliver.smtp import SmtpSender
+
+        self.inner = SmtpSender(server.sender_options())
+        self.address = address
+
+    def send(self, envelope_from: str, recipient: str, data: bytes) -> Any:
+        if recipient == self.address:
+            raise RuntimeError("the transport broke")
+        return self.inner.send(envelope_from, recipient, data)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_every_answer_is_recorded_before_an_error_reaches_the_caller(
+    make_settings: Any, tmp_path: Path, factory: sessionmaker[Session], smtp_server: SmtpServer
+) -> None:
+    settings = settings_for(make_settings, tmp_path, smtp_server, connections=1)
+    add_people(settings, factory, PEOPLE)
+    approved_issue(settings, factory)
+    with pytest.raises(RuntimeError, match="the transport broke"):
+        sending.send(
+            settings,
+            factory,
+            make_sender=lambda: BreaksOn(smtp_server, "reader4@example.net"),
+            breaker=False,
+        )
+    accepted = {m.rcpt_tos[0] for m in smtp_server.messages}
+    assert accepted and "reader4@example.net" not in accepted
+    with factory() as session:
+        rows = session.execute(
+            sa.select(Subscriber.email, Delivery.state).join(
+                Subscriber, Subscriber.id == Delivery.subscriber_id
+            )
+        ).all()
+    sent = {email for email, state in rows if state is DeliveryState.SENT}
+    assert sent == accepted, "every accepted message is recorded as sent"
+    assert all(state is not DeliveryState.SENDING for _, state in rows)

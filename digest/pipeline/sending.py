@@ -596,8 +596,10 @@ def _send_ledger(
             report.paused = _pause_text(number, str(exc))
             report.paused_kind = PauseKind.OPERATOR
         except BaseException:
-            # Whatever went wrong, the answers already in are written before it goes up.
-            _save_before_raising(factory, streak + answered, key, settings, clock())
+            # Whatever went wrong, the answers already in are written before it goes up,
+            # and the rows never tried go back to the queue.
+            unstarted = [i for i in by_id if i not in seen]
+            _save_before_raising(factory, streak + answered, unstarted, key, settings, clock())
             raise
         if budget.exhausted and report.paused is None:
             report.paused = budget.reason(number)
@@ -650,19 +652,20 @@ def _pause_text(number: int, problem: str) -> str:
 def _save_before_raising(
     factory: sessionmaker[Session],
     answered: list[Answer],
+    unstarted: list[int],
     key: bytes,
     settings: Settings,
     now: datetime,
 ) -> None:
     """Record what the server accepted (or may have) before an error leaves `send`; the
-    failures go back to PENDING. Never raises over the original error."""
+    failures and the rows never tried go back to PENDING. Never raises over the original
+    error."""
     kept = [a for a in answered if a[2] in _KEEP_ON_PAUSE]
+    failed = [a[0].id for a in answered if a[2] not in _KEEP_ON_PAUSE]
     try:
         with db.transaction(factory) as session:
             _record(session, kept, key, settings, now)
-            deliveries.release(
-                session, [a[0].id for a in answered if a[2] not in _KEEP_ON_PAUSE], now=now
-            )
+            deliveries.release(session, [*failed, *unstarted], now=now)
     except Exception as exc:
         # The journal still holds what was accepted; the next run reads it back.
         log.warning("event=send_record_failed error=%r", str(exc))
