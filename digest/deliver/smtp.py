@@ -16,9 +16,12 @@ Why threads: the work is socket I/O, during which Python releases the GIL, so a 
 threads each holding one connection keep a server busy; the bytes were built beforehand.
 
 What comes back: a `SendResult` per recipient (2xx sent, 4xx and connection trouble
-temporary, 5xx permanent). Only a server that cannot be used as configured (login
-refused, TLS handshake failed, STARTTLS missing) raises `DeliveryError`: retrying each
-recipient would not help, the operator has to change a setting.
+temporary, 5xx permanent, each with the stage it came at, which `replies.classify` needs),
+or *unknown* when the payload went out and the reply to the final dot never came: the
+message is then not retried on a new connection, since the server may have it. Only a
+server that cannot be used as configured (login refused, TLS handshake failed, STARTTLS
+missing) raises `DeliveryError`: retrying each recipient would not help, the operator has
+to change a setting; a login without TLS is refused before connecting (`ConfigError`).
 """
 
 from __future__ import annotations

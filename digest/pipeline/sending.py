@@ -6,10 +6,14 @@
 
 Each variant (language × chosen topics) is rendered and serialized once (`Variants`); a
 recipient's message is that template's bytes with their tokens joined in, signed when DKIM
-is on. Rows are claimed in batches and committed before their messages leave, and results
-are committed per batch, so a crash leaves at most one batch "in flight" (see
-`store/deliveries.py`). A server that keeps failing trips the error budget: the issue is
-paused with the reason, and the failures that tripped it are not held against anyone.
+is on. Rows are claimed in batches and committed before their messages leave; each answer
+is kept (the send journal, `store/journal.py`) before its connection sends again, and the
+results reach the database in batches, so a crash can duplicate only the messages on the
+wire, one per connection. What a reply means is decided in `deliver/replies.py`: a refusal
+about us pauses the issue for a person, one about the recipient bounces them, no reply to
+the dot is an unknown outcome retried once later. The error budget (a streak, a failure
+rate, the circuit breaker) pauses the issue with the reason, and the failures that tripped
+it are not held against anyone.
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@
 
 Exactly once, as far as SMTP allows: a row is claimed (SENDING, committed) before its
 message goes out and recorded after the server answered. A crash leaves only the claimed
-rows unresolved; the next run sends those again (`release_in_flight`), so at most the
-messages in flight at the crash can arrive twice, and nobody is skipped. One process sends
+rows unresolved; the next run first applies what the send journal says was accepted
+(`recover`), then sends the rest again (`release_in_flight`), so at most the messages on
+the wire at the crash can arrive twice, and nobody is skipped. One process sends
 an issue at a time (`acquire_lock`): a second one is refused while the first is alive.
 """
 
