@@ -10,6 +10,7 @@ failures each test injects.
     server.drop_on_data()                    # close the connection at the next DATA command
     server.drop_on_data(after_payload=True)  # ... after reading the payload, before answering
     server.disconnect_all()                  # close every open connection (an idle timeout)
+    server.greet_with("554 5.7.1 no service")  # new connections get this instead of 220
     server.hold_dot_replies()                # keep each message, answer its dot only after
     server.release_dot_replies()             # ... this (a relay slower than the client's timeout)
     server.sender_options()                  # SmtpOptions that reach this server
@@ -152,6 +153,7 @@ class SmtpServer:
         self._controller: _Controller | None = None
         self._held = threading.Event()
         self._released = threading.Event()
+        self.greeting: str | None = None
 
     def __enter__(self) -> SmtpServer:
         self.start()
@@ -221,6 +223,11 @@ class SmtpServer:
         with `after_payload`, after reading the payload, without answering or keeping it."""
         with self._lock:
             self._drops.extend([after_payload] * times)
+
+    def greet_with(self, reply: str | None) -> None:
+        """Greet new connections with `reply` (e.g. "554 5.7.1 no service") and close them;
+        None: greet normally again. Call it after the server started."""
+        self.greeting = reply
 
     def hold_dot_replies(self) -> None:
         """From now on, keep each message but answer its final dot only once
@@ -390,6 +397,14 @@ class _Connection(SMTP):
 
     def _create_session(self) -> Session:
         return _QuietSession(self.loop)
+
+    async def _handle_client(self) -> None:
+        if self.owner.greeting is not None:
+            await self.push(self.owner.greeting)
+            assert self.transport is not None
+            self.transport.close()
+            return
+        await super()._handle_client()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self._original_transport is None:  # not the same connection after STARTTLS

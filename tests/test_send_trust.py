@@ -312,3 +312,20 @@ def test_every_answer_is_recorded_before_an_error_reaches_the_caller(
     sent = {email for email, state in rows if state is DeliveryState.SENT}
     assert sent == accepted, "every accepted message is recorded as sent"
     assert all(state is not DeliveryState.SENDING for _, state in rows)
+
+
+def test_a_server_refusing_us_at_the_greeting_pauses_for_a_person(
+    make_settings: Any, tmp_path: Path, factory: sessionmaker[Session], smtp_server: SmtpServer
+) -> None:
+    settings = settings_for(make_settings, tmp_path, smtp_server)
+    add_people(settings, factory, PEOPLE[:3])
+    approved_issue(settings, factory)
+    smtp_server.greet_with("554 5.7.1 Service unavailable; client host blocked")
+    paused = sending.send(settings, factory, make_sender=smtp_factory(smtp_server))
+    assert paused.paused and "client host blocked" in paused.paused
+    assert paused.paused_kind is PauseKind.OPERATOR
+    assert statuses(factory) == Counter({SubscriberStatus.CONFIRMED: 3})
+    assert ledger(factory) == Counter({DeliveryState.PENDING: 3})
+    smtp_server.greet_with(None)
+    resumed = sending.send(settings, factory, make_sender=smtp_factory(smtp_server))
+    assert resumed.finished and len(smtp_server.messages) == 3

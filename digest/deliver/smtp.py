@@ -217,8 +217,15 @@ class SmtpSender:
         try:
             return self._open()
         except smtplib.SMTPConnectError as exc:
-            # A refusing greeting ("554 no service") may be a busy server or a block list;
-            # the run's failure budget pauses the issue if it lasts.
+            if 500 <= exc.smtp_code < 600:
+                # "554 no service for you": a block list or a policy about us, which no
+                # retry changes; a person must look (the send pauses, nobody is marked).
+                raise DeliveryError(
+                    f"{where} refused the connection with "
+                    f"{_reply(exc.smtp_code, exc.smtp_error)}; check that this machine may "
+                    "send through it (block lists, the relay's allowed networks)"
+                ) from exc
+            # "421 busy": the run's failure budget pauses the issue if it lasts.
             raise _Dropped(f"greeted with {_reply(exc.smtp_code, exc.smtp_error)}") from exc
         except (ssl.SSLEOFError, ssl.SSLZeroReturnError) as exc:
             raise _Dropped(f"connection closed during the TLS handshake: {exc}") from exc
