@@ -247,17 +247,22 @@ def test_test_send_is_marked_and_stays_out_of_the_ledger(
         assert session.scalar(sa.select(sa.func.count()).select_from(Delivery)) == 0
 
 
-@pytest.mark.parametrize("moment", [0.6, 1.2])
+@pytest.mark.parametrize(
+    ("moment", "record"), [(0.6, "journal"), (1.2, "journal"), (0.9, "commit")]
+)
 def test_kill_9_in_the_middle_then_rerun_everyone_gets_it_once_but_in_flight(
     make_settings: Any,
     tmp_path: Path,
     factory: sessionmaker[Session],
     smtp_server: SmtpServer,
     moment: float,
+    record: str,
 ) -> None:
     """The send runs in a real `digest send` process, killed with SIGKILL mid-way."""
     people = [(f"reader{n:03}@example.net", "en", ()) for n in range(200)]
-    settings = settings_for(make_settings, tmp_path, smtp_server, rate_per_second=150.0)
+    settings = settings_for(
+        make_settings, tmp_path, smtp_server, rate_per_second=150.0, record=record
+    )
     add_people(settings, factory, people)
     number = approved_issue(settings, factory)
     command = [sys.executable, "-m", "digest", "--config", str(settings.path), "send", str(number)]
