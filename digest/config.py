@@ -181,7 +181,8 @@ class DeliverySettings:
     smtp_timeout_seconds: float = setting(30.0, "Longest wait for one SMTP reply.")
     bounce_local_part: str = setting(
         "bounces",
-        "VERP envelope sender local part: bounces+alice=example.net@<sender's domain>.",
+        "VERP envelope sender local part: "
+        "bounces+<signed reference>+alice=example.net@<sender's domain>.",
     )
     unsubscribe_mailto: str = setting(
         "", "Optional mailto: address added to List-Unsubscribe (empty: the URL only)."
@@ -199,6 +200,31 @@ class DeliverySettings:
     )
     max_consecutive_failures: int = setting(
         50, "Pause the issue when this many sends in a row fail (the server keeps refusing)."
+    )
+    max_failure_rate: float = setting(
+        0.5,
+        "Pause the issue when this share of the last failure_window sends failed (0.5 = half).",
+    )
+    failure_window: int = setting(200, "How many recent sends max_failure_rate looks at.")
+    circuit_breaker: int = setting(
+        5,
+        "Pause (for a person) when this many recipients in a row are refused for good with "
+        "the same reply: the server, not the list, is the likely problem. Each run starts "
+        "with this many recipients only.",
+    )
+    unknown_retry_minutes: float = setting(
+        30.0,
+        "A message whose final-dot reply timed out may have arrived: it is tried once more, "
+        "this much later, with the same Message-ID.",
+    )
+    record: str = setting(
+        "journal",
+        'How each accepted message is recorded before the next leaves its connection: "journal" '
+        '(an append-only file in journal_dir, read back after a crash) or "commit" (one '
+        "database commit per message).",
+    )
+    journal_dir: Path = setting(
+        Path("journal"), "Folder of the send journal (keep it on this machine's disk)."
     )
 
 
@@ -645,6 +671,13 @@ def _validate(settings: Settings, where: str) -> None:
         raise ConfigError(
             f"{where} [delivery]: connections and max_attempts must be at least 1, "
             "rate_per_second 0 (unlimited) or more"
+        )
+    if delivery.record not in ("journal", "commit"):
+        raise ConfigError(f'{where} [delivery] record: expected "journal" or "commit"')
+    if not 0 < delivery.max_failure_rate <= 1 or delivery.failure_window < 1:
+        raise ConfigError(
+            f"{where} [delivery]: max_failure_rate must be above 0 and at most 1, "
+            "failure_window at least 1"
         )
     if bool(delivery.dkim_selector) != bool(delivery.dkim_key_file):
         raise ConfigError(

@@ -1,41 +1,93 @@
 """CSV import and export of the subscriber list, and the JSON export.
 
-The import format (what `digest subscribers import FILE.csv` reads):
+The import format (what `digest subscribers import FILE.csv --confirmed` reads):
 
 - a header row is required; its columns are `email,name,language,topics,cadence` in any
-  order and any case. Only `email` is required; an empty language means the default one,
-  an empty cadence means weekly. Other columns are ignored and listed in the report, except
-  `status` (written by `export_csv`): rows whose status is not "confirmed" are refused.
-- topics are separated by `;` or `|` inside their cell (`governance;housing`), since the
-  comma separates cells; a value containing a comma must be quoted, as CSV does.
-- UTF-8, with or without a byte-order mark; LF or CRLF line ends; blank lines are skipped.
+  order and any case, plus what keeps the consent record: `consent_at` (when they opted
+  in), `confirmed_at`, `consent_ip`, `consent_source` (free text: where they signed up).
+  Only `email` is required; an empty language means the default one, an empty cadence
+  means weekly. Other columns are ignored and listed in the report.
+- the exports of other tools are read as they come (`ALIASES`): Mailchimp ("Email
+  Address", "First Name", "Last Name", OPTIN_TIME, OPTIN_IP, CONFIRM_TIME, CONFIRM_IP;
+  its unsubscribed and cleaned exports by their UNSUB_TIME and CLEAN_TIME columns) and
+  listmonk (email, name, status, created_at). A `status` column decides per row:
+  confirmed/subscribed/enabled rows are imported; unsubscribed, cleaned, bounced,
+  blocklisted and complained ones are not imported but their addresses are suppressed, so
+  no later add brings them back; pending/unconfirmed/disabled ones are refused (nobody
+  knows they agreed).
+- cells are separated by commas, or by semicolons as Excel writes CSV in Belgian, Dutch
+  and French locales (the header line decides); topics inside a cell by `;` or `|`.
+- UTF-8 (with or without a byte-order mark), or Windows-1252 as Excel saves "CSV" on
+  Windows (the caller decodes: `decode`); LF or CRLF; blank lines are skipped. Times are
+  ISO 8601 or day/month/year as Excel writes them in those locales; without a zone, UTC.
 
 Imported rows are confirmed at once, with consent source "import": an import is the
 operator's existing list, whose consent they collected and vouch for (`consent_version`
-records which text). No confirmation mail goes out. Each bad row is reported with its line
-number and reason, and every other row is imported; the caller commits.
+records which text, `consent_at`/`consent_ip` what the old list knew). No confirmation
+mail goes out. Each bad row is reported with its line number and reason, and every other
+row is imported; the caller commits.
 """
 
 from __future__ import annotations
 
 import csv
+import ipaddress
 import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TextIO
 
 from sqlalchemy.orm import Session
 
-from subscribers import registry
+from subscribers import registry, suppression
 from subscribers.addresses import normalize
 from subscribers.errors import CsvFormatError, InvalidField, SubscriberError
-from subscribers.model import ConsentSource, SubscriberStatus
+from subscribers.model import ConsentSource, SuppressionReason
 from subscribers.preferences import check_language
 
 COLUMNS = ("email", "name", "language", "topics", "cadence")
+CONSENT_COLUMNS = ("consent_at", "confirmed_at", "consent_ip", "consent_source")
 EXPORT_COLUMNS = (*COLUMNS, "status")
+KNOWN_COLUMNS = (*EXPORT_COLUMNS, *CONSENT_COLUMNS, "first_name", "last_name", "left_at")
+ALIASES = {
+    # Mailchimp
+    "email address": "email",
+    "first name": "first_name",
+    "last name": "last_name",
+    "optin_time": "consent_at",
+    "optin_ip": "consent_ip",
+    "confirm_time": "confirmed_at",
+    "confirm_ip": "consent_ip_confirmed",
+    "unsub_time": "left_at",
+    "clean_time": "cleaned_at",
+    # listmonk
+    "created_at": "consent_at",
+    # common spellings
+    "e-mail": "email",
+    "e-mail address": "email",
+    "mail": "email",
+    "e-mailadres": "email",
+    "adresse e-mail": "email",
+    "naam": "name",
+    "nom": "name",
+    "source": "consent_source",
+    "signup_source": "consent_source",
+    "ip": "consent_ip",
+    "ip_address": "consent_ip",
+    "opt_in_time": "consent_at",
+    "subscribed_at": "consent_at",
+}
+_IMPORTED = {"", "confirmed", "subscribed", "enabled", "active"}
+_SUPPRESSED = {
+    "unsubscribed": SuppressionReason.UNSUBSCRIBED,
+    "blocklisted": SuppressionReason.UNSUBSCRIBED,
+    "blacklisted": SuppressionReason.UNSUBSCRIBED,
+    "cleaned": SuppressionReason.BOUNCED,
+    "bounced": SuppressionReason.BOUNCED,
+    "complained": SuppressionReason.COMPLAINED,
+}
 _TOPIC_SEPARATORS = re.compile(r"[;|]")
 # Spreadsheets run a cell starting with these as a formula; export prefixes them with "'".
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -78,8 +130,67 @@ def _restore(cell: str) -> str:
     return cell[1:] if cell.startswith("'") and cell[1:].startswith(_FORMULA_START) else cell
 
 
+def decode(data: bytes) -> tuple[str, str]:
+    """Return (text, encoding) of a CSV file: UTF-8 (a byte-order mark is dropped), else
+    Windows-1252 as Excel saves "CSV" on Windows. Raises UnicodeDecodeError for neither."""
+    try:
+        return data.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError:
+        text = data.decode("cp1252")  # raises for the 5 bytes cp1252 leaves undefined
+        return text, "windows-1252"
+
+
+def delimiter_of(first_line: str) -> str:
+    """Return the cell separator the header line uses: "," or ";" (or a tab)."""
+    counts = {sep: first_line.count(sep) for sep in (",", ";", "\t")}
+    best = max(counts, key=lambda sep: counts[sep])
+    return best if counts[best] else ","
+
+
+def _column(name: str) -> str:
+    """Return our name of a header cell ("Email Address" → "email", "OPTIN_TIME" →
+    "consent_at")."""
+    key = " ".join(name.strip().lstrip("\ufeff").strip().lower().split())
+    if key in ALIASES:
+        return ALIASES[key]
+    key = key.replace(" ", "_")
+    return ALIASES.get(key, key)
+
+
+_DATE_FORMATS = (
+    "%Y-%m-%d %H:%M:%S.%f%z", "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z",
+    "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M", "%Y-%m-%d", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y",
+    "%d-%m-%Y %H:%M:%S", "%d-%m-%Y %H:%M", "%d-%m-%Y", "%d.%m.%Y %H:%M", "%d.%m.%Y",
+)  # fmt: skip
+
+
+def parse_time(value: str) -> datetime | None:
+    """Return an imported time as aware UTC (no zone given: UTC); None for an empty cell.
+    Raises InvalidField for a value that is not a time."""
+    text = value.strip()
+    if not text:
+        return None
+    text = text.replace("Z", "+00:00") if text.endswith("Z") else text
+    try:
+        found = datetime.fromisoformat(text)
+    except ValueError:
+        found = None
+        for pattern in _DATE_FORMATS:
+            try:
+                found = datetime.strptime(text, pattern)
+                break
+            except ValueError:
+                continue
+    if found is None:
+        raise InvalidField(
+            "time", f"{value!r} is not a time (use ISO 8601, e.g. 2024-03-01 09:30:00)"
+        )
+    return found.replace(tzinfo=UTC) if found.tzinfo is None else found.astimezone(UTC)
+
+
 def _read_header(cells: list[str]) -> dict[str, int]:
-    names = [cell.strip().lstrip("\ufeff").strip().lower() for cell in cells]
+    names = [_column(cell) for cell in cells]
     if "email" not in names:
         looks_like_data = any("@" in name for name in names)
         raise CsvFormatError(
@@ -115,7 +226,9 @@ def import_csv(
         raise ValueError("the publication has no languages; set [publication] languages")
     default = check_language(default_language or languages[0], languages)
     report = ImportReport()
-    reader = csv.reader(stream)
+    first = stream.readline()
+    stream.seek(0)
+    reader = csv.reader(stream, delimiter=delimiter_of(first))
     header: dict[str, int] | None = None
     seen: dict[str, int] = {}
     next_line = 1
@@ -126,7 +239,7 @@ def import_csv(
             continue
         if header is None:
             header = _read_header(cells)
-            report.ignored_columns = [name for name in header if name not in EXPORT_COLUMNS]
+            report.ignored_columns = [name for name in header if name not in KNOWN_COLUMNS]
             continue
         rejected = _import_row(
             session,
@@ -179,18 +292,31 @@ def _import_row(
             "quote values that contain a comma",
         )
     status = cell("status").lower()
-    if status and status != SubscriberStatus.CONFIRMED:
+    if cell("left_at"):
+        status = "unsubscribed"  # a Mailchimp export of people who unsubscribed
+    elif cell("cleaned_at"):
+        status = "cleaned"
+    if status in _SUPPRESSED:
+        return _suppress_row(session, line, email, status, now, suppression_key)
+    if status not in _IMPORTED:
         return RejectedRow(
-            line, email, f"{email} has status {status!r}; only confirmed subscribers are imported"
+            line,
+            email,
+            f"{email} has status {status!r}; only confirmed subscribers are imported",
         )
     try:
         address = normalize(email)
         if address in seen:
             return RejectedRow(line, email, f"{address} is a duplicate of line {seen[address]}")
+        consent_at = parse_time(cell("consent_at"))
+        confirmed_at = parse_time(cell("confirmed_at"))
+        name = cell("name") or " ".join(
+            part for part in (cell("first_name"), cell("last_name")) if part
+        )
         registry.add(
             session,
             address,
-            name=cell("name"),
+            name=name,
             language=cell("language") or default,
             topics=_TOPIC_SEPARATORS.split(cell("topics")),
             cadence=cell("cadence") or "weekly",
@@ -200,6 +326,10 @@ def _import_row(
             now=now,
             languages=languages,
             suppression_key=suppression_key,
+            consent_ip=_ip(cell("consent_ip") or cell("consent_ip_confirmed")),
+            consent_at=consent_at or confirmed_at,
+            confirmed_at=confirmed_at,
+            consent_origin=cell("consent_source")[:200] or None,
         )
     except InvalidField as exc:
         return RejectedRow(line, email, f"{email}: {exc}")
@@ -207,6 +337,32 @@ def _import_row(
         return RejectedRow(line, email, str(exc))
     seen[address] = line
     return None
+
+
+def _ip(value: str) -> str | None:
+    """Return an imported opt-in IP address as given, or None when it is not one."""
+    try:
+        return str(ipaddress.ip_address(value.strip())) if value.strip() else None
+    except ValueError:
+        return None
+
+
+def _suppress_row(
+    session: Session, line: int, email: str, status: str, now: datetime, key: bytes
+) -> RejectedRow:
+    """Suppress the address of a row that left the old list; report it as not imported."""
+    try:
+        address = normalize(email)
+    except SubscriberError as exc:
+        return RejectedRow(line, email, str(exc))
+    if registry.by_email(session, address) is None:
+        suppression.suppress(session, address, key=key, reason=_SUPPRESSED[status], now=now)
+    return RejectedRow(
+        line,
+        email,
+        f"{address} is {status} in the file: not imported, and suppressed so that no later "
+        "add or import brings it back",
+    )
 
 
 def export_csv(session: Session, stream: TextIO) -> int:

@@ -137,6 +137,9 @@ class Subscriber(Base):
     )
     paused: Mapped[bool] = mapped_column(default=False)
     """Chosen on the preferences page: stays subscribed, receives nothing for now."""
+    resubscribing: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    """Signed up again after leaving: pending, still suppressed until their own
+    confirmation click lifts it (`registry.resubscribe`)."""
 
     created_at: Mapped[datetime]
     confirmed_at: Mapped[datetime | None]
@@ -154,7 +157,9 @@ class Subscriber(Base):
     consent_version: Mapped[str] = mapped_column(sa.Text)
     """Which consent text they were shown, as the operator names its versions."""
     consent_ip: Mapped[str | None] = mapped_column(sa.String(45))
-    """Only when the operator turns IP recording on; off by default."""
+    """Only when the operator turns IP recording on (or an imported list had it)."""
+    consent_origin: Mapped[str | None] = mapped_column(sa.String(200))
+    """Where an imported list says they signed up (its "source" column), as given."""
 
     def __repr__(self) -> str:
         # No address: reprs end up in logs.
@@ -171,3 +176,21 @@ class Suppression(Base):
     """HMAC-SHA256 hex of the normalized address (see `suppression.address_hash`)."""
     reason: Mapped[SuppressionReason] = mapped_column(_enum(SuppressionReason))
     created_at: Mapped[datetime]
+
+
+class SuppressionLift(Base):
+    """A suppression that was lifted: who, when and why, kept after the suppression row is
+    gone (the undo of an unsubscribe, a bounce or an erasure leaves a trace)."""
+
+    __tablename__ = "suppression_lifts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    address_hash: Mapped[str] = mapped_column(sa.String(64), index=True)
+    """The same keyed hash as the suppression had: the address itself is not kept here."""
+    reason: Mapped[SuppressionReason] = mapped_column(_enum(SuppressionReason))
+    """Why the address had been suppressed."""
+    suppressed_at: Mapped[datetime]
+    lifted_at: Mapped[datetime]
+    lifted_by: Mapped[str] = mapped_column(sa.String(200))
+    """The operator's name, or "subscriber" when their own confirmation click lifted it."""
+    why: Mapped[str] = mapped_column(sa.Text)

@@ -17,12 +17,13 @@ from sqlalchemy.orm import Session
 
 from subscribers import suppression
 from subscribers.addresses import normalize
-from subscribers.errors import Duplicate, Suppressed
+from subscribers.errors import Duplicate, SubscriberError, Suppressed
 from subscribers.model import (
     Cadence,
     ConsentSource,
     Subscriber,
     SubscriberStatus,
+    SuppressionLift,
     SuppressionReason,
 )
 from subscribers.preferences import check_language, clean_name, clean_topics
@@ -47,8 +48,14 @@ def add(
     now: datetime,
     languages: Sequence[str],
     suppression_key: bytes,
+    consent_at: datetime | None = None,
+    confirmed_at: datetime | None = None,
+    consent_origin: str | None = None,
 ) -> Subscriber:
     """Add a subscriber, pending unless `confirmed`; the default language is `languages[0]`.
+
+    `consent_at`, `confirmed_at` and `consent_origin` keep what an imported list knew of
+    their consent (default: now, and no origin).
 
     Raises `InvalidAddress`, `InvalidField` (language, cadence, name), `Suppressed` when the
     address unsubscribed, was erased, bounced or complained, and `Duplicate` when it is
@@ -79,13 +86,14 @@ def add(
         status=status,
         paused=False,
         created_at=now,
-        confirmed_at=now if confirmed else None,
+        confirmed_at=(confirmed_at or now) if confirmed else None,
         status_changed_at=now,
         bounce_count=0,
-        consent_at=now,
+        consent_at=consent_at or now,
         consent_source=source,
         consent_version=consent_version,
         consent_ip=consent_ip,
+        consent_origin=consent_origin,
     )
     session.add(subscriber)
     session.flush()
@@ -120,17 +128,99 @@ def _set_status(subscriber: Subscriber, status: SubscriberStatus, now: datetime)
     subscriber.status_changed_at = now
 
 
-def confirm(session: Session, subscriber: Subscriber, *, now: datetime) -> bool:
+def confirm(
+    session: Session,
+    subscriber: Subscriber,
+    *,
+    now: datetime,
+    suppression_key: bytes | None = None,
+) -> bool:
     """Confirm a pending subscriber; return False (and change nothing) for any other status.
 
-    An old confirmation link used after unsubscribing must not subscribe anyone again.
+    An old confirmation link used after unsubscribing must not subscribe anyone again. With
+    `suppression_key`, a person who had left and signed up again has their own suppression
+    lifted by this click (and only by it: see `resubscribe`), recorded as theirs.
     """
     if subscriber.status is not SubscriberStatus.PENDING:
         return False
+    if subscriber.resubscribing:
+        if suppression_key is None:
+            raise ValueError("confirming a re-subscription lifts a suppression: pass its key")
+        suppression.lift(
+            session,
+            subscriber.email,
+            key=suppression_key,
+            by="subscriber",
+            why="signed up again through the form and confirmed with the link mailed to them",
+            now=now,
+        )
+        subscriber.resubscribing = False
     _set_status(subscriber, SubscriberStatus.CONFIRMED, now)
     subscriber.confirmed_at = now
     session.flush()
     return True
+
+
+RESUBSCRIBABLE = (
+    SuppressionReason.UNSUBSCRIBED,
+    SuppressionReason.ERASED,
+    SuppressionReason.BOUNCED,
+)
+"""Suppressions a person may end by signing up again and confirming (not complaints:
+the operator decides those with `unsuppress`)."""
+
+
+def resubscribe(
+    session: Session,
+    email: str,
+    *,
+    name: str = "",
+    language: str | None = None,
+    topics: Iterable[str] = (),
+    cadence: Cadence | str = Cadence.WEEKLY,
+    source: ConsentSource,
+    consent_version: str,
+    consent_ip: str | None = None,
+    now: datetime,
+    languages: Sequence[str],
+    suppression_key: bytes,
+) -> Subscriber:
+    """Let a person who unsubscribed, was erased or bounced sign up again: they become
+    pending, with a new consent record, and receive nothing but the confirmation mail; the
+    suppression stays until they confirm (`confirm` with the key lifts it).
+
+    Raises `Suppressed` for complaints, and what `add` raises otherwise.
+    """
+    address = normalize(email)
+    found = suppression.find(session, address, key=suppression_key)
+    if found is None or found.reason not in RESUBSCRIBABLE:
+        return add(
+            session, email, name=name, language=language, topics=topics, cadence=cadence,
+            source=source, consent_version=consent_version, consent_ip=consent_ip, now=now,
+            languages=languages, suppression_key=suppression_key,
+        )  # fmt: skip
+    chosen = check_language(language if language is not None else languages[0], languages)
+    chosen_cadence = Cadence.parse(cadence)
+    existing = by_email(session, address)
+    if existing is not None and existing.status in _ON_LIST:
+        raise Duplicate(f"{address} is already subscribed")
+    subscriber = existing or Subscriber(email=address, created_at=now, bounce_count=0, paused=False)
+    subscriber.name = clean_name(name)
+    subscriber.language = chosen
+    subscriber.topics = clean_topics(topics)
+    subscriber.cadence = chosen_cadence
+    subscriber.confirmed_at = None
+    subscriber.consent_at = now
+    subscriber.consent_source = source
+    subscriber.consent_version = consent_version
+    subscriber.consent_ip = consent_ip
+    subscriber.resubscribing = True
+    subscriber.bounce_count = 0
+    _set_status(subscriber, SubscriberStatus.PENDING, now)
+    if existing is None:
+        session.add(subscriber)
+    session.flush()
+    return subscriber
 
 
 def request_confirmation(
@@ -226,9 +316,15 @@ def remove(session: Session, subscriber: Subscriber) -> None:
 
 
 def purge_pending(session: Session, *, older_than: timedelta, now: datetime) -> int:
-    """Delete subscribers still unconfirmed after `older_than`; return how many."""
+    """Delete subscribers still unconfirmed `older_than` after their last confirmation
+    mail; never those who were never mailed one. Return how many."""
+    # Only people who were asked: a pending subscriber never sent a confirmation mail (an
+    # old import, a mail that failed) is the operator's to look at, never silently deleted.
     stale = sa.and_(
-        Subscriber.status == SubscriberStatus.PENDING, Subscriber.created_at < now - older_than
+        Subscriber.status == SubscriberStatus.PENDING,
+        Subscriber.last_confirmation_sent_at.is_not(None),
+        Subscriber.created_at < now - older_than,
+        Subscriber.last_confirmation_sent_at < now - older_than,
     )
     count = session.scalar(sa.select(sa.func.count()).select_from(Subscriber).where(stale)) or 0
     session.execute(sa.delete(Subscriber).where(stale))
@@ -263,6 +359,7 @@ def export(subscriber: Subscriber) -> dict[str, Any]:
             "source": subscriber.consent_source.value,
             "version": subscriber.consent_version,
             "ip": subscriber.consent_ip,
+            "origin": subscriber.consent_origin,
         },
     }
 
@@ -309,3 +406,28 @@ def iter_recipients(
         for subscriber in result:
             if wanted is None or not subscriber.topics or wanted.intersection(subscriber.topics):
                 yield subscriber
+
+
+def unsuppress(
+    session: Session, email: str, *, suppression_key: bytes, by: str, why: str, now: datetime
+) -> tuple[SuppressionLift, Subscriber | None]:
+    """Lift the suppression of `email` (an operator's undo), keeping who/when/why.
+
+    A subscriber still on record who was marked bounced is confirmed again (the bounce was
+    the mistake being undone); one who unsubscribed or complained keeps that status (they
+    left by their own act) and may now sign up again. Raises `SubscriberError` when the
+    address is not suppressed.
+    """
+    address = normalize(email)
+    lifted = suppression.lift(session, address, key=suppression_key, by=by, why=why, now=now)
+    if lifted is None:
+        raise SubscriberError(f"{address} is not suppressed; nothing to lift")
+    subscriber = by_email(session, address)
+    if subscriber is not None and subscriber.status is SubscriberStatus.BOUNCED:
+        _set_status(subscriber, SubscriberStatus.CONFIRMED, now)
+        subscriber.bounce_count = 0
+        subscriber.bounced_at = None
+    if subscriber is not None:
+        subscriber.resubscribing = False
+    session.flush()
+    return lifted, subscriber

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from subscribers.addresses import normalize
-from subscribers.model import Suppression, SuppressionReason
+from subscribers.model import Suppression, SuppressionLift, SuppressionReason
 
 
 def address_hash(address: str, key: bytes) -> str:
@@ -49,3 +49,37 @@ def suppress(
     session.add(row)
     session.flush()
     return row
+
+
+def lift(
+    session: Session, address: str, *, key: bytes, by: str, why: str, now: datetime
+) -> SuppressionLift | None:
+    """Lift the suppression of `address`, keeping who/when/why; None when it had none."""
+    found = find(session, address, key=key)
+    if found is None:
+        return None
+    if not by.strip() or not why.strip():
+        raise ValueError("lifting a suppression needs who does it and why")
+    lifted = SuppressionLift(
+        address_hash=found.address_hash,
+        reason=found.reason,
+        suppressed_at=found.created_at,
+        lifted_at=now,
+        lifted_by=by.strip()[:200],
+        why=why.strip(),
+    )
+    session.add(lifted)
+    session.delete(found)
+    session.flush()
+    return lifted
+
+
+def history(session: Session, address: str, *, key: bytes) -> list[SuppressionLift]:
+    """Return the lifted suppressions of `address`, oldest first."""
+    return list(
+        session.scalars(
+            sa.select(SuppressionLift)
+            .where(SuppressionLift.address_hash == address_hash(address, key))
+            .order_by(SuppressionLift.id)
+        )
+    )

@@ -10,8 +10,12 @@ failures each test injects.
     server.drop_on_data()                    # close the connection at the next DATA command
     server.drop_on_data(after_payload=True)  # ... after reading the payload, before answering
     server.disconnect_all()                  # close every open connection (an idle timeout)
+    server.greet_with("554 5.7.1 no service")  # new connections get this instead of 220
+    server.hold_dot_replies()                # keep each message, answer its dot only after
+    server.release_dot_replies()             # ... this (a relay slower than the client's timeout)
     server.sender_options()                  # SmtpOptions that reach this server
 
+`SmtpServer(smtputf8=False)` does not offer SMTPUTF8 (internationalized addresses).
 `SmtpServer(starttls=True, users={"digest": "s3cret"})` offers STARTTLS with a self-signed
 certificate made at test time (`server.client_context()` trusts it) and AUTH PLAIN/LOGIN
 after it; `implicit_tls=True` speaks TLS from the first byte (SMTPS). Messages are
@@ -130,6 +134,7 @@ class SmtpServer:
         implicit_tls: bool = False,
         users: Mapping[str, str] | None = None,
         auth_required: bool = False,
+        smtputf8: bool = True,
     ) -> None:
         self.host = HOST
         self.port = 0
@@ -137,13 +142,18 @@ class SmtpServer:
         self.implicit_tls = implicit_tls
         self.users = dict(users or {})
         self.auth_required = auth_required
+        self.smtputf8 = smtputf8
         self._lock = threading.Lock()
         self._messages: list[Received] = []
+        self._recipients: list[str] = []
         self._rules: list[_Rule] = []
         self._drops: list[bool] = []  # one per pending drop: True means after the payload
         self._sessions = 0
         self._open: set[_Connection] = set()
         self._controller: _Controller | None = None
+        self._held = threading.Event()
+        self._released = threading.Event()
+        self.greeting: str | None = None
 
     def __enter__(self) -> SmtpServer:
         self.start()
@@ -186,6 +196,12 @@ class SmtpServer:
             return list(self._messages)
 
     @property
+    def recipients_tried(self) -> list[str]:
+        """Every RCPT TO address clients gave so far, accepted or not, in order."""
+        with self._lock:
+            return list(self._recipients)
+
+    @property
     def connections(self) -> int:
         """How many sessions clients opened so far (connections that said EHLO or HELO)."""
         with self._lock:
@@ -207,6 +223,23 @@ class SmtpServer:
         with `after_payload`, after reading the payload, without answering or keeping it."""
         with self._lock:
             self._drops.extend([after_payload] * times)
+
+    def greet_with(self, reply: str | None) -> None:
+        """Greet new connections with `reply` (e.g. "554 5.7.1 no service") and close them;
+        None: greet normally again. Call it after the server started."""
+        self.greeting = reply
+
+    def hold_dot_replies(self) -> None:
+        """From now on, keep each message but answer its final dot only once
+        `release_dot_replies()` is called (or after 60 s): a client with a shorter timeout
+        sees no reply, although the message arrived."""
+        self._released.clear()
+        self._held.set()
+
+    def release_dot_replies(self) -> None:
+        """Answer the held dots (late: their clients have usually gone) and hold no more."""
+        self._held.clear()
+        self._released.set()
 
     def disconnect_all(self) -> None:
         """Close every open connection from the server side, as an idle timeout would."""
@@ -304,6 +337,8 @@ class _Handler:
         address: str,
         rcpt_options: list[str],
     ) -> str:
+        with self.owner._lock:
+            self.owner._recipients.append(address)
         reply = self.owner._rule("RCPT", (address,))
         if reply is not None:
             return reply
@@ -331,6 +366,9 @@ class _Handler:
                 tls=self.owner.implicit_tls or session.ssl is not None,
             )
         )
+        if self.owner._held.is_set():
+            released = self.owner._released
+            await asyncio.get_running_loop().run_in_executor(None, released.wait, 60)
         return f"250 2.0.0 OK queued as {len(self.owner.messages)}"
 
     def authenticate(
@@ -359,6 +397,14 @@ class _Connection(SMTP):
 
     def _create_session(self) -> Session:
         return _QuietSession(self.loop)
+
+    async def _handle_client(self) -> None:
+        if self.owner.greeting is not None:
+            await self.push(self.owner.greeting)
+            assert self.transport is not None
+            self.transport.close()
+            return
+        await super()._handle_client()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self._original_transport is None:  # not the same connection after STARTTLS
@@ -406,6 +452,7 @@ class _Controller(Controller):
             "authenticator": self.the_handler.authenticate,
             # AUTH only inside TLS when there is TLS, as real servers do.
             "auth_require_tls": owner.starttls,
+            "enable_SMTPUTF8": owner.smtputf8,
         }
         if owner.implicit_tls:
             kwargs["ssl_context"] = tls

@@ -59,6 +59,11 @@ class Progress:
 @click.option("--dry-run", is_flag=True, help="Count recipients per variant; one sample each.")
 @click.option("--test-to", metavar="ADDRESS", help="Send one copy marked [TEST]; no ledger.")
 @click.option("--language", "-l", default=None, help="Language of the --test-to copy.")
+@click.option(
+    "--accept-bounces",
+    is_flag=True,
+    help="The refusals that tripped the circuit breaker are real: count them as bounces.",
+)
 @as_of_option
 @pass_context
 def send(
@@ -67,6 +72,7 @@ def send(
     dry_run: bool,
     test_to: str | None,
     language: str | None,
+    accept_bounces: bool,
     as_of: str | None,
 ) -> None:
     """Deliver an approved ISSUE (default: the one being sent, else the latest approved).
@@ -99,7 +105,13 @@ def send(
     progress = Progress()
     try:
         report = sending.send(
-            settings, factory, number=issue, now=now, progress=progress, stop=stop
+            settings,
+            factory,
+            number=issue,
+            now=now,
+            progress=progress,
+            stop=stop,
+            breaker=not accept_bounces,
         )
     finally:
         progress.end()
@@ -142,11 +154,26 @@ def print_send_report(report: sending.SendReport) -> None:
             f"  this run: {report.attempted} messages in {report.seconds:.1f} s "
             f"({report.rate:,.0f}/s); {len(report.render_seconds)} variants rendered once each"
         )
+    if report.recovered:
+        click.echo(
+            f"  {report.recovered} answers an earlier run got before it stopped were read "
+            "back from its journal: not sent again"
+        )
     if report.resent_after_crash:
         click.echo(
-            f"  {report.resent_after_crash} messages were in flight when an earlier run "
-            "stopped: sent again (they may arrive twice)"
+            f"  {report.resent_after_crash} messages were claimed but unrecorded when an "
+            f"earlier run stopped: sent now; at most {report.may_arrive_twice} of them may "
+            "arrive twice (those that were on the wire, one per connection)"
         )
+    if report.unknown_total:
+        click.echo(
+            f"  {report.unknown_total} messages got no reply to their final dot (outcome "
+            f"unknown; {report.unknown} in this run): each is tried once more later with the "
+            "same Message-ID, never again in the same run"
+        )
+    unknown = counts.get(DeliveryState.UNKNOWN, 0)
+    if unknown:
+        click.echo(f"  {unknown} still unknown after their one retry: not tried again")
     for name, count in sorted(report.variants.items()):
         click.echo(f"  {name:<24} {count:>8}")
     if report.paused:
@@ -174,7 +201,9 @@ def bounces_process(ctx: Context, paths: tuple[Path, ...]) -> None:
         click.echo(line)
     click.echo(
         f"{report.messages} messages: {report.bounces} bounces, {report.delays} delays, "
-        f"{report.complaints} complaints, {report.unmatched} not ours, {report.errors} unreadable"
+        f"{report.complaints} complaints, {report.about_us} refusals about us (not bounces), "
+        f"{report.unmatched} gone, "
+        f"{report.unverified} not signed by us (ignored), {report.errors} unreadable"
     )
     if report.errors:
         sys.exit(1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ STATUSES = [status.value for status in SubscriberStatus]
 
 @click.group(name="subscribers")
 def subscribers_group() -> None:
-    """Manage the subscriber list: add, import, export, list, remove."""
+    """Manage the subscriber list: add, import, export, list, remove, unsuppress."""
 
 
 @subscribers_group.command(name="add")
@@ -86,17 +87,20 @@ def subscribers_add(
 @click.option(
     "--confirmed",
     is_flag=True,
-    help="They gave consent elsewhere: import them confirmed (they get the next issue).",
+    help="Required: they gave consent elsewhere; import them confirmed (next issue).",
 )
 @pass_context
 def subscribers_import(ctx: Context, file: Path, confirmed: bool) -> None:
     """Import subscribers from FILE, a CSV with a header row naming its columns:
-    email,name,language,topics,cadence (only email is required; topics are separated by
-    ";" inside their cell).
+    email,name,language,topics,cadence and optionally consent_at, confirmed_at, consent_ip,
+    consent_source (only email is required; topics are separated by ";" or "|" inside
+    their cell). Exports of Mailchimp and listmonk are read as they are, comma- or
+    semicolon-separated, UTF-8 or Windows-1252.
 
-    Bad rows are reported with their line number and the rest is imported; the exit
-    status is then 1. Without --confirmed the imported subscribers stay pending and
-    receive nothing (no confirmation mail is sent to them yet).
+    Needs --confirmed: you vouch that they agreed (without it the file is refused). Rows
+    the file marks as unsubscribed, cleaned or blocklisted are not imported and their
+    addresses are suppressed. Bad rows are reported with their line number and the rest is
+    imported; the exit status is then 1.
     """
     report = people.import_subscribers(ctx.settings, ctx.factory, file, confirmed=confirmed)
     click.echo(f"imported {report.imported}, skipped {len(report.rejected)}")
@@ -105,13 +109,6 @@ def subscribers_import(ctx: Context, file: Path, confirmed: bool) -> None:
     if report.ignored_columns:
         known = ",".join(COLUMNS)
         click.echo(f"ignored columns: {', '.join(report.ignored_columns)} (known: {known})")
-    if report.imported and not confirmed:
-        click.echo(
-            "the imported subscribers are pending and receive nothing: no confirmation mail "
-            "was sent (a bulk double opt-in mailing is not available yet). Import with "
-            "--confirmed if they gave consent elsewhere, or send one with "
-            "`digest subscribers add EMAIL`"
-        )
     if report.rejected:
         sys.exit(1)
 
@@ -222,3 +219,30 @@ def subscribers_remove(ctx: Context, email: str, how: str | None) -> None:
             f"erased {removed.email}; only a keyed hash of the address remains, so it is "
             "never re-added"
         )
+
+
+@subscribers_group.command(name="unsuppress")
+@click.argument("email")
+@click.option("--reason", "why", required=True, help="Why it is lifted (kept with who and when).")
+@click.option(
+    "--by",
+    default=None,
+    help="Who lifts it (default: the user running the command).",
+)
+@pass_context
+def subscribers_unsuppress(ctx: Context, email: str, why: str, by: str | None) -> None:
+    """Lift the suppression of EMAIL: undo a wrong bounce, complaint, unsubscribe or erasure.
+
+    Who, when and why are kept. A subscriber marked bounced is confirmed again; one who
+    unsubscribed or complained keeps that status and may now sign up or be added again.
+    """
+    who = by or getpass.getuser()
+    done = people.unsuppress(ctx.settings, ctx.factory, email, why=why, by=who)
+    what = {
+        "confirmed": "they are confirmed again and get the next issue",
+        None: "no record was kept (erased): they may sign up or be added again",
+    }.get(done.status, f"they stay {done.status} and may sign up or be added again")
+    click.echo(
+        f"lifted the suppression of {done.email} ({done.reason} on "
+        f"{done.suppressed_at:%Y-%m-%d}); {what}. Kept: by {who}, now, because {why!r}"
+    )

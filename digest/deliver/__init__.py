@@ -17,6 +17,10 @@ import enum
 from dataclasses import dataclass
 from typing import Protocol
 
+from digest.deliver.replies import Stage, Verdict, classify
+
+__all__ = ["Outcome", "SendResult", "Sender", "Stage", "Verdict"]
+
 
 class Outcome(enum.StrEnum):
     """What became of one message at the transport."""
@@ -26,7 +30,11 @@ class Outcome(enum.StrEnum):
     TEMPORARY = "temporary"
     """Refused for now (SMTP 4xx, connection trouble): retry with backoff."""
     PERMANENT = "permanent"
-    """Refused for good (SMTP 5xx): do not retry; counts toward suppression."""
+    """Refused for good (SMTP 5xx): do not retry; `SendResult.verdict` says whether it is
+    about the recipient (a bounce) or about us (pause the issue)."""
+    UNKNOWN = "unknown"
+    """The payload was written but the reply to the final dot never came (a timeout or a
+    dropped connection): the server may have accepted it. Not resent at once."""
 
 
 @dataclass(frozen=True)
@@ -38,15 +46,28 @@ class SendResult:
     """The SMTP reply code (the outbox answers as a server would: 250 or 554)."""
     reply: str
     """The server's reply text, kept for the delivery record."""
+    stage: Stage = Stage.DOT
+    """Where in the dialogue the answer came (RCPT refusals are about the recipient)."""
 
     @classmethod
-    def from_reply(cls, code: int, reply: str) -> SendResult:
+    def from_reply(cls, code: int, reply: str, stage: Stage = Stage.DOT) -> SendResult:
         """Classify an SMTP reply: 2xx sent, 4xx temporary, anything else permanent."""
         if 200 <= code < 300:
-            return cls(Outcome.SENT, code, reply)
+            return cls(Outcome.SENT, code, reply, stage)
         if 400 <= code < 500:
-            return cls(Outcome.TEMPORARY, code, reply)
-        return cls(Outcome.PERMANENT, code, reply)
+            return cls(Outcome.TEMPORARY, code, reply, stage)
+        return cls(Outcome.PERMANENT, code, reply, stage)
+
+    @property
+    def verdict(self) -> Verdict:
+        """What the answer means for the delivery and the issue (`replies.classify`)."""
+        if self.outcome is Outcome.UNKNOWN:
+            return Verdict.UNKNOWN
+        if self.outcome is Outcome.TEMPORARY:
+            return Verdict.RETRY
+        if self.outcome is Outcome.SENT:
+            return Verdict.SENT
+        return classify(self.code, self.reply, self.stage)
 
     @property
     def ok(self) -> bool:

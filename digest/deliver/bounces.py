@@ -33,7 +33,7 @@ import html
 import quopri
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.headerregistry import HeaderRegistry
 from email.message import EmailMessage, Message
 from email.parser import BytesParser, HeaderParser
@@ -72,6 +72,7 @@ _ATEXT = r"A-Za-z0-9.!#$%&'*+/=?^_`{|}~-"
 # run without "@" (a base64 blob) is scanned once, not once per character.
 _ADDRESS = re.compile(rf"(?<![{_ATEXT}])[{_ATEXT}]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _MESSAGE_ID = re.compile(r"<([^<>\s]+)>")
+_REFERENCE = re.compile(r"\+([dc][0-9]{1,18}\.[0-9a-f]{16})[+@]", re.IGNORECASE)
 _CONTROLS = {code: " " for code in [*range(32), 127]}
 # Where a plain-text bounce starts quoting the returned message (qmail, Exim, sendmail, …):
 # text after it is our own newsletter, whose numbers and addresses must not be read.
@@ -131,6 +132,9 @@ class Report:
     """The Message-ID of our original message, without <>, when the report returned it."""
     source: str
     """The file or Maildir message the report came from, to name it to the operator."""
+    reference: str | None = None
+    """The signed reference ("d41.<tag>") our VERP address carried, when the report was
+    sent to it or returned it; checked by the caller (`references.verify`)."""
 
 
 def parse(data: bytes, source: str = "") -> list[Report]:
@@ -221,6 +225,33 @@ def _parse_file(path: Path, source: str) -> list[Report] | BounceError:
 
 
 def _reports(message: EmailMessage, name: str, source: str) -> list[Report]:
+    """Dispatch on the kind of report `message` is; each report gets the VERP reference."""
+    found = _dispatch(message, name, source)
+    if not found:
+        return found
+    reference = _reference(message)
+    return [replace(report, reference=reference) for report in found]
+
+
+def _reference(message: EmailMessage) -> str | None:
+    """Return the signed reference of our VERP address in the report: where it was sent,
+    the returned Return-Path, or a feedback report's Original-Mail-From."""
+    values = [str(v) for field in _VERP_FIELDS for v in message.get_all(field, [])]
+    original = _original(message)
+    if original is not None:
+        values += [str(v) for v in original.get_all("Return-Path", [])]
+    for part in message.walk():
+        if part.get_content_type() == "message/feedback-report":
+            for block in _field_blocks(part):
+                values.append(block.get("original-mail-from", ""))
+    for value in values:
+        found = _REFERENCE.search(_clean(value))
+        if found:
+            return found.group(1).lower()
+    return None
+
+
+def _dispatch(message: EmailMessage, name: str, source: str) -> list[Report]:
     """Dispatch on the kind of report `message` is."""
     verp = _verp(message)
     if message.get_content_type() == "multipart/report":

@@ -103,21 +103,36 @@ def marker_links(base_url: str, language: str, archive_url: str, length: int) ->
     )
 
 
-def verp_address(bounce_local: str, domain: str, recipient: str) -> str:
-    """Return the VERP envelope sender: ("bounces", "our.domain", "alice@example.net") →
-    "bounces+alice=example.net@our.domain", so a bounce names the subscriber."""
+def verp_address(bounce_local: str, domain: str, recipient: str, reference: str = "") -> str:
+    """Return the VERP envelope sender: ("bounces", "our.domain", "alice@example.net",
+    "d41.<tag>") → "bounces+d41.<tag>+alice=example.net@our.domain", so a bounce names the
+    message (signed, see `references`) and the subscriber. An address that cannot stand in
+    a local part (internationalized) is left out: the reference alone names them."""
     if "+" in bounce_local or "=" in bounce_local or not _ID_LEFT.fullmatch(bounce_local):
         raise ValueError(f"bounce local part {bounce_local!r} must be a dot-atom without + or =")
+    if reference and not _ID_LEFT.fullmatch(reference):
+        raise ValueError(f"VERP reference {reference!r} must be a dot-atom")
     local, at, recipient_domain = recipient.rpartition("@")
-    if not at or not _ADDRESS.fullmatch(recipient):
-        raise ValueError(f"cannot build a VERP address for {recipient!r}: not a plain address")
-    return f"{bounce_local}+{local}={recipient_domain}@{domain}"
+    tag = f"{reference}+" if reference else ""
+    if at and _ADDRESS.fullmatch(recipient):
+        return f"{bounce_local}+{tag}{local}={recipient_domain}@{domain}"
+    if at and _utf8_address(recipient):
+        # Internationalized: the envelope sender stays ASCII; the reference names them.
+        return f"{bounce_local}+{reference}@{domain}" if reference else f"{bounce_local}@{domain}"
+    raise ValueError(f"cannot build a VERP address for {recipient!r}: not a plain address")
+
+
+_VERP_REFERENCE = re.compile(r"[dc][0-9]+\.[0-9a-f]+\+")
 
 
 def parse_verp(address: str) -> str | None:
-    """Return the recipient a VERP address names, or None when it is not one of ours."""
+    """Return the recipient a VERP address names, or None when it is not one of ours (or
+    carries only a reference)."""
     local, at, _ = address.strip().strip("<>").rpartition("@")
     _, plus, tagged = local.partition("+")
+    reference = _VERP_REFERENCE.match(tagged)
+    if reference:
+        tagged = tagged[reference.end() :]
     # Recipient domains never hold "=", so the last one separates local part and domain.
     recipient_local, equals, recipient_domain = tagged.rpartition("=")
     if not (at and plus and equals and recipient_local and recipient_domain):
@@ -158,11 +173,15 @@ class Personal:
 
 
 def format_to(name: str, address: str) -> str:
-    """Return the To: value for one recipient, RFC 2047-encoded and folded when needed."""
-    if not _ADDRESS.fullmatch(address):
+    """Return the To: value for one recipient, RFC 2047-encoded and folded when needed.
+
+    An internationalized address ("änne@example.net") is written as UTF-8 (RFC 6532): such
+    a message can only travel over SMTPUTF8, which the transport checks. Its domain must
+    be in its ASCII (IDNA) form already, as `subscribers.addresses.normalize` stores it.
+    """
+    if not _ADDRESS.fullmatch(address) and not _utf8_address(address):
         raise ValueError(
-            f"cannot send to {address!r}: only plain ASCII addresses are supported "
-            "(an internationalized local part needs SMTPUTF8; store domains in punycode)"
+            f"cannot send to {address!r}: not a plain address with an ASCII (IDNA) domain"
         )
     name = " ".join(name.translate(_CONTROLS).split())[:128]
     if not name:
@@ -187,6 +206,24 @@ def format_to(name: str, address: str) -> str:
         else:
             line = f"{line} {word}" if line else word
     return "\r\n ".join([*lines, line])
+
+
+def _utf8_address(address: str) -> bool:
+    """Whether `address` is an internationalized address we can write (RFC 6532): a
+    non-ASCII local part without spaces, quotes, controls or brackets, and an IDNA domain."""
+    local, at, domain = address.rpartition("@")
+    return bool(
+        at
+        and local
+        and not local.isascii()
+        and not any(c.isspace() or c in '"<>()[]\\,;:@' or ord(c) < 32 for c in local)
+        and _ADDRESS.fullmatch(f"x@{domain}")
+    )
+
+
+def is_internationalized(address: str) -> bool:
+    """Whether sending to `address` needs SMTPUTF8 (a non-ASCII local part)."""
+    return not address.isascii()
 
 
 def _is_atom(word: str) -> bool:
@@ -420,9 +457,10 @@ class MessageTemplate:
             raise ValueError("headers must be whole CRLF-terminated header fields")
         return self._join(self._stuffed, personal, headers.replace(b"\n.", b"\n.."))
 
-    def envelope_from(self, recipient: str) -> str:
-        """Return the VERP envelope sender for `recipient` at the sender's domain."""
-        return verp_address(self.bounce_local, self.domain, recipient)
+    def envelope_from(self, recipient: str, reference: str = "") -> str:
+        """Return the VERP envelope sender for `recipient` at the sender's domain, carrying
+        the signed `reference` of the message (see `references`)."""
+        return verp_address(self.bounce_local, self.domain, recipient, reference)
 
     def _join(self, chunks: list[bytes], personal: Personal, headers: bytes) -> bytes:
         values = self._values(personal)
@@ -448,7 +486,8 @@ class MessageTemplate:
         if not _DATE.fullmatch(personal.date):
             raise ValueError(f"date {personal.date!r} is not an RFC 5322 date")
         return (
-            format_to(personal.to_name, personal.to_address).encode("ascii"),
+            # UTF-8 only for an internationalized address (RFC 6532, sent with SMTPUTF8).
+            format_to(personal.to_name, personal.to_address).encode("utf-8"),
             personal.date.encode("ascii"),
             personal.message_id.encode("ascii"),
             personal.unsubscribe_token.encode("ascii"),

@@ -101,6 +101,7 @@ def build_notice(
             f"\r\n--{boundary}\r\n{part.format('plain')}\r\n\r\n{text}\r\n",
             f"--{boundary}\r\n{part.format('html')}\r\n\r\n{html}\r\n--{boundary}--\r\n",
         ]
-    ).encode("ascii")
+        # UTF-8 only in the To: of an internationalized address (RFC 6532, SMTPUTF8).
+    ).encode("utf-8")
     signature = dkim.sign(message, date) if dkim is not None else b""
     return stuff(signature + message)

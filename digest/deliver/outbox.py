@@ -16,7 +16,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from digest.deliver import Outcome, Sender, SendResult
+from digest.deliver import Outcome, Sender, SendResult, Stage
 from digest.deliver.message import unstuff
 
 __all__ = ["OutboxSender", "SendResult", "Sender", "file_name", "message_id"]
@@ -59,7 +59,9 @@ class OutboxSender:
                 Outcome.PERMANENT, 554, "554 5.6.0 no Message-ID; the outbox names files after it"
             )
         if any(c in address for address in (envelope_from, recipient) for c in "\r\n<>"):
-            return SendResult(Outcome.PERMANENT, 501, "501 5.1.7 malformed envelope address")
+            return SendResult(
+                Outcome.PERMANENT, 501, "501 5.1.7 malformed envelope address", Stage.LOCAL
+            )
         trace = f"Return-Path: <{envelope_from}>\r\nDelivered-To: {recipient}\r\n"
         content = trace.encode("utf-8") + message
         path = self.folder / file_name(identifier)

@@ -16,9 +16,12 @@ Why threads: the work is socket I/O, during which Python releases the GIL, so a 
 threads each holding one connection keep a server busy; the bytes were built beforehand.
 
 What comes back: a `SendResult` per recipient (2xx sent, 4xx and connection trouble
-temporary, 5xx permanent). Only a server that cannot be used as configured (login
-refused, TLS handshake failed, STARTTLS missing) raises `DeliveryError`: retrying each
-recipient would not help, the operator has to change a setting.
+temporary, 5xx permanent, each with the stage it came at, which `replies.classify` needs),
+or *unknown* when the payload went out and the reply to the final dot never came: the
+message is then not retried on a new connection, since the server may have it. Only a
+server that cannot be used as configured (login refused, TLS handshake failed, STARTTLS
+missing) raises `DeliveryError`: retrying each recipient would not help, the operator has
+to change a setting; a login without TLS is refused before connecting (`ConfigError`).
 """
 
 from __future__ import annotations
@@ -31,11 +34,12 @@ import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Protocol
 
-from digest.deliver import Outcome, Sender, SendResult
-from digest.errors import DeliveryError
+from digest.deliver import Outcome, Sender, SendResult, Stage
+from digest.errors import ConfigError, DeliveryError
 
-__all__ = ["Job", "SendPool", "SmtpOptions", "SmtpSender"]
+__all__ = ["Job", "Recorder", "SendPool", "SmtpOptions", "SmtpSender", "auth_without_tls"]
 
 _END = b"\r\n.\r\n"
 # Longest a stopping pool waits before it looks at the stop flag again, while a worker
@@ -86,7 +90,10 @@ class SmtpSender:
         self._smtp: smtplib.SMTP | None = None
         self._local_hostname = options.local_hostname
         self._in_transaction = False
+        self._stage = Stage.CONNECT
         self._context: ssl.SSLContext | None = None
+        if options.username and not (options.starttls or options.implicit_tls):
+            raise ConfigError(auth_without_tls(options.address))
 
     def __repr__(self) -> str:
         return f"SmtpSender({self.options.address}, user={self.options.username!r})"
@@ -122,11 +129,22 @@ class SmtpSender:
                     # A fresh connection that fails is not retried at once: against a
                     # server that is down, each try may cost the whole timeout.
                     return self._trouble(str(exc))
+            self._stage = Stage.MAIL
             try:
                 return self._transaction(self._smtp, envelope_from, recipient, data)
             except (_Dropped, smtplib.SMTPException, OSError) as exc:
                 problem = f"connection lost: {_describe(exc)}"
                 self._discard()
+                if self._stage is Stage.DOT:
+                    # The payload went out and no answer came: the server may have taken
+                    # it. Sending again now is how a slow relay gets six copies.
+                    return SendResult(
+                        Outcome.UNKNOWN,
+                        0,
+                        f"no reply to the final dot from {self.options.address} ({problem}); "
+                        "the message may have been accepted",
+                        Stage.DOT,
+                    )
         return self._trouble(problem)
 
     def close(self) -> None:
@@ -156,29 +174,40 @@ class SmtpSender:
                 Outcome.PERMANENT,
                 553,
                 f"553 5.6.7 {self.options.address} does not offer SMTPUTF8, which the "
-                "non-ASCII address needs",
+                "internationalized address needs; it cannot be sent through this server",
+                Stage.LOCAL,
             )
         smtp.command_encoding = "utf-8" if utf8 else "ascii"
         self._in_transaction = True
         # The addresses go out as they are (`_check` refused CR, LF, < and >): smtplib's
         # mail() and rcpt() parse each with email.utils first, 40 µs a message.
+        self._stage = Stage.MAIL
         smtp.putcmd("mail", f"FROM:<{envelope_from}>{' SMTPUTF8' if utf8 else ''}")
         code, text = _expect(smtp.getreply())
         if code != 250:
-            return _result(code, text)
+            return _result(code, text, Stage.MAIL)
+        self._stage = Stage.RCPT
         smtp.putcmd("rcpt", f"TO:<{recipient}>")
         code, text = _expect(smtp.getreply())
         if code not in (250, 251):
-            return _result(code, text)
+            return _result(code, text, Stage.RCPT)
+        self._stage = Stage.DATA
         smtp.putcmd("data")
         code, text = _expect(smtp.getreply())
         if code != 354:
-            return _result(code, text)
+            return _result(code, text, Stage.DATA)
+        self._stage = Stage.DOT
         smtp.send(data)
-        code, text = _expect(smtp.getreply())
+        code, text = smtp.getreply()
+        if code == 421:
+            # A real answer: not accepted, and the server is closing. Safe to try later.
+            self._discard()
+            return _result(code, text, Stage.DOT)
+        code, text = _expect((code, text))
         # After the final dot the server has ended the transaction, whatever it answered.
         self._in_transaction = False
-        return _result(code, text)
+        self._stage = Stage.CONNECT
+        return _result(code, text, Stage.DOT)
 
     def _connect(self) -> smtplib.SMTP:
         """Open, greet, secure and log in; raise `_Dropped` for trouble worth retrying
@@ -188,8 +217,15 @@ class SmtpSender:
         try:
             return self._open()
         except smtplib.SMTPConnectError as exc:
-            # A refusing greeting ("554 no service") may be a busy server or a block list;
-            # the run's failure budget pauses the issue if it lasts.
+            if 500 <= exc.smtp_code < 600:
+                # "554 no service for you": a block list or a policy about us, which no
+                # retry changes; a person must look (the send pauses, nobody is marked).
+                raise DeliveryError(
+                    f"{where} refused the connection with "
+                    f"{_reply(exc.smtp_code, exc.smtp_error)}; check that this machine may "
+                    "send through it (block lists, the relay's allowed networks)"
+                ) from exc
+            # "421 busy": the run's failure budget pauses the issue if it lasts.
             raise _Dropped(f"greeted with {_reply(exc.smtp_code, exc.smtp_error)}") from exc
         except (ssl.SSLEOFError, ssl.SSLZeroReturnError) as exc:
             raise _Dropped(f"connection closed during the TLS handshake: {exc}") from exc
@@ -299,11 +335,15 @@ class SmtpSender:
 def _check(envelope_from: str, recipient: str, data: bytes) -> SendResult | None:
     """Refuse what no server should see: it would break the session for later messages."""
     if any(c in address for address in (envelope_from, recipient) for c in "\r\n<>"):
-        return SendResult(Outcome.PERMANENT, 501, "501 5.1.7 malformed envelope address")
+        return SendResult(
+            Outcome.PERMANENT, 501, "501 5.1.7 malformed envelope address", Stage.LOCAL
+        )
     if not data.endswith(_END):
         # Without the final dot the server would wait for more, and take the next
         # message's commands as this one's text.
-        return SendResult(Outcome.PERMANENT, 554, '554 5.6.0 SMTP DATA must end with CRLF "." CRLF')
+        return SendResult(
+            Outcome.PERMANENT, 554, '554 5.6.0 SMTP DATA must end with CRLF "." CRLF', Stage.LOCAL
+        )
     return None
 
 
@@ -323,8 +363,18 @@ def _reply(code: int, text: bytes | str) -> str:
     return f"{code} {' '.join(text.split())}".strip()
 
 
-def _result(code: int, text: bytes) -> SendResult:
-    return SendResult.from_reply(code, _reply(code, text))
+def _result(code: int, text: bytes, stage: Stage) -> SendResult:
+    return SendResult.from_reply(code, _reply(code, text), stage)
+
+
+def auth_without_tls(address: str) -> str:
+    """The refusal to send a password in clear text, naming the keys that fix it."""
+    return (
+        f"[delivery] smtp_username is set but the connection to {address} would not be "
+        "encrypted, so the password would cross the network in clear text; set "
+        "[delivery] smtp_starttls = true (port 587) or smtp_implicit_tls = true (port 465), "
+        "or leave smtp_username empty for a relay that needs no login"
+    )
 
 
 def _describe(exc: BaseException) -> str:
@@ -339,6 +389,19 @@ class Job:
     envelope_from: str
     recipient: str
     data: bytes = field(repr=False)
+
+
+class Recorder(Protocol):
+    """Keeps each answer before the connection that got it sends again (`SendPool.map`).
+
+    Called from the pool's threads, so it must be thread-safe; an exception stops the pool
+    and reaches the caller like a sender's."""
+
+    def started(self, job: Job) -> None:
+        """`job` is about to go out."""
+
+    def answered(self, job: Job, result: SendResult) -> None:
+        """The server answered `job` with `result`."""
 
 
 @dataclass
@@ -435,9 +498,16 @@ class SendPool:
         """Whether the pool starts no more sends (stopped, or a sender raised)."""
         return self._stopped or self._halted
 
-    def map(self, jobs: Iterable[Job]) -> Generator[tuple[Job, SendResult], None, None]:
+    def map(
+        self, jobs: Iterable[Job], recorder: Recorder | None = None
+    ) -> Generator[tuple[Job, SendResult], None, None]:
         """Send every job and yield (job, result) as each completes; see the class doc
-        for stopping, `unstarted` and `unreported`."""
+        for stopping, `unstarted` and `unreported`.
+
+        With a `recorder`, each worker calls `recorder.started(job)` before it sends and
+        `recorder.answered(job, result)` once the server answered, before it takes its next
+        job: whatever the recorder keeps is, at any moment, short of the truth by at most
+        one message per connection."""
         self.unstarted = []
         self.unreported = []
         self._halted = False
@@ -454,7 +524,10 @@ class SendPool:
         pace = _Pace(self.rate_per_second)
         threads = [
             threading.Thread(
-                target=self._work, args=(sender, todo, done, pace), name=f"smtp-{n}", daemon=True
+                target=self._work,
+                args=(sender, todo, done, pace, recorder),
+                name=f"smtp-{n}",
+                daemon=True,
             )
             for n, sender in enumerate(senders, 1)
         ]
@@ -524,6 +597,7 @@ class SendPool:
         todo: queue.SimpleQueue[tuple[int, Job] | None],
         done: queue.SimpleQueue[_Sent | _Skipped | _Crashed],
         pace: _Pace,
+        recorder: Recorder | None,
     ) -> None:
         try:
             while (item := todo.get()) is not None:
@@ -532,7 +606,11 @@ class SendPool:
                     done.put(_Skipped(number, job))
                     continue
                 try:
+                    if recorder is not None:
+                        recorder.started(job)
                     result = sender.send(job.envelope_from, job.recipient, job.data)
+                    if recorder is not None:
+                        recorder.answered(job, result)
                 except BaseException as exc:
                     # Stop the others now, not when the caller gets round to it.
                     self._halted = True

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import enum
+import io
 import os
 import secrets
 import tempfile
@@ -31,10 +32,11 @@ from digest.config import Settings
 from digest.deliver import Sender
 from digest.deliver.message import verp_address
 from digest.deliver.notice import build_notice, sender_domain
+from digest.deliver.references import sign
 from digest.errors import ConfigError, DigestError, NotFoundError
 from digest.pipeline import environment, transport, utcnow
 from digest.render.notices import confirm_url, render_confirmation
-from digest.store import db
+from digest.store import db, deliveries
 from subscribers import csvio, registry, suppression
 from subscribers.addresses import normalize
 from subscribers.csvio import ImportReport
@@ -173,6 +175,8 @@ class _Mailer:
         self.now = now
         self.tokens = transport.tokens(settings)
         self.dkim = transport.dkim_signer(settings)
+        if sender is None:
+            transport.check_transport(settings)  # AUTH without TLS: refuse before storing
         try:
             self.domain = sender_domain(settings.publication.sender)
         except ValueError as exc:
@@ -218,10 +222,12 @@ class _Mailer:
             env=self.env,
             valid_days=settings.subscribers.confirm_days,
         )
-        message_id = f"confirm.{self.now:%Y%m%d%H%M%S}.{secrets.token_hex(8)}"
+        # Signed: a bounce of this mail may end the pending subscription; a forged one not.
+        reference = sign(transport.reference_key(settings), "c", subscriber.id)
+        message_id = f"confirm.{self.now:%Y%m%d%H%M%S}.{secrets.token_hex(4)}.{reference}"
         try:
             envelope = verp_address(
-                settings.delivery.bounce_local_part, self.domain, subscriber.email
+                settings.delivery.bounce_local_part, self.domain, subscriber.email, reference
             )
             data = build_notice(
                 rendered,
@@ -288,10 +294,17 @@ def add_subscriber(
     # secret or DKIM key never leaves a pending subscriber who was never mailed.
     mailer = None if confirmed else _Mailer(settings, sender, now)
     created = True
+    # Through the form, a person who left may come back: pending, still suppressed until
+    # their own click on the new confirmation mail (`registry.resubscribe`).
+    adding = (
+        registry.resubscribe
+        if source is ConsentSource.FORM and not confirmed
+        else _confirmed_adder(confirmed)
+    )
     try:
         with db.transaction(factory) as session:
             row = SubscriberRow.of(
-                registry.add(
+                adding(
                     session,
                     email,
                     name=name,
@@ -300,7 +313,6 @@ def add_subscriber(
                     cadence=cadence,
                     source=source,
                     consent_version=settings.subscribers.consent_version,
-                    confirmed=confirmed,
                     consent_ip=consent_ip,
                     now=now,
                     languages=settings.publication.languages,
@@ -316,6 +328,15 @@ def add_subscriber(
     if mailer is None:
         return Added(row, created=True, confirmation=None)
     return Added(row, created=created, confirmation=_confirm(factory, row, mailer, created))
+
+
+def _confirmed_adder(confirmed: bool) -> Any:
+    """`registry.add` with `confirmed` bound (the same call shape as `resubscribe`)."""
+
+    def adding(session: Session, email: str, **fields: Any) -> Subscriber:
+        return registry.add(session, email, confirmed=confirmed, **fields)
+
+    return adding
 
 
 def _already_listed(
@@ -384,36 +405,47 @@ def import_subscribers(
 ) -> ImportReport:
     """Import subscribers from the CSV file `path`; bad rows are reported by line.
 
-    With `confirmed`, the operator vouches that consent was given elsewhere: rows are
-    confirmed at once (consent source "import"). Without it they are left pending and,
-    for now, not mailed (a bulk double opt-in mailing is a later feature). Raises
+    Only with `confirmed`: the operator vouches that consent was given elsewhere, and rows
+    are confirmed at once (consent source "import", keeping the file's opt-in time, IP and
+    source). Without it the file is refused: people who never asked for the digest must
+    not receive it, and a pending record nobody mails is a list nobody can trust. Raises
     `DigestError` naming the file when it cannot be read as a subscriber CSV at all; then
     nothing is imported.
     """
+    if not confirmed:
+        raise DigestError(
+            f"{path}: refused, nothing was imported. An import adds people who never used "
+            "our sign-up form, so it needs --confirmed: you vouch that they agreed to receive "
+            "this digest (their opt-in time, IP and source are kept when the file has them). "
+            "For people who did not agree, send each a confirmation mail with "
+            "`digest subscribers add EMAIL`, or link them to the sign-up form"
+        )
     now = now or utcnow()
     key = transport.suppression_key(settings)
     try:
-        stream = path.open(encoding="utf-8-sig", newline="")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise DigestError(f"{path}: no such file") from None
     except OSError as exc:
         raise DigestError(f"cannot read {path}: {exc.strerror}") from exc
     try:
-        with stream, db.transaction(factory) as session:
+        text, _encoding = csvio.decode(data)
+    except UnicodeDecodeError as exc:
+        raise DigestError(
+            f"{path} is not UTF-8 text nor Windows-1252 (byte {exc.start}); save it as "
+            "UTF-8 CSV. Nothing was imported"
+        ) from exc
+    try:
+        with db.transaction(factory) as session:
             report = csvio.import_csv(
                 session,
-                stream,
+                io.StringIO(text, newline=""),
                 now=now,
                 languages=settings.publication.languages,
                 suppression_key=key,
                 consent_version=settings.subscribers.consent_version,
                 confirmed=confirmed,
             )
-    except UnicodeDecodeError as exc:
-        raise DigestError(
-            f"{path} is not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV. "
-            "Nothing was imported"
-        ) from exc
     except (csv.Error, CsvFormatError) as exc:
         raise DigestError(f"{path}: {exc}. Nothing was imported") from exc
     return report
@@ -507,8 +539,59 @@ def remove_subscriber(
             changed = registry.unsubscribe(session, subscriber, now=now, suppression_key=key)
         else:
             assert key is not None
-            registry.erase(session, subscriber, now=now, suppression_key=key)
+            erase(session, subscriber, now=now, suppression_key=key)
     return Removed(address, how, changed)
+
+
+def erase(
+    session: Session, subscriber: Subscriber, *, now: datetime, suppression_key: bytes
+) -> None:
+    """Erase a subscriber: the record goes, and their address leaves every text we kept
+    (server replies on deliveries, pause reasons); only the suppression hash remains."""
+    deliveries.scrub_address(session, subscriber.email, subscriber.id)
+    registry.erase(session, subscriber, now=now, suppression_key=suppression_key)
+
+
+@dataclass(frozen=True)
+class Unsuppressed:
+    """What `unsuppress` did."""
+
+    email: str
+    reason: str
+    """Why the address had been suppressed."""
+    suppressed_at: datetime
+    status: str | None
+    """The subscriber's status afterwards; None when no record was kept (erased)."""
+
+
+def unsuppress(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    email: str,
+    *,
+    why: str,
+    by: str,
+    now: datetime | None = None,
+) -> Unsuppressed:
+    """Lift the suppression of `email`, keeping who (`by`), when and `why`; a subscriber
+    marked bounced is confirmed again. Raises `DigestError` when it was not suppressed."""
+    now = now or utcnow()
+    if not why.strip():
+        raise DigestError("say why the suppression is lifted (--reason TEXT): it is kept")
+    key = transport.suppression_key(settings)
+    try:
+        with db.transaction(factory) as session:
+            lifted, subscriber = registry.unsuppress(
+                session, email, suppression_key=key, by=by, why=why, now=now
+            )
+            return Unsuppressed(
+                email=normalize(email),
+                reason=lifted.reason.value,
+                suppressed_at=lifted.suppressed_at,
+                status=subscriber.status.value if subscriber is not None else None,
+            )
+    except SubscriberError as exc:
+        raise DigestError(str(exc)) from exc
 
 
 def _not_listed(settings: Settings, session: Session, address: str) -> str:

@@ -6,14 +6,20 @@
 
 Each variant (language × chosen topics) is rendered and serialized once (`Variants`); a
 recipient's message is that template's bytes with their tokens joined in, signed when DKIM
-is on. Rows are claimed in batches and committed before their messages leave, and results
-are committed per batch, so a crash leaves at most one batch "in flight" (see
-`store/deliveries.py`). A server that keeps failing trips the error budget: the issue is
-paused with the reason, and the failures that tripped it are not held against anyone.
+is on. Rows are claimed in batches and committed before their messages leave; each answer
+is kept (the send journal, `store/journal.py`) before its connection sends again, and the
+results reach the database in batches, so a crash can duplicate only the messages on the
+wire, one per connection. What a reply means is decided in `deliver/replies.py`: a refusal
+about us pauses the issue for a person, one about the recipient bounces them, no reply to
+the dot is an unknown outcome retried once later. The error budget (a streak, a failure
+rate, the circuit breaker) pauses the issue with the reason, and the failures that tripped
+it are not held against anyone.
 """
 
 from __future__ import annotations
 
+import collections
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -29,20 +35,32 @@ from digest import layout
 from digest.compose import IssuePlan
 from digest.compose.plan import for_topics
 from digest.config import DeliverySettings, Settings
-from digest.deliver import Outcome, Sender, SendResult
+from digest.deliver import Outcome, Sender, SendResult, Stage, Verdict
 from digest.deliver.dkim import DkimSigner
 from digest.deliver.message import MessageTemplate, Personal, marker_links
 from digest.deliver.outbox import OutboxSender, file_name
+from digest.deliver.references import delivery_message_id, sign
+from digest.deliver.replies import signature
 from digest.deliver.smtp import Job, SendPool
 from digest.errors import DeliveryError, DigestError
 from digest.pipeline import environment, find_issue
-from digest.pipeline.transport import dkim_signer, open_sender, suppression_key, tokens
+from digest.pipeline.transport import (
+    check_transport,
+    dkim_signer,
+    open_sender,
+    reference_key,
+    suppression_key,
+    tokens,
+)
 from digest.render.email import render_for_inbox
 from digest.store import db, deliveries, issues
 from digest.store.deliveries import Claimed, parse_variant, variant_key
+from digest.store.journal import Journal, journal_path, replay
 from digest.store.models import DeliveryState, Issue, IssueStatus, PauseKind
 from subscribers import registry
 from subscribers.tokens import Purpose, Tokens
+
+log = logging.getLogger(__name__)
 
 BATCH = 500
 """Rows claimed per round (claimed rows that were never sent are simply sent later)."""
@@ -137,10 +155,11 @@ class Variants:
         )
 
 
-def message_id(number: int, delivery_id: int) -> str:
+def message_id(key: bytes, number: int, delivery_id: int) -> str:
     """The Message-ID's left part: stable per delivery, so a re-send after a crash carries
-    the same id (receivers may fold the two), and a bounce names its delivery."""
-    return f"digest.{number}.{delivery_id}"
+    the same id (receivers may fold the two), and signed, so a bounce or complaint naming
+    it can be trusted to be about our message ("digest.3.d41.<tag>")."""
+    return delivery_message_id(key, number, delivery_id)
 
 
 def build_message(
@@ -163,8 +182,10 @@ def personal_for(
     public_id: str,
     message_left: str,
     now: datetime,
+    reference: str = "",
 ) -> Personal:
-    """What one recipient's copy holds of them."""
+    """What one recipient's copy holds of them; `reference` is the signed reference the
+    VERP envelope sender carries (see `deliver/references.py`)."""
     return Personal(
         to_address=email,
         to_name=name,
@@ -172,7 +193,7 @@ def personal_for(
         preferences_token=keys.preferences_token(public_id),
         message_id=message_left,
         date=format_datetime(now),
-        envelope_from=template.envelope_from(email),
+        envelope_from=template.envelope_from(email, reference),
     )
 
 
@@ -188,7 +209,17 @@ class SendReport:
     variants: dict[str, int] = field(default_factory=dict)
     attempted: int = 0
     resent_after_crash: int = 0
+    """Rows an earlier run left in flight, sent again by this one."""
+    may_arrive_twice: int = 0
+    """Of those, how many may have reached the server already (≤ its connections)."""
+    recovered: int = 0
+    """Answers an earlier run got but had not written to the database (from its journal)."""
+    unknown: int = 0
+    """Messages of this run whose final-dot reply never came."""
+    unknown_total: int = 0
+    """Deliveries of the issue that had an unknown outcome at least once."""
     paused: str | None = None
+    paused_kind: PauseKind | None = None
     finished: bool = False
     next_retry_at: datetime | None = None
     seconds: float = 0.0
@@ -242,14 +273,19 @@ def send(
     progress: Progress | None = None,
     stop: threading.Event | None = None,
     batch: int = BATCH,
+    breaker: bool = True,
 ) -> SendReport:
     """Send an approved issue to everyone its ledger lists; resume one that was cut off.
 
     Safe to run again at any time: a sent issue reports its counts; a paused or crashed one
     continues where it stopped. Raises DeliveryError when another process is sending it.
+    `breaker` False turns the circuit breaker off for this run (the operator checked that
+    the refusals that tripped it are real).
     """
     started = time.monotonic()
     clock = _clock(now)
+    if make_sender is None:
+        check_transport(settings)
     keys = tokens(settings)
     key = suppression_key(settings)
     signer = dkim_signer(settings)
@@ -277,10 +313,16 @@ def send(
             settings.delivery.connections,
             settings.delivery.rate_per_second,
         )
-        _send_ledger(
-            settings, factory, issue_id, plan.number, owner, variants, keys, key, signer,
-            pool, clock, stop, batch, progress, report,
-        )  # fmt: skip
+        recorder = _recorder(settings, factory, issue_id, clock)
+        try:
+            _send_ledger(
+                settings, factory, issue_id, plan.number, owner, variants, keys, key, signer,
+                pool, clock, stop, batch, progress, report, recorder, breaker,
+            )  # fmt: skip
+        except BaseException:
+            recorder.close(done=False)  # the journal stays for the next run to read
+            raise
+        recorder.close(done=True)
     finally:
         deliveries.release_lock(factory, issue_id, owner)
     report.render_seconds = dict(variants.rendered_at)
@@ -317,7 +359,7 @@ def _start(
             issue.status = IssueStatus.SENDING
         issue.paused_reason = issue.paused_kind = issue.paused_at = None
         built = issue.ledger_built_at is not None
-        report.resent_after_crash = deliveries.release_in_flight(session, issue_id, now=now)
+        _recover(settings, session, issue_id, now, report)
     if not built:
         started = time.monotonic()
         deliveries.build_ledger(
@@ -331,6 +373,97 @@ def _start(
         with db.transaction(factory) as session:
             session.get_one(Issue, issue_id).ledger_built_at = now
         report.ledger_seconds = time.monotonic() - started
+
+
+def _recover(
+    settings: Settings, session: Session, issue_id: int, now: datetime, report: SendReport
+) -> None:
+    """Settle the rows a crashed run left SENDING: what its journal says was accepted is
+    recorded; the rest is sent again, and the report says how many may arrive twice."""
+    delivery = settings.delivery
+    path = journal_path(delivery.journal_dir, issue_id)
+    found = replay(path)
+    in_flight = set(deliveries.in_flight(session, issue_id))
+    report.recovered = deliveries.recover(
+        session,
+        issue_id,
+        sent=found.sent,
+        unknown=found.unknown,
+        now=now,
+        unknown_retry=timedelta(minutes=delivery.unknown_retry_minutes),
+    )
+    report.resent_after_crash = deliveries.release_in_flight(session, issue_id, now=now)
+    if path.exists():
+        # Started, never answered: on the wire when the run died (one per connection).
+        report.may_arrive_twice = len(found.open & in_flight)
+    else:
+        # No journal here (record = "commit", or the run was on another machine): each
+        # connection had at most one message on the wire.
+        report.may_arrive_twice = min(report.resent_after_crash, delivery.connections)
+    path.unlink(missing_ok=True)
+
+
+class AnswerRecorder:
+    """Keeps each answer before the connection sends again (`SendPool.map`); this one
+    keeps nothing (answers reach the database in batches)."""
+
+    def started(self, job: Job) -> None:
+        """A connection is about to send `job`."""
+
+    def answered(self, job: Job, result: SendResult) -> None:
+        """The server answered `job`."""
+
+    def close(self, *, done: bool) -> None:
+        """The run ended; `done`: every answer is in the database."""
+
+
+class JournalRecorder(AnswerRecorder):
+    """Appends to the issue's journal file (see `store/journal.py`)."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+
+    def started(self, job: Job) -> None:
+        self.journal.note("start", int(str(job.key)))
+
+    def answered(self, job: Job, result: SendResult) -> None:
+        if result.ok:
+            self.journal.note("sent", int(str(job.key)))
+        elif result.outcome is Outcome.UNKNOWN:
+            self.journal.note("unknown", int(str(job.key)))
+        # Refusals need no journal: sending them again duplicates nothing.
+
+    def close(self, *, done: bool) -> None:
+        if done:
+            self.journal.remove()
+        else:
+            self.journal.close()
+
+
+class CommitRecorder(AnswerRecorder):
+    """Commits each accepted message to the database from the connection's thread."""
+
+    def __init__(self, factory: sessionmaker[Session], clock: Callable[[], datetime]) -> None:
+        self.factory = factory
+        self.clock = clock
+
+    def answered(self, job: Job, result: SendResult) -> None:
+        if result.ok:
+            with db.transaction(self.factory) as session:
+                deliveries.mark_sent(
+                    session, int(str(job.key)), reply=result.reply, now=self.clock()
+                )
+
+
+def _recorder(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    issue_id: int,
+    clock: Callable[[], datetime],
+) -> AnswerRecorder:
+    if settings.delivery.record == "commit":
+        return CommitRecorder(factory, clock)
+    return JournalRecorder(Journal(journal_path(settings.delivery.journal_dir, issue_id)))
 
 
 def _send_ledger(
@@ -349,21 +482,33 @@ def _send_ledger(
     batch: int,
     progress: Progress | None,
     report: SendReport,
+    recorder: AnswerRecorder,
+    breaker: bool,
 ) -> None:
     delivery = settings.delivery
-    budget = ErrorBudget(delivery.max_consecutive_failures)
+    refkey = reference_key(settings)
+    budget = ErrorBudget(
+        delivery.max_consecutive_failures,
+        window=delivery.failure_window,
+        max_rate=delivery.max_failure_rate,
+        breaker=delivery.circuit_breaker if breaker else 0,
+    )
     # Failures since the last success stay unrecorded (their rows SENDING) until the streak
-    # ends: with a success they are recorded as they came; if the streak trips the budget
-    # they go back to PENDING uncounted, so a server refusing everyone bounces no one.
-    streak: list[tuple[deliveries.Result, Claimed]] = []
+    # ends: with a success they are recorded as they came; if the issue pauses they go back
+    # to PENDING uncounted, so a server refusing everyone bounces no one.
+    streak: list[tuple[deliveries.Result, Claimed, Verdict]] = []
     with factory() as session:
         total = sum(deliveries.counts(session, issue_id).values())
         done = total - _open_rows(session, issue_id)
+    # The first round of a run is small: a server refusing everyone for one reason trips
+    # the circuit breaker before more than a handful of people were tried.
+    canary = max(delivery.circuit_breaker, 1) if breaker else batch
     while not stop.is_set():
         now = clock()
+        limit = batch if budget.successes else min(batch, canary)
         with db.transaction(factory) as session:
             deliveries.heartbeat(session, issue_id, owner, now=now)
-            claimed = deliveries.claim(session, issue_id, now=now, limit=batch)
+            claimed = deliveries.claim(session, issue_id, now=now, limit=limit)
         if not claimed:
             if streak:
                 # Nothing left to try now: the held failures are what they seem.
@@ -374,60 +519,169 @@ def _send_ledger(
                 break
             continue
         by_id = {c.id: c for c in claimed}
-        answered: list[tuple[deliveries.Result, Claimed]] = []
+        answered: list[tuple[deliveries.Result, Claimed, Verdict]] = []
         seen: set[int] = set()
         flushed = time.monotonic()
+        unbuilt: list[tuple[Claimed, str]] = []
         try:
-            for job, result in pool.map(_jobs(claimed, number, variants, keys, signer, now)):
+            jobs = _jobs(claimed, number, variants, keys, signer, now, unbuilt, refkey)
+            for job, result in pool.map(jobs, recorder):
                 row = by_id[int(str(job.key))]
                 seen.add(row.id)
                 report.attempted += 1
-                budget.add(result)
-                answered.append((_result(row, result, number, clock(), delivery), row))
+                verdict = result.verdict
+                budget.add(result, verdict)
+                if verdict is Verdict.UNKNOWN:
+                    report.unknown += 1
+                answered.append(
+                    (
+                        _result(
+                            row,
+                            result,
+                            verdict,
+                            message_id(refkey, number, row.id),
+                            clock(),
+                            delivery,
+                        ),
+                        row,
+                        verdict,
+                    )
+                )
                 done += 1
                 if progress:
                     progress(done, total)
+                while unbuilt:
+                    # Cannot be built for this recipient (an address no server takes, a
+                    # value the template refuses): that recipient fails, nobody else.
+                    bad, why = unbuilt.pop()
+                    seen.add(bad.id)
+                    failed = SendResult(Outcome.PERMANENT, 554, why, Stage.LOCAL)
+                    budget.add(failed, Verdict.REFUSED)
+                    answered.append(
+                        (
+                            _result(
+                                bad,
+                                failed,
+                                Verdict.REFUSED,
+                                message_id(refkey, number, bad.id),
+                                clock(),
+                                delivery,
+                            ),
+                            bad,
+                            Verdict.REFUSED,
+                        )
+                    )
+                    done += 1
                 if budget.exhausted or stop.is_set():
                     pool.stop()  # the messages under way finish; nothing new starts
                 elif len(answered) >= RECORD_EVERY or time.monotonic() - flushed > 0.25:
-                    # Accepted but unrecorded messages are what a crash can duplicate:
-                    # record often, not once per batch.
                     streak = _flush(factory, streak + answered, key, settings, clock())
                     answered, flushed = [], time.monotonic()
+            for bad, why in unbuilt:  # the last rows of the batch, with nothing after them
+                seen.add(bad.id)
+                failed = SendResult(Outcome.PERMANENT, 554, why, Stage.LOCAL)
+                budget.add(failed, Verdict.REFUSED)
+                answered.append(
+                    (
+                        _result(
+                            bad,
+                            failed,
+                            Verdict.REFUSED,
+                            message_id(refkey, number, bad.id),
+                            clock(),
+                            delivery,
+                        ),
+                        bad,
+                        Verdict.REFUSED,
+                    )
+                )
         except DeliveryError as exc:
-            report.paused = str(exc)
+            # The server cannot be used as configured (login refused, TLS): a person's job.
+            report.paused = _pause_text(number, str(exc))
+            report.paused_kind = PauseKind.OPERATOR
+        except BaseException:
+            # Whatever went wrong, the answers already in are written before it goes up,
+            # and the rows never tried go back to the queue.
+            unstarted = [i for i in by_id if i not in seen]
+            _save_before_raising(factory, streak + answered, unstarted, key, settings, clock())
+            raise
         if budget.exhausted and report.paused is None:
             report.paused = budget.reason(number)
-        streak = _flush(factory, streak + answered, key, settings, clock())
+            report.paused_kind = budget.kind
+        if report.paused:
+            # Every failure not yet recorded goes back uncounted: nobody is marked for
+            # what may be the server's fault. Accepted and unknown answers are kept.
+            kept = [a for a in streak + answered if a[2] in _KEEP_ON_PAUSE]
+            held = [a[0].id for a in streak + answered if a[2] not in _KEEP_ON_PAUSE]
+            if kept:
+                with db.transaction(factory) as session:
+                    _record(session, kept, key, settings, clock())
+            streak = []
+        else:
+            held = []
+            streak = _flush(factory, streak + answered, key, settings, clock())
         unstarted = [i for i in by_id if i not in seen]
         with db.transaction(factory) as session:
-            # Held failures go back uncounted when the budget tripped.
-            held = [r.id for r, _ in streak] if report.paused else []
             deliveries.release(session, [*unstarted, *held], now=clock())
             if report.paused:
                 paused = session.get_one(Issue, issue_id)
                 paused.paused_reason = report.paused
-                paused.paused_kind = PauseKind.RELAY
+                paused.paused_kind = report.paused_kind or PauseKind.RELAY
                 paused.paused_at = clock()
         if report.paused:
-            streak = []
             break
     if streak:
         with db.transaction(factory) as session:
             if stop.is_set():
-                deliveries.release(session, [r.id for r, _ in streak], now=clock())
+                deliveries.release(session, [r.id for r, _, _ in streak], now=clock())
             else:
                 _record(session, streak, key, settings, clock())
     _conclude(factory, issue_id, clock(), report)
 
 
-def _flush(
+_KEEP_ON_PAUSE = (Verdict.SENT, Verdict.UNKNOWN, Verdict.REFUSED)
+"""Answers recorded even when the issue pauses: what reached (or may have reached) the
+server, and what could not be built for one recipient."""
+
+Answer = tuple[deliveries.Result, Claimed, Verdict]
+
+
+def _pause_text(number: int, problem: str) -> str:
+    return (
+        f"paused issue #{number}: {problem}; fix it, then run `digest send {number}` to "
+        "resume (nothing is lost, nobody was marked bounced)"
+    )
+
+
+def _save_before_raising(
     factory: sessionmaker[Session],
-    answered: list[tuple[deliveries.Result, Claimed]],
+    answered: list[Answer],
+    unstarted: list[int],
     key: bytes,
     settings: Settings,
     now: datetime,
-) -> list[tuple[deliveries.Result, Claimed]]:
+) -> None:
+    """Record what the server accepted (or may have) before an error leaves `send`; the
+    failures and the rows never tried go back to PENDING. Never raises over the original
+    error."""
+    kept = [a for a in answered if a[2] in _KEEP_ON_PAUSE]
+    failed = [a[0].id for a in answered if a[2] not in _KEEP_ON_PAUSE]
+    try:
+        with db.transaction(factory) as session:
+            _record(session, kept, key, settings, now)
+            deliveries.release(session, [*failed, *unstarted], now=now)
+    except Exception as exc:
+        # The journal still holds what was accepted; the next run reads it back.
+        log.warning("event=send_record_failed error=%r", str(exc))
+
+
+def _flush(
+    factory: sessionmaker[Session],
+    answered: list[Answer],
+    key: bytes,
+    settings: Settings,
+    now: datetime,
+) -> list[Answer]:
     """Record the answers up to the last success; return the failures after it (held)."""
     streak, settled = _settle(answered)
     if settled:
@@ -436,25 +690,24 @@ def _flush(
     return streak
 
 
-def _settle(
-    answered: list[tuple[deliveries.Result, Claimed]],
-) -> tuple[list[tuple[deliveries.Result, Claimed]], list[tuple[deliveries.Result, Claimed]]]:
-    """Split answers into (trailing failures since the last success, the rest)."""
+def _settle(answered: list[Answer]) -> tuple[list[Answer], list[Answer]]:
+    """Split answers into (trailing failures since the last success, the rest). An unknown
+    outcome ends a streak too: it must be recorded, or it would be sent again at once."""
     cut = len(answered)
-    while cut and answered[cut - 1][0].state is not DeliveryState.SENT:
+    while cut and answered[cut - 1][2] not in (Verdict.SENT, Verdict.UNKNOWN):
         cut -= 1
     return answered[cut:], answered[:cut]
 
 
 def _record(
     session: Session,
-    answered: Sequence[tuple[deliveries.Result, Claimed]],
+    answered: Sequence[Answer],
     key: bytes,
     settings: Settings,
     now: datetime,
 ) -> None:
-    deliveries.record(session, [result for result, _ in answered], now=now)
-    for result, row in answered:
+    deliveries.record(session, [result for result, _, _ in answered], now=now)
+    for result, row, _ in answered:
         if result.state is DeliveryState.BOUNCED:
             _count_bounce(session, row, key, settings, now)
 
@@ -472,9 +725,10 @@ def _wait_for_retry(
     retry_seconds: float,
 ) -> bool:
     """Wait for the next deferred retry when it is due soon; False when there is none or
-    it is left to a later run (the scheduler retries pending deliveries)."""
+    it is left to a later run (the scheduler retries pending deliveries). Messages of
+    unknown outcome are never waited for: they are retried by a later run."""
     with factory() as session:
-        due = deliveries.next_retry(session, issue_id)
+        due = deliveries.next_retry(session, issue_id, unknown=False)
     if due is None:
         return False
     wait = (due - clock()).total_seconds()
@@ -491,41 +745,60 @@ def _jobs(
     keys: Tokens,
     signer: DkimSigner | None,
     now: datetime,
+    unbuilt: list[tuple[Claimed, str]],
+    refkey: bytes,
 ) -> Iterator[Job]:
-    """The claimed rows as transport jobs, built lazily (the pool pulls as it sends)."""
+    """The claimed rows as transport jobs, built lazily (the pool pulls as it sends). A row
+    whose message cannot be built goes to `unbuilt` with the reason, and the rest go on."""
     for row in claimed:
+        # A variant that cannot render is everyone's problem: that error stops the send.
         template = variants.template(row.variant)
-        personal = personal_for(
-            template,
-            keys,
-            email=row.email,
-            name=row.name,
-            public_id=row.public_id,
-            message_left=message_id(number, row.id),
-            now=now,
-        )
-        yield Job(
-            key=row.id,
-            envelope_from=personal.envelope_from,
-            recipient=row.email,
-            data=build_message(template, personal, signer, now),
-        )
+        try:
+            personal = personal_for(
+                template,
+                keys,
+                email=row.email,
+                name=row.name,
+                public_id=row.public_id,
+                message_left=message_id(refkey, number, row.id),
+                now=now,
+                reference=sign(refkey, "d", row.id),
+            )
+            data = build_message(template, personal, signer, now)
+        except (ValueError, UnicodeError) as exc:
+            unbuilt.append((row, f"554 5.6.0 not sent: the message could not be built ({exc})"))
+            continue
+        yield Job(key=row.id, envelope_from=personal.envelope_from, recipient=row.email, data=data)
 
 
 def _result(
     row: Claimed,
     result: SendResult,
-    number: int,
+    verdict: Verdict,
+    left: str,
     now: datetime,
     delivery: DeliverySettings,
 ) -> deliveries.Result:
     """Turn a transport answer into the row's new state (retry with backoff on 4xx)."""
     attempts = row.attempts + 1
+    unknown = row.unknown_outcomes
     state = DeliveryState.SENT
     retry_at = None
-    if result.outcome is Outcome.PERMANENT:
+    if verdict is Verdict.BOUNCE:
         state = DeliveryState.BOUNCED
-    elif result.outcome is Outcome.TEMPORARY:
+    elif verdict is Verdict.REFUSED:
+        state = DeliveryState.FAILED
+    elif verdict is Verdict.PAUSE:
+        # Not held against the recipient: back in the queue, the attempt uncounted.
+        state, attempts = DeliveryState.PENDING, row.attempts
+    elif verdict is Verdict.UNKNOWN:
+        unknown += 1
+        if unknown > 1:
+            state = DeliveryState.UNKNOWN  # retried once already: a person may look
+        else:
+            state = DeliveryState.PENDING
+            retry_at = now + timedelta(minutes=delivery.unknown_retry_minutes)
+    elif verdict is Verdict.RETRY:
         if attempts >= delivery.max_attempts:
             state = DeliveryState.FAILED
         else:
@@ -538,8 +811,9 @@ def _result(
         attempts=attempts,
         code=result.code,
         reply=result.reply,
-        message_id=message_id(number, row.id),
+        message_id=left,
         next_attempt_at=retry_at,
+        unknown_outcomes=unknown,
     )
 
 
@@ -567,6 +841,7 @@ def _conclude(
         report.counts = counts
         report.variants = deliveries.variant_counts(session, issue_id)
         report.next_retry_at = deliveries.next_retry(session, issue_id)
+        report.unknown_total = deliveries.unknown_count(session, issue_id)
         issue = session.get_one(Issue, issue_id)
         if counts[DeliveryState.PENDING] == counts[DeliveryState.SENDING] == 0 and not (
             report.paused
@@ -578,33 +853,95 @@ def _conclude(
 
 
 class ErrorBudget:
-    """Trips when `limit` sends in a row failed (no success in between): the server, not
-    the recipients, is the likely problem."""
+    """When to stop sending and pause the issue, from the answers as they come.
 
-    def __init__(self, limit: int) -> None:
+    - a reply about us or the session (`Verdict.PAUSE`): at once, for a person;
+    - the circuit breaker: `breaker` recipients in a row refused for good with the same
+      reply (addresses and ids aside): a misconfigured relay, not dead mailboxes; for a
+      person;
+    - `limit` failures in a row (no success in between): the server is down or refusing;
+    - a failure rate: at least `max_rate` of the last `window` answers failed, even with
+      successes in between (a relay failing every other message).
+    The last two are the relay's trouble and resume by themselves (`PauseKind.RELAY`).
+    """
+
+    def __init__(
+        self, limit: int, *, window: int = 200, max_rate: float = 1.0, breaker: int = 0
+    ) -> None:
         self.limit = limit
+        self.window = window
+        self.max_rate = max_rate
+        self.breaker = breaker
         self.streak: list[SendResult] = []
+        self.recent: collections.deque[bool] = collections.deque(maxlen=window)
+        self.successes = 0
+        self._tripped: tuple[str, PauseKind] | None = None
 
-    def add(self, result: SendResult) -> None:
+    def add(self, result: SendResult, verdict: Verdict | None = None) -> None:
         """Count one answer."""
-        if result.ok:
+        verdict = verdict or result.verdict
+        failed = verdict is not Verdict.SENT
+        self.recent.append(failed)
+        if not failed:
+            self.successes += 1
             self.streak.clear()
-        else:
-            self.streak.append(result)
+            return
+        self.streak.append(result)
+        if self._tripped is not None:
+            return
+        reply = " ".join(result.reply.split())
+        if verdict is Verdict.PAUSE:
+            self._tripped = (
+                f"the server refused the message because of us: {reply}",
+                PauseKind.OPERATOR,
+            )
+        elif self.breaker and self._same_refusals():
+            self._tripped = (
+                f"the circuit breaker tripped: {self.breaker} recipients in a row were refused "
+                f"for good with the same reply ({reply}), which looks like the server, not "
+                "the list; nobody was marked bounced. If the addresses really are dead, run "
+                f"`digest send --accept-bounces` to count them",
+                PauseKind.OPERATOR,
+            )
+        elif len(self.streak) >= self.limit:
+            self._tripped = (
+                f"{len(self.streak)} messages in a row failed (last reply: {reply}); "
+                "check the SMTP server and [delivery] settings",
+                PauseKind.RELAY,
+            )
+        elif len(self.recent) >= self.window and self._rate() >= self.max_rate:
+            self._tripped = (
+                f"{self._rate():.0%} of the last {len(self.recent)} messages failed "
+                f"(max_failure_rate {self.max_rate:.0%}; last reply: {reply}); check the "
+                "SMTP server",
+                PauseKind.RELAY,
+            )
+
+    def _rate(self) -> float:
+        return sum(self.recent) / len(self.recent) if self.recent else 0.0
+
+    def _same_refusals(self) -> bool:
+        tail = self.streak[-self.breaker :]
+        if len(tail) < self.breaker:
+            return False
+        if any(r.verdict is not Verdict.BOUNCE for r in tail):
+            return False
+        return len({signature(r.reply) for r in tail}) == 1
 
     @property
     def exhausted(self) -> bool:
         """Whether to pause."""
-        return len(self.streak) >= self.limit
+        return self._tripped is not None
+
+    @property
+    def kind(self) -> PauseKind:
+        """Who can end the pause."""
+        return self._tripped[1] if self._tripped else PauseKind.RELAY
 
     def reason(self, number: int) -> str:
         """The pause message."""
-        last = self.streak[-1].reply if self.streak else "no reply"
-        return (
-            f"paused issue #{number}: {len(self.streak)} messages in a row failed "
-            f"(last reply: {last}); check the SMTP server and [delivery] settings, then run "
-            f"`digest send {number}` to resume (nothing is lost, nobody was marked bounced)"
-        )
+        problem = self._tripped[0] if self._tripped else "no reply"
+        return _pause_text(number, problem)
 
 
 # --- dry run and test sends ----------------------------------------------------------------

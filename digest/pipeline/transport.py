@@ -8,6 +8,7 @@ from digest.deliver import Sender
 from digest.deliver.dkim import DkimSigner, load_signer
 from digest.deliver.outbox import OutboxSender
 from digest.errors import ConfigError
+from subscribers.keys import KeyPurpose, derive_key
 from subscribers.tokens import Tokens
 
 
@@ -31,6 +32,17 @@ def open_sender(settings: Settings) -> Sender:
     )
 
 
+def check_transport(settings: Settings) -> None:
+    """Refuse settings the transport must not start with: a login without TLS."""
+    delivery = settings.delivery
+    if delivery.transport != "smtp" or not delivery.smtp_username:
+        return
+    if not (delivery.smtp_starttls or delivery.smtp_implicit_tls or delivery.smtp_port == 465):
+        from digest.deliver.smtp import auth_without_tls
+
+        raise ConfigError(auth_without_tls(f"{delivery.smtp_host}:{delivery.smtp_port}"))
+
+
 def tokens(settings: Settings) -> Tokens:
     """Return the signer of confirmation, unsubscribe and preferences links."""
     key = settings.web.secret_key.reveal()
@@ -42,6 +54,12 @@ def tokens(settings: Settings) -> Tokens:
         )
     old = [k.strip() for k in settings.web.previous_secret_keys.reveal().split(",") if k.strip()]
     return Tokens([key, *old], max_age_days=settings.subscribers.confirm_days)
+
+
+def reference_key(settings: Settings) -> bytes:
+    """Return the key of the signed references in Message-IDs and VERP addresses."""
+    tokens(settings)  # the same secret: the same error when it is missing
+    return derive_key(settings.web.secret_key.reveal(), KeyPurpose.MESSAGE_ID)
 
 
 def suppression_key(settings: Settings) -> bytes:

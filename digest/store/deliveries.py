@@ -5,13 +5,15 @@
 
 Exactly once, as far as SMTP allows: a row is claimed (SENDING, committed) before its
 message goes out and recorded after the server answered. A crash leaves only the claimed
-rows unresolved; the next run sends those again (`release_in_flight`), so at most the
-messages in flight at the crash can arrive twice, and nobody is skipped. One process sends
+rows unresolved; the next run first applies what the send journal says was accepted
+(`recover`), then sends the rest again (`release_in_flight`), so at most the messages on
+the wire at the crash can arrive twice, and nobody is skipped. One process sends
 an issue at a time (`acquire_lock`): a second one is refused while the first is alive.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from digest.errors import DeliveryError
 from digest.store.models import Delivery, DeliveryState, Issue
-from digest.store.runs import owner_is_dead, process_owner
+from digest.store.runs import JobRun, owner_is_dead, process_owner
 from subscribers.model import Cadence, Subscriber, SubscriberStatus
 
 STALE_LOCK = timedelta(minutes=5)
@@ -203,6 +205,7 @@ class Claimed:
     email: str
     name: str
     public_id: str
+    unknown_outcomes: int = 0
 
 
 def release_in_flight(session: Session, issue_id: int, *, now: datetime) -> int:
@@ -216,6 +219,33 @@ def release_in_flight(session: Session, issue_id: int, *, now: datetime) -> int:
             sa.update(Delivery)
             .where(Delivery.issue_id == issue_id, Delivery.state == DeliveryState.SENDING)
             .values(state=DeliveryState.PENDING, updated_at=now)
+        )
+    )
+
+
+def in_flight(session: Session, issue_id: int) -> list[int]:
+    """Return the ids of the issue's rows left SENDING."""
+    return list(
+        session.scalars(
+            sa.select(Delivery.id).where(
+                Delivery.issue_id == issue_id, Delivery.state == DeliveryState.SENDING
+            )
+        )
+    )
+
+
+def mark_sent(session: Session, delivery_id: int, *, reply: str, now: datetime) -> None:
+    """Record at once that the server accepted a claimed row's message."""
+    session.execute(
+        sa.update(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.state == DeliveryState.SENDING)
+        .values(
+            state=DeliveryState.SENT,
+            attempts=Delivery.attempts + 1,
+            last_code=250,
+            last_reply=reply[:1000],
+            sent_at=now,
+            updated_at=now,
         )
     )
 
@@ -258,6 +288,7 @@ def claim(session: Session, issue_id: int, *, now: datetime, limit: int) -> list
             Delivery.id,
             Delivery.variant,
             Delivery.attempts,
+            Delivery.unknown_outcomes,
             Subscriber.email,
             Subscriber.name,
             Subscriber.public_id,
@@ -275,7 +306,15 @@ def claim(session: Session, issue_id: int, *, now: datetime, limit: int) -> list
             gone.append(row.id)
             continue
         claimed.append(
-            Claimed(row.id, row.variant, row.attempts, row.email, row.name, row.public_id)
+            Claimed(
+                row.id,
+                row.variant,
+                row.attempts,
+                row.email,
+                row.name,
+                row.public_id,
+                row.unknown_outcomes or 0,
+            )
         )
     if gone:
         session.execute(
@@ -302,6 +341,7 @@ class Result:
     reply: str
     message_id: str
     next_attempt_at: datetime | None = None
+    unknown_outcomes: int = 0
 
 
 def record(session: Session, results: Sequence[Result], *, now: datetime) -> None:
@@ -320,6 +360,7 @@ def record(session: Session, results: Sequence[Result], *, now: datetime) -> Non
                 "message_id": r.message_id,
                 "next_attempt_at": r.next_attempt_at,
                 "sent_at": now if r.state is DeliveryState.SENT else None,
+                "unknown_outcomes": r.unknown_outcomes,
                 "updated_at": now,
             }
             for r in results
@@ -339,13 +380,83 @@ def counts(session: Session, issue_id: int) -> dict[DeliveryState, int]:
     return {state: found.get(state, 0) for state in DeliveryState}
 
 
-def next_retry(session: Session, issue_id: int) -> datetime | None:
-    """Return when the earliest deferred PENDING row is due, or None when none waits."""
-    return session.scalar(
-        sa.select(sa.func.min(Delivery.next_attempt_at)).where(
-            Delivery.issue_id == issue_id, Delivery.state == DeliveryState.PENDING
-        )
+def next_retry(session: Session, issue_id: int, *, unknown: bool | None = None) -> datetime | None:
+    """Return when the earliest deferred PENDING row is due, or None when none waits;
+    `unknown` False leaves out rows waiting after an unknown outcome (True: only those)."""
+    query = sa.select(sa.func.min(Delivery.next_attempt_at)).where(
+        Delivery.issue_id == issue_id, Delivery.state == DeliveryState.PENDING
     )
+    if unknown is not None:
+        query = query.where(
+            Delivery.unknown_outcomes > 0 if unknown else Delivery.unknown_outcomes == 0
+        )
+    return session.scalar(query)
+
+
+def unknown_count(session: Session, issue_id: int) -> int:
+    """Return how many deliveries of the issue had no reply to their final dot at least once."""
+    return (
+        session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Delivery)
+            .where(Delivery.issue_id == issue_id, Delivery.unknown_outcomes > 0)
+        )
+        or 0
+    )
+
+
+def recover(
+    session: Session,
+    issue_id: int,
+    *,
+    sent: set[int],
+    unknown: set[int],
+    now: datetime,
+    unknown_retry: timedelta,
+) -> int:
+    """Write what a crashed run's journal says about rows it left SENDING: accepted ones
+    become SENT, unknown ones wait `unknown_retry` for their one retry. Return how many."""
+    done = 0
+    in_flight = sa.and_(Delivery.issue_id == issue_id, Delivery.state == DeliveryState.SENDING)
+    for ids in _chunks(sorted(sent)):
+        done += _rows(
+            session.execute(
+                sa.update(Delivery)
+                .where(in_flight, Delivery.id.in_(ids))
+                .values(
+                    state=DeliveryState.SENT,
+                    attempts=Delivery.attempts + 1,
+                    last_code=250,
+                    last_reply="250 accepted (read back from the send journal after a crash)",
+                    sent_at=now,
+                    updated_at=now,
+                )
+            )
+        )
+    for ids in _chunks(sorted(unknown)):
+        for again, state in ((True, DeliveryState.UNKNOWN), (False, DeliveryState.PENDING)):
+            seen_before = Delivery.unknown_outcomes > 0 if again else Delivery.unknown_outcomes == 0
+            done += _rows(
+                session.execute(
+                    sa.update(Delivery)
+                    .where(in_flight, Delivery.id.in_(ids), seen_before)
+                    .values(
+                        state=state,
+                        attempts=Delivery.attempts + 1,
+                        unknown_outcomes=Delivery.unknown_outcomes + 1,
+                        last_code=0,
+                        last_reply="no reply to the final dot (read back from the send journal)",
+                        next_attempt_at=None if again else now + unknown_retry,
+                        updated_at=now,
+                    )
+                )
+            )
+    return done
+
+
+def _chunks(ids: list[int], size: int = 500) -> Iterable[list[int]]:
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
 
 
 def variant_counts(session: Session, issue_id: int) -> dict[str, int]:
@@ -371,3 +482,55 @@ def mark_bounced(session: Session, delivery: Delivery, *, reply: str, now: datet
     delivery.state = DeliveryState.BOUNCED
     delivery.last_reply = reply[:1000]
     delivery.updated_at = now
+
+
+ERASED = "<erased address>"
+
+
+def scrub_address(session: Session, address: str, subscriber_id: int | None) -> int:
+    """Take an erased person's address out of what the ledger, the issues and the
+    scheduler kept: reply texts on deliveries (theirs, and any other that quotes it), pause
+    reasons, job run messages. Return how many rows changed. Call it before the subscriber
+    row is deleted."""
+    changed = 0
+    pattern = f"%{_like_escape(address)}%"
+    mentions = sa.func.lower(Delivery.last_reply).like(pattern.lower(), escape="\\")
+    where = (
+        mentions
+        if subscriber_id is None
+        else sa.or_(Delivery.subscriber_id == subscriber_id, mentions)
+    )
+    for row in session.scalars(sa.select(Delivery).where(where, Delivery.last_reply.is_not(None))):
+        scrubbed = _scrub(row.last_reply or "", address)
+        if scrubbed != row.last_reply:
+            row.last_reply = scrubbed
+            changed += 1
+    paused = sa.func.lower(Issue.paused_reason).like(pattern.lower(), escape="\\")
+    for issue in session.scalars(sa.select(Issue).where(paused)):
+        issue.paused_reason = _scrub(issue.paused_reason or "", address)
+        changed += 1
+    # What the scheduler's jobs said (a send tick quotes the pause reason), which
+    # `digest status` shows again later.
+    said = sa.func.lower(JobRun.message).like(pattern.lower(), escape="\\")
+    for run in session.scalars(sa.select(JobRun).where(said)):
+        run.message = _scrub(run.message, address)
+        changed += 1
+    session.flush()
+    return changed
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _scrub(text: str, address: str) -> str:
+    """`text` with every spelling of `address` (any case, in or out of <>) replaced."""
+    local, _, domain = address.rpartition("@")
+    spelled = re.escape(address)
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        ascii_domain = domain
+    if ascii_domain != domain:
+        spelled += "|" + re.escape(f"{local}@{ascii_domain}")
+    return re.sub(spelled, ERASED, text, flags=re.IGNORECASE)

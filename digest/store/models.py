@@ -331,6 +331,8 @@ class DeliveryState(enum.StrEnum):
     """Temporary refusals until `[delivery] max_attempts` ran out."""
     BOUNCED = "bounced"
     """Refused for good (5xx at send time, or a bounce report later)."""
+    UNKNOWN = "unknown"
+    """Twice no reply to the final dot: it may or may not have arrived; not tried again."""
 
 
 class Delivery(Base):
@@ -362,3 +364,5 @@ class Delivery(Base):
     updated_at: Mapped[datetime]
     next_attempt_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
+    unknown_outcomes: Mapped[int] = mapped_column(default=0, server_default="0")
+    """Times the reply to the final dot never came (the first is retried once, later)."""

@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from digest.errors import ConfigError, DigestError
-from digest.pipeline import transport
+from digest.pipeline import people, transport
 from digest.pipeline.people import add_subscriber
 from digest.store import db, sources
 from digest.store.models import Delivery, Issue
@@ -256,7 +256,9 @@ def _confirm(site: Site, public_id: str) -> str | None:
         found = registry.by_public_id(session, public_id)
         if found is None:
             return None
-        registry.confirm(session, found, now=site.clock())
+        # The key: a person who had left and signed up again is unsuppressed by this click.
+        key = transport.suppression_key(site.settings)
+        registry.confirm(session, found, now=site.clock(), suppression_key=key)
         return found.status.value
 
 
@@ -517,7 +519,7 @@ def _erase(site: Site, public_id: str) -> bool:
         found = registry.by_public_id(session, public_id)
         if found is None:
             return False
-        registry.erase(session, found, now=site.clock(), suppression_key=key)
+        people.erase(session, found, now=site.clock(), suppression_key=key)
     return True
 
 

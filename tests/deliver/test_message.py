@@ -231,10 +231,13 @@ def test_tokens_and_values_are_checked() -> None:
         template.render(personal(message_id="12@elsewhere.example"))
     with pytest.raises(ValueError, match="RFC 5322 date"):
         template.render(personal(date="2026-11-23T07:00:00Z"))
-    with pytest.raises(ValueError, match="SMTPUTF8"):
-        template.render(personal(to_address="zoë@example.net"))
-    with pytest.raises(ValueError, match="SMTPUTF8"):
-        template.render(personal(to_address="alice@example.net\r\nBcc: x@y.z"))
+    # An internationalized address is written as UTF-8 (RFC 6532; sent with SMTPUTF8).
+    assert "<zoë@example.net>\r\n".encode() in template.render(
+        personal(to_address="zoë@example.net")
+    )
+    for bad in ("alice@example.net\r\nBcc: x@y.z", "zoë@exämple.net", "zo ë@example.net"):
+        with pytest.raises(ValueError, match="IDNA"):
+            template.render(personal(to_address=bad))
     for length in (MIN_TOKEN_LENGTH - 1, MAX_TOKEN_LENGTH + 1):
         with pytest.raises(ValueError, match="outside"):
             marker(UNSUBSCRIBE_MARKER, length)
@@ -284,3 +287,20 @@ def test_verp_round_trip() -> None:
     assert parse_verp("bounces+nobody@example.org") is None
     with pytest.raises(ValueError, match="without"):
         verp_address("bounces+x", "example.org", "alice@example.net")
+
+
+def test_verp_carries_a_signed_reference_and_still_names_the_subscriber() -> None:
+    from digest.deliver.references import sign, verify
+
+    key = b"k" * 32
+    reference = sign(key, "d", 41)
+    address = verp_address("bounces", "example.org", "alice@example.net", reference)
+    assert address == f"bounces+{reference}+alice=example.net@example.org"
+    assert parse_verp(address) == "alice@example.net"
+    assert verify(key, address) is not None and verify(key, address).delivery_id == 41  # type: ignore[union-attr]
+    assert verify(b"x" * 32, address) is None, "another key"
+    assert verify(key, address.replace(reference[-4:], "0000")) is None, "a guessed tag"
+    # An address that cannot stand in a local part: the reference alone.
+    assert verp_address("bounces", "example.org", "änne@example.net", reference) == (
+        f"bounces+{reference}@example.org"
+    )

@@ -11,10 +11,10 @@ from typing import cast
 
 import pytest
 
-from digest.deliver import Outcome, SendResult
+from digest.deliver import Outcome, SendResult, Verdict
 from digest.deliver.message import stuff, unstuff
 from digest.deliver.smtp import Job, SendPool, SmtpOptions, SmtpSender
-from digest.errors import DeliveryError
+from digest.errors import ConfigError, DeliveryError
 from tests.deliver.messages import awkward, build, personal
 from tests.smtpserver import SmtpServer, Stage
 
@@ -104,15 +104,49 @@ def test_a_connection_closed_while_idle_is_reopened(smtp_server: SmtpServer) -> 
     assert [m.connection for m in smtp_server.messages] == [1, 2, 2]
 
 
-@pytest.mark.parametrize("after_payload", [False, True])
-def test_a_connection_dropped_at_data_is_retried_once(
-    smtp_server: SmtpServer, after_payload: bool
-) -> None:
-    smtp_server.drop_on_data(after_payload=after_payload)
+def test_a_connection_dropped_at_data_is_retried_once(smtp_server: SmtpServer) -> None:
+    smtp_server.drop_on_data()
     with SmtpSender(smtp_server.sender_options()) as sender:
         assert sender.send(SENDER, "a@example.net", data(1)).ok
     (received,) = smtp_server.messages
     assert received.rcpt_tos == ("a@example.net",) and received.connection == 2
+
+
+def test_a_connection_dropped_after_the_payload_is_an_unknown_outcome(
+    smtp_server: SmtpServer,
+) -> None:
+    """The server may have taken the message: not sent again; the next one reconnects."""
+    smtp_server.drop_on_data(after_payload=True)
+    with SmtpSender(smtp_server.sender_options()) as sender:
+        result = sender.send(SENDER, "a@example.net", data(1))
+        assert result.outcome is Outcome.UNKNOWN and result.verdict is Verdict.UNKNOWN
+        assert "final dot" in result.reply
+        assert sender.send(SENDER, "b@example.net", data(2)).ok
+    assert [m.rcpt_tos for m in smtp_server.messages] == [("b@example.net",)]
+    assert smtp_server.connections == 2
+
+
+def test_no_reply_to_the_dot_within_the_timeout_is_unknown_and_not_resent(
+    smtp_server: SmtpServer,
+) -> None:
+    smtp_server.hold_dot_replies()
+    try:
+        with SmtpSender(smtp_server.sender_options(timeout=0.5)) as sender:
+            result = sender.send(SENDER, "a@example.net", data(1))
+    finally:
+        smtp_server.release_dot_replies()
+    assert result.outcome is Outcome.UNKNOWN
+    assert [m.rcpt_tos for m in smtp_server.messages] == [("a@example.net",)]
+
+
+def test_auth_without_tls_refuses_to_start_naming_the_keys() -> None:
+    with SmtpServer(users={"digest": "s3cret"}) as server:
+        with pytest.raises(ConfigError) as raised:
+            SmtpSender(server.sender_options())
+        assert server.connections == 0
+    message = str(raised.value)
+    assert "smtp_starttls" in message and "smtp_implicit_tls" in message
+    assert "s3cret" not in message
 
 
 def test_a_connection_dropped_twice_gives_a_temporary_result(smtp_server: SmtpServer) -> None:

@@ -180,6 +180,11 @@ def test_purge_tick_deletes_unconfirmed_subscribers_after_the_configured_days(
         confirmed=False,
         since=MONDAY - timedelta(days=2),
     )
+    with factory() as session, session.begin():
+        # Both were mailed their confirmation when they signed up (the never-asked are kept).
+        session.execute(
+            sa.update(Subscriber).values(last_confirmation_sent_at=Subscriber.created_at)
+        )
     said = scheduling.purge_tick(settings, factory, now=MONDAY).message
     assert said.startswith("1 unconfirmed subscribers older than 14 days deleted")
     with factory() as session:

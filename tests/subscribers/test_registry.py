@@ -245,13 +245,17 @@ def test_a_complaint_stops_everything(db: Session) -> None:
         add(db, "alice@example.org")
 
 
-def test_purge_pending_deletes_only_stale_unconfirmed(db: Session) -> None:
-    add(db, "stale@example.org", now=NOW - timedelta(days=10))
-    add(db, "fresh@example.org", now=NOW - timedelta(days=2))
+def test_purge_pending_deletes_only_stale_unconfirmed_who_were_asked(db: Session) -> None:
+    stale = add(db, "stale@example.org", now=NOW - timedelta(days=10))
+    stale.last_confirmation_sent_at = NOW - timedelta(days=10)
+    fresh = add(db, "fresh@example.org", now=NOW - timedelta(days=2))
+    fresh.last_confirmation_sent_at = NOW - timedelta(days=2)
+    # Never mailed a confirmation (an old import, a mail that failed): never purged.
+    add(db, "never-asked@example.org", now=NOW - timedelta(days=100))
     add(db, "old-reader@example.org", now=NOW - timedelta(days=400), confirmed=True)
     assert registry.purge_pending(db, older_than=timedelta(days=7), now=NOW) == 1
     left = sorted(db.scalars(sa.select(Subscriber.email)))
-    assert left == ["fresh@example.org", "old-reader@example.org"]
+    assert left == ["fresh@example.org", "never-asked@example.org", "old-reader@example.org"]
     assert not suppression.is_suppressed(db, "stale@example.org", key=KEY)
 
 
@@ -273,6 +277,7 @@ def test_export_is_all_their_data_as_json(db: Session) -> None:
         "source": "cli",
         "version": "v1",
         "ip": "192.0.2.7",
+        "origin": None,
     }
     assert "id" not in data
 

@@ -155,8 +155,9 @@ def test_the_answer_is_the_same_whether_or_not_the_address_is_known(
     }
     assert {page.status_code for page in pages.values()} == {200}
     assert len({page.text for page in pages.values()}) == 1
-    # Only the new and the pending address were mailed.
+    # The new, the pending and the one who had left (a new double opt-in) were mailed.
     assert sorted(m["To"].addresses[0].addr_spec for m in outbox(web_settings)) == [
+        "gone@example.net",
         "new@example.net",
         "pending@example.net",
     ]
