@@ -28,6 +28,7 @@ import feedparser
 
 from digest.collect import Entry, Parsed
 from digest.collect.clean import html_to_text, sanitize_html, shorten, text_to_html
+from digest.collect.extract import main_text
 from digest.errors import ParseError
 
 SUMMARY_LIMIT = 500
@@ -246,7 +247,7 @@ def _bodies(
     if len(summary_html) > MAX_HTML:
         warnings.append(f"{title}: content over {MAX_HTML:,} characters kept as text only")
         summary_html = text_to_html(html_to_text(summary_html, MAX_HTML // 2))
-    return summary_html, html_to_text(teaser, SUMMARY_LIMIT)
+    return summary_html, main_text(teaser, title=title, limit=SUMMARY_LIMIT)
 
 
 def _finish(entry: Entry) -> Entry | None:

@@ -23,6 +23,7 @@ from lxml import etree
 
 from digest.collect import Entry, Parsed
 from digest.collect.clean import html_to_text, sanitize_html
+from digest.collect.extract import main_text
 from digest.errors import ParseError
 
 _BOILERPLATE_TAGS = (
@@ -122,7 +123,7 @@ def _entry(
         link=link,
         guid=guid or link,
         summary_html=body_html,
-        summary_text=html_to_text(body_html),
+        summary_text=main_text(body_html, title=title),
         language=language,
         published_at=published,
     )
