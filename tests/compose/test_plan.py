@@ -222,11 +222,12 @@ def test_changed_events_are_flagged_against_what_was_announced() -> None:
 
 
 def test_news_announcing_an_event_appears_once_with_both() -> None:
+    """The post whose link is the event's own page is folded into the event."""
     conf = event(
         1,
         "Globale conferentie over steden en migratie",
         NOW + timedelta(days=10),
-        url=None,
+        url="https://stad.example/conferentie/",
         language="nl",
     )
     post = news(
@@ -238,8 +239,33 @@ def test_news_announcing_an_event_appears_once_with_both() -> None:
     plan = plan_of([post], [conf])
     (item,) = [i for s in plan.variant("nl").sections for i in s.items]
     assert item.kind == "event"
-    assert item.link == "https://stad.example/conferentie"
+    assert item.link == "https://stad.example/conferentie/"
     assert item.summary_html == "<p>Globale conferentie over steden en migratie in Mechelen</p>"
+    assert set(item.members) == {"event:1", "entry:9"}
+
+
+def test_a_similar_title_alone_never_folds_news_into_an_event() -> None:
+    helpdesk = event(
+        1,
+        "Legal helpdesk for municipalities",
+        NOW + timedelta(days=4),
+        url="https://hub.example/agenda/legal-helpdesk",
+    )
+    post = news(
+        9,
+        "Legal helpdesk for municipalities extended to 2027",
+        link="https://hub.example/news/legal-helpdesk-extended",
+    )
+    also = news(10, "Globale conferentie over steden en migratie in Mechelen", link=None)
+    conf = event(2, "Globale conferentie over steden en migratie", NOW + timedelta(days=10))
+    plan = plan_of([post, also], [helpdesk, conf])
+    kinds = sorted((i.kind, i.title) for s in plan.variants[0].sections for i in s.items)
+    assert kinds == [
+        ("entry", "Globale conferentie over steden en migratie in Mechelen"),
+        ("entry", "Legal helpdesk for municipalities extended to 2027"),
+        ("event", "Globale conferentie over steden en migratie"),
+        ("event", "Legal helpdesk for municipalities"),
+    ]
 
 
 def test_two_calendars_with_the_same_occurrence_show_it_once() -> None:
