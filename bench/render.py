@@ -91,9 +91,7 @@ def fit(plan: IssuePlan, runs: int) -> None:
     print(f"{'lang':<5}{'items':>6}{'shown':>7}{'HTML KB':>9}{'ms':>9}")
     for variant in plan.variants:
         language = variant.language
-        ms, rendered = timed(
-            runs, partial(render_for_inbox, plan, language, links(language), env)
-        )
+        ms, rendered = timed(runs, partial(render_for_inbox, plan, language, links(language), env))
         shown = rendered.html.count("<h3")
         size = html_size(rendered.html) / 1024
         print(f"{language:<5}{variant.item_count:>6}{shown:>7}{size:>9.1f}{ms:>9.1f}")

@@ -38,6 +38,8 @@ class NewsCandidate:
     backlog: bool = False
     alternates: tuple[str, ...] = ()
     """Links to the same item in other languages (`hreflang`) and its canonical link."""
+    source_title: str = ""
+    """The title its (first) source gives itself ("Stad en migratie"), for "source · date"."""
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,8 @@ class PlanItem:
     topics: tuple[str, ...] = ()
     image_url: str | None = None
     pinned: bool = False
+    source_title: str = ""
+    """The title of the item's first source, as readers know it."""
     excerpt: str = ""
     """What the email shows of the text: at most `Rules.excerpt_words` words, one paragraph."""
     members: tuple[str, ...] = ()

@@ -25,7 +25,7 @@ from digest.compose import (
 from digest.compose import stories as storying
 from digest.compose.excerpts import excerpt
 
-EVENT_LINE_WORDS = 20
+EVENT_LINE_WORDS = 14
 """An event shows one line of its description: about this many words."""
 
 
@@ -229,6 +229,7 @@ def _news_item(news: NewsCandidate, rules: Rules) -> PlanItem:
         summary_html=news.summary_html,
         summary_text=news.summary_text,
         excerpt=excerpt(news.summary_text, rules.excerpt_words),
+        source_title=news.source_title,
         language=news.language,
         foreign=False,
         published_at=news.published_at,

@@ -373,6 +373,7 @@ def rules_of(settings: Settings) -> compose.Rules:
         event_horizon_days=settings.issue.event_horizon_days,
         other_languages=settings.issue.other_languages,
         max_per_section=settings.issue.max_items_per_section,
+        excerpt_words=settings.issue.excerpt_words,
     )
 
 
@@ -440,7 +441,11 @@ def find_issue(session: Session, number: int | None) -> Issue:
 
 def environment(settings: Settings) -> jinja2.Environment:
     """The Jinja environment with the operator's templates first."""
-    return make_environment(settings.render.templates_dir)
+    return make_environment(
+        settings.render.templates_dir,
+        postal_address=settings.publication.postal_address,
+        images_policy=settings.render.images,
+    )
 
 
 def public_links(settings: Settings, number: int, language: str) -> Links:

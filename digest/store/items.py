@@ -372,6 +372,7 @@ def news_candidates(session: Session, *, since: datetime) -> list[compose.NewsCa
                 image_url=entry.image_url,
                 author=entry.author,
                 backlog=entry.backlog,
+                source_title=carriers[0].title or "",
             )
         )
     return found
