@@ -199,11 +199,9 @@ def main() -> None:
         if options.memory:
             small = run_child(options, sink.port, 10_000, dkim=False)
             large = run_child(options, sink.port, 100_000, dkim=False)
-            print(
-                f"peak RSS: 10,000 → {small['peak_rss_mb']:.0f} MB; "
-                f"100,000 → {large['peak_rss_mb']:.0f} MB; "
-                f"ratio {large['peak_rss_mb'] / small['peak_rss_mb']:.2f} (target ≤ 1.5)"
-            )
+            print(f"peak RSS: 10,000 → {small['peak_rss_mb']:.0f} MB; "
+                  f"100,000 → {large['peak_rss_mb']:.0f} MB; "
+                  f"ratio {large['peak_rss_mb'] / small['peak_rss_mb']:.2f} (target ≤ 1.5)")
             return
         plain = run_child(options, sink.port, options.subscribers, dkim=False)
         signed = run_child(options, sink.port, options.subscribers, dkim=True)
