@@ -285,6 +285,10 @@ class DeskItem:
     """1-based place in its section, as the issue orders it now."""
     pinned: bool = False
     dropped: bool = False
+    members: tuple[str, ...] = ()
+    """The keys of the items of its story (empty: a story of one)."""
+    also: tuple[str, ...] = ()
+    """The other languages its story is told in."""
 
 
 @dataclass(frozen=True)
@@ -314,10 +318,15 @@ def _listed(plan: IssuePlan, curation: Curation) -> list[DeskItem]:
     """Every item of every variant once, by section, in the order the plan shows them
     (the default language's variant first, then what only other variants hold)."""
     by_section: dict[str, dict[str, Any]] = {}
+    seen: set[str] = set()
     for variant in plan.complete().variants:
         for section in variant.sections:
             known = by_section.setdefault(section.name, {})
             for item in section.items:
+                # A story is one row, whichever version a language shows of it.
+                if item.key in seen:
+                    continue
+                seen.update(item.members or (item.key,))
                 known.setdefault(item.key, item)
     listed = []
     for name, found in by_section.items():
@@ -331,6 +340,8 @@ def _listed(plan: IssuePlan, curation: Curation) -> list[DeskItem]:
                     section=name,
                     position=position,
                     pinned=item.key in curation.pinned,
+                    members=tuple(item.members),
+                    also=tuple(language for language, _ in item.also),
                 )
             )
     return listed

@@ -128,3 +128,18 @@ def _look_at(browser: Browser, email: RenderedEmail) -> None:
         assert target.count() == 1
     finally:
         page.close()
+
+
+def test_the_desk_shows_each_story_once_with_its_members(
+    example: Any, factory: sessionmaker[Session]
+) -> None:
+    from digest.pipeline import editorial
+
+    desk = editorial.issue_desk(example, factory, 1, language="en")
+    titles = [item.title for item in desk.items]
+    assert len(titles) == len(set(titles))
+    close_out = [i for i in desk.items if i.title.startswith(("Het doek valt", "Le rideau"))]
+    assert len(close_out) == 1
+    (story,) = close_out
+    assert len(story.members) == 2 and story.also == ("fr",)
+    assert desk.rendered.moved == 0  # the example fits: nothing moves to the archive
