@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from urllib.parse import urljoin
 
@@ -195,7 +196,8 @@ def _whole_page(root: lxml.html.HtmlElement, base: str, lang: str | None) -> Ent
         )
     # A local file (an operator's saved page) has no public address to link to.
     link = base if base.startswith(("http://", "https://")) else None
-    return _entry(title or text[:80], link, body_html, lang, published, guid=base)
+    whole = _entry(title or text[:80], link, body_html, lang, published, guid=base)
+    return replace(whole, single_document=True)
 
 
 def parse_page(body: bytes, *, content_type: str | None, url: str) -> Parsed:

@@ -308,6 +308,7 @@ def _store(settings: Settings, session: Session, outcome: _Outcome, now: datetim
                 now=now,
                 first_collection=first,
                 news_window=timedelta(days=settings.issue.news_window_days),
+                history_before=_history_before(session, source, now) if first else None,
             )
     sources.record_success(
         source,
@@ -354,6 +355,17 @@ class Drafted:
     plan: compose.IssuePlan
     created: bool
     """False when the slot's existing draft was updated."""
+
+
+def _history_before(session: Session, source: Source, now: datetime) -> datetime | None:
+    """Where a new source's history ends: `--backfill DAYS` before now, else the last issue
+    sent (its items predating it were never news to our readers); None: the news window."""
+    if source.backfill_days is not None:
+        return now - timedelta(days=source.backfill_days)
+    last: datetime | None = session.scalar(
+        sa.select(sa.func.max(Issue.sent_at)).where(Issue.status == IssueStatus.SENT)
+    )
+    return last
 
 
 def schedule_of(settings: Settings, cadence: str) -> slots.Schedule:
