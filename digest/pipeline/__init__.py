@@ -32,6 +32,7 @@ from digest.config import Settings, database_url, source_location
 from digest.errors import DigestError, GoneError, HTTPStatusError, RateLimitedError, SourceError
 from digest.publish import PublishReport
 from digest.publish.atom import FeedIssue, atom_feed
+from digest.publish.media import copy_images
 from digest.publish.site import write_site
 from digest.render import Links, RenderedEmail
 from digest.render.email import render_email, render_for_inbox
@@ -596,6 +597,16 @@ def build_site(
         files[layout.event_ics(item.uid, item.recurrence_id)] = event_file(
             item, now=now, organizer=pub.sender, prodid=prodid
         )
+    # [render] images = "copy": the lead images the pages and feeds show, served by us.
+    lead_images = (
+        item.image_url
+        for _, plan in published
+        for variant in plan.variants
+        for section in variant.sections
+        for item in section.items
+        if item.image_url
+    )
+    files.update(copy_images(settings, lead_images))
     return files
 
 
