@@ -60,6 +60,8 @@ class Entry:
     categories: tuple[str, ...] = ()
     single_document: bool = False
     """A feedless page read as one document: a change to it is news again."""
+    alternates: tuple[str, ...] = ()
+    """The same item in other languages (`hreflang` alternates) and its canonical link."""
 
 
 @dataclass(frozen=True)

@@ -197,7 +197,20 @@ def _whole_page(root: lxml.html.HtmlElement, base: str, lang: str | None) -> Ent
     # A local file (an operator's saved page) has no public address to link to.
     link = base if base.startswith(("http://", "https://")) else None
     whole = _entry(title or text[:80], link, body_html, lang, published, guid=base)
-    return replace(whole, single_document=True)
+    return replace(whole, single_document=True, alternates=_alternates(root, base, link))
+
+
+def _alternates(root: lxml.html.HtmlElement, base: str, link: str | None) -> tuple[str, ...]:
+    """The page's `hreflang` alternates and canonical link (other than the page itself)."""
+    found = []
+    for element in root.iter("link"):
+        rel = str(element.get("rel") or "").lower().split()
+        href = str(element.get("href") or "").strip()
+        if href and ("canonical" in rel or ("alternate" in rel and element.get("hreflang"))):
+            absolute = urljoin(base, href)
+            if absolute.startswith(("http://", "https://")) and absolute != link:
+                found.append(absolute)
+    return tuple(dict.fromkeys(found))
 
 
 def parse_page(body: bytes, *, content_type: str | None, url: str) -> Parsed:

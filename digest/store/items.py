@@ -160,6 +160,7 @@ def record_entries(
                 and not item.single_document
                 and (item.published_at is None or item.published_at < cutoff),
                 single_document=item.single_document,
+                alternates=list(item.alternates),
             )
             session.add(entry)
             counts.new += 1
@@ -169,6 +170,7 @@ def record_entries(
             entry.link = link or entry.link
             entry.updated_at = item.updated_at or entry.updated_at
             entry.image_url = item.image_url or entry.image_url
+            entry.alternates = list(item.alternates) or entry.alternates
             entry.content_hash, entry.changed_at, entry.last_seen_at = content, now, now
             counts.changed += 1
         else:
@@ -385,6 +387,7 @@ def news_candidates(session: Session, *, since: datetime) -> list[compose.NewsCa
                 author=entry.author,
                 backlog=entry.backlog,
                 source_title=carriers[0].title or "",
+                alternates=tuple(entry.alternates or ()),
             )
         )
     return found

@@ -123,6 +123,8 @@ class Entry(Base):
     content_hash: Mapped[str] = mapped_column(sa.String(64))
     backlog: Mapped[bool] = mapped_column(default=False)
     """History found when its source was first collected: stored, never announced as news."""
+    alternates: Mapped[list[str]] = mapped_column(default=list)
+    """Its `hreflang` alternates and canonical link: the same story in other languages."""
     single_document: Mapped[bool] = mapped_column(default=False)
     """A feedless page tracked as one document (a call, a vacancy): announced again, once,
     each time it changes."""

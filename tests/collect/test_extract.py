@@ -112,3 +112,43 @@ def test_first_sentence() -> None:
         "In 2013, Belgium launched it."
     )
     assert first_sentence("No end") == "No end"
+
+
+ATOM_WITH_ALTERNATES = b"""<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom" xml:lang="nl">
+  <title>Stad en migratie</title><id>urn:x</id><updated>2026-11-20T09:00:00Z</updated>
+  <entry>
+    <title>Het doek valt over IncluCities</title><id>urn:x:1</id>
+    <updated>2026-11-20T09:00:00Z</updated>
+    <link rel="alternate" href="https://hub.example/nl/nieuws/het-doek-valt"/>
+    <link rel="alternate" hreflang="fr" href="https://hub.example/fr/actualites/le-rideau"/>
+    <link rel="alternate" hreflang="en" href="/en/news/close-out"/>
+    <summary>Op 7 en 8 december 2022 vonden de Training Academies plaats.</summary>
+  </entry>
+</feed>"""
+
+PAGE_WITH_ALTERNATES = b"""<!DOCTYPE html><html lang="nl"><head><title>Oproep</title>
+<link rel="canonical" href="https://hub.example/nl/oproep">
+<link rel="alternate" hreflang="fr" href="/fr/appel">
+<link rel="stylesheet" href="/style.css"></head>
+<body><main><h1>Oproep 2027</h1><p>Steden kunnen tot 31 januari 2027 projecten indienen.</p>
+</main></body></html>"""
+
+
+def test_hreflang_alternates_are_read_from_feeds_and_pages() -> None:
+    from digest.collect.feeds import parse_feed
+    from digest.collect.pages import parse_page
+
+    (entry,) = parse_feed(
+        ATOM_WITH_ALTERNATES, content_type="application/atom+xml", url="https://hub.example/f"
+    ).entries
+    assert entry.link == "https://hub.example/nl/nieuws/het-doek-valt"
+    assert entry.alternates == (
+        "https://hub.example/fr/actualites/le-rideau",
+        "https://hub.example/en/news/close-out",
+    )
+    (page,) = parse_page(
+        PAGE_WITH_ALTERNATES, content_type="text/html", url="https://hub.example/nl/x"
+    ).entries
+    assert page.single_document
+    assert page.alternates == ("https://hub.example/nl/oproep", "https://hub.example/fr/appel")
