@@ -16,7 +16,7 @@ import pytest
 from digest.collect import Entry
 from digest.collect.feeds import parse_feed
 from digest.collect.pages import parse_page
-from digest.compose import Curation, NewsCandidate, Rules
+from digest.compose import Curation, IssuePlan, NewsCandidate, Rules
 from digest.compose.plan import compose
 from digest.compose.stories import (
     TRANSLATION_THRESHOLD,
@@ -316,3 +316,19 @@ def test_grouping_is_linear_enough(count: int) -> None:
     group(large)
     large_time = time.perf_counter() - started
     assert large_time < max(small_time, 0.005) * 30
+
+
+def test_a_plan_with_stories_survives_storage() -> None:
+    plan = compose(
+        candidates(),
+        [],
+        rules=RULES,
+        now=NOW,
+        number=1,
+        cadence="weekly",
+        slot=NOW,
+        news_since=NOW - timedelta(days=14),
+    )
+    again = IssuePlan.from_json(plan.to_json())
+    assert again == plan
+    assert any(i.also for s in again.variant("en").sections for i in s.items)
