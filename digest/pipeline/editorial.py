@@ -415,6 +415,10 @@ class Changes:
     """The intro of `language` (None: unchanged; "": none)."""
     subject: str | None = None
     """The subject of `language` (None: unchanged; "": the default one)."""
+    split: frozenset[str] = frozenset()
+    """Keys of stories to take apart: each of their versions then stands alone."""
+    joined: tuple[str, ...] = ()
+    """Keys of items to make one story (two or more)."""
 
 
 def _one_line(text: str) -> str:
@@ -492,6 +496,14 @@ def curate(
         order = list(current.order)
         if changes.order is not None:
             order = [k for k in dict.fromkeys(changes.order) if k in known]
+        split = list(current.split)
+        for key in sorted(changes.split & set(listed)):
+            split.extend(m for m in listed[key].members or (key,) if m not in split)
+        joined = [tuple(pair) for pair in current.joined]
+        together = [k for k in dict.fromkeys(changes.joined) if k in listed]
+        for other in together[1:]:
+            joined.append((together[0], other))
+        split = [k for k in split if k not in together]
         intros, subjects = dict(current.intro), dict(current.subject)
         if changes.language is not None:
             if intro is not None:
@@ -505,6 +517,8 @@ def curate(
             intro={k: v for k, v in intros.items() if v},
             subject={k: v for k, v in subjects.items() if v},
             titles=titles,
+            split=split,
+            joined=[list(pair) for pair in dict.fromkeys(joined)],
         )
         issue.curation = json.dumps(raw, sort_keys=True, ensure_ascii=False)
         cadence, slot = issue.cadence, issue.slot

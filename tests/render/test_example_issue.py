@@ -143,3 +143,26 @@ def test_the_desk_shows_each_story_once_with_its_members(
     (story,) = close_out
     assert len(story.members) == 2 and story.also == ("fr",)
     assert desk.rendered.moved == 0  # the example fits: nothing moves to the archive
+
+
+def test_the_editor_splits_and_joins_stories(example: Any, factory: sessionmaker[Session]) -> None:
+    from digest.pipeline import editorial
+
+    def english_titles() -> list[str]:
+        desk = editorial.issue_desk(example, factory, 1, language="en")
+        return [item.title for item in desk.items]
+
+    desk = editorial.issue_desk(example, factory, 1, language="en")
+    (story,) = [i for i in desk.items if i.title.startswith(("Het doek valt", "Le rideau"))]
+    editorial.curate(
+        example, factory, 1, editorial.Changes(split=frozenset({story.key})), now=MONDAY
+    )
+    titles = english_titles()
+    assert any(t.startswith("Het doek valt") for t in titles)
+    assert any(t.startswith("Le rideau tombe") for t in titles)
+    desk = editorial.issue_desk(example, factory, 1, language="en")
+    keys = [i.key for i in desk.items if i.title.startswith(("Het doek valt", "Buddy's"))]
+    editorial.curate(example, factory, 1, editorial.Changes(joined=tuple(keys)), now=MONDAY)
+    desk = editorial.issue_desk(example, factory, 1, language="en")
+    joined = [i for i in desk.items if set(keys) <= set(i.members)]
+    assert len(joined) == 1
