@@ -149,7 +149,7 @@ def _select_events(
             )
         )
     ordered = sorted(chosen, key=lambda i: (_event_start(i, zone), i.title))
-    return _collapse_series(_dedupe_events(ordered), zone)
+    return _dedupe_events(ordered)
 
 
 def _collapse_series(items: list[PlanItem], zone: zoneinfo.ZoneInfo) -> list[PlanItem]:
@@ -400,7 +400,10 @@ def compose(
     event_list = list(events)
     event_sections = {f"event:{e.key}": e.section for e in event_list}
     news_items, event_items = _merge(
-        [_news_item(n, rules) for n in chosen_news], _select_events(event_list, rules, now, until)
+        [_news_item(n, rules) for n in chosen_news],
+        _collapse_series(
+            _select_events(event_list, rules, now, until), zoneinfo.ZoneInfo(rules.timezone)
+        ),
     )
     alternates = {f"entry:{n.id}": n.alternates for n in chosen_news}
     stories = _group(news_items, alternates, curation) + [[e] for e in event_items]

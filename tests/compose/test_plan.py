@@ -13,7 +13,7 @@ from digest.compose import (
     NewsCandidate,
     Rules,
 )
-from digest.compose.plan import compose, event_when, for_topics
+from digest.compose.plan import compose, event_when, for_topics, upcoming_events
 
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # Monday 08:00 in Brussels
 RULES = Rules(
@@ -413,3 +413,12 @@ def test_items_carry_excerpts_of_the_configured_length() -> None:
     (item,) = plan.variants[0].sections[0].items
     assert item.excerpt == " ".join(f"word{n}" for n in range(10)) + "…"
     assert item.summary_text == text  # the full text stays (archive, search)
+
+
+def test_the_calendar_keeps_every_occurrence() -> None:
+    """Only the email shows a series once: `upcoming_events` (events.ics, the per-event
+    files) keeps each occurrence."""
+    first = NOW + timedelta(days=1, hours=6)
+    helpdesk = event(1, "Legal helpdesk", first)
+    occurrences = [_occurrence(helpdesk, n, first + timedelta(days=7 * n)) for n in range(3)]
+    assert len(upcoming_events(occurrences, rules=RULES, now=NOW)) == 3
