@@ -102,6 +102,9 @@ def _context(plan: IssuePlan, variant: Variant, links: Links) -> dict[str, Any]:
         "issue_day": _issue_day(plan, language),
         "intro": paragraphs(variant.intro),
         "sections": [_section_view(s, language) for s in variant.sections if s.items],
+        "archived": [
+            _section_view(s, language) for s in variant.sections if s.more and not s.items
+        ],
         "links": links,
         "timezone": plan.timezone,
         "zone_name": zone_name(plan.timezone, language),
@@ -229,7 +232,7 @@ def render_for_inbox(
     size = sent_size(rendered.html)
     if size > limit:
         log.warning(
-            "issue %d (%s) is %d KB as sent even with one item per section: Gmail will clip it"
+            "issue %d (%s) is %d KB as sent even with one item left: Gmail will clip it"
             "; shorten the intro or the templates",
             plan.number,
             rendered.language,
@@ -242,9 +245,13 @@ def _without_last_items(plan: IssuePlan, language: str, count: int) -> IssuePlan
     variant = plan.variant(language)
     sections = list(variant.sections)
     for _ in range(count):
+        if sum(len(s.items) for s in sections) <= 1:
+            break
         largest = max(range(len(sections)), key=lambda n: len(sections[n].items))
         if len(sections[largest].items) <= 1:
-            break
+            # One item per section and still too large: the last sections give theirs up
+            # (their heading and "N more in the archive" stay), rather than a clipped mail.
+            largest = max(n for n, s in enumerate(sections) if s.items)
         sections[largest] = sections[largest].capped(len(sections[largest].items) - 1)
     fitted = replace(variant, sections=tuple(sections))
     return replace(plan, variants=tuple(fitted if v is variant else v for v in plan.variants))

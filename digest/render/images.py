@@ -96,14 +96,36 @@ def _size(width: int | None, height: int | None) -> tuple[int, int | None]:
 
 
 def lead_image(item: PlanItem, policy: str, base_url: str) -> Image | None:
-    """The lead image of `item` as the policy allows it, or None."""
-    if not item.image_url:
+    """The one image `item` may show as the policy allows it, or None: its feed's image,
+    else the first image of its body that is no tracker; sized for the column, with the
+    height when the source gave the image's dimensions."""
+    bodies = [dict(_ATTR.findall(m.group(1))) for m in _IMG.finditer(item.summary_html)]
+    found = None
+    if item.image_url:
+        found = next((a for a in bodies if a.get("src") == item.image_url), {})
+        found = {**found, "src": item.image_url}
+    else:
+        found = next(
+            (
+                a
+                for a in bodies
+                if a.get("src")
+                and not is_tracking(a["src"], _number(a.get("width")), _number(a.get("height")))
+            ),
+            None,
+        )
+    if not found:
         return None
-    src = served_from(item.image_url, policy, base_url)
+    width, height = _number(found.get("width")), _number(found.get("height"))
+    if is_tracking(found["src"], width, height):
+        return None
+    src = served_from(found["src"], policy, base_url)
     if src is None:
         return None
-    width, height = _size(None, None)
-    return Image(src=src, width=width, height=height)
+    shown_width, shown_height = _size(width, height)
+    if width and height and width < COLUMN_WIDTH:
+        shown_width, shown_height = width, height
+    return Image(src=src, width=shown_width, height=shown_height)
 
 
 def _number(value: str | None) -> int | None:

@@ -116,3 +116,14 @@ def test_lead_image_follows_the_policy() -> None:
     copied = lead_image(item, "copy", BASE)
     assert copied is not None and copied.src.startswith(f"{BASE}/media/")
     assert lead_image(event(image_url="https://evil.example/pixel.gif"), "remote", BASE) is None
+
+
+def test_the_lead_image_takes_its_dimensions_from_the_body() -> None:
+    photo = "https://hub.example/files/manos.jpg"
+    body = f'<p><img src="{photo}" alt="Manos" width="640" height="360"></p>'
+    item = event(kind="entry", image_url=None, summary_html=body)
+    image = lead_image(item, "remote", BASE)
+    assert image is not None
+    assert (image.src, image.width, image.height) == (photo, 552, 310)
+    tracked = event(kind="entry", summary_html='<img src="https://x.example/p.gif" width="1">')
+    assert lead_image(tracked, "remote", BASE) is None

@@ -477,3 +477,23 @@ def test_capped_items_come_back_complete_for_the_archive() -> None:
     assert section.capped(2).rest[:2] == items[2:4]
     assert section.complete().items == items
     assert section.complete().more == 0
+
+
+def test_many_sections_of_one_item_still_fit_rather_than_clip() -> None:
+    """With one item per section and still too large, the last sections give theirs up
+    (heading and "N more in the archive" stay): the mail is never sent clipped."""
+    item = example_plan().variant("en").sections[0].items[0]
+    sections = tuple(
+        Section(name=f"section-{n}", items=(replace(item, key=f"entry:{n}"),)) for n in range(400)
+    )
+    plan = example_plan()
+    plan = replace(plan, variants=(replace(plan.variant("en"), sections=sections),))
+    env = make_environment(None)
+    assert sent_size(render_email(plan, "en", links("en"), env).html) > INBOX_HTML_LIMIT
+    fitted = render_for_inbox(plan, "en", links("en"), env)
+    assert sent_size(fitted.html) <= INBOX_HTML_LIMIT
+    assert 0 < fitted.moved < 400
+    assert "/unsubscribe" in fitted.html[-6000:]
+    flat_text = " ".join(fitted.text.split())
+    assert "More in the archive: Section " in flat_text and "Section 399" in flat_text
+    assert "More in the archive:" in fitted.html
