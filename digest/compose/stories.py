@@ -57,6 +57,8 @@ SIGNATURE_CHARS = 600
 """How much of the text the names and numbers are taken from (the lead says who and when)."""
 
 _WORD = re.compile(r"[^\W_]+(?:[-'’][^\W_]+)*")
+_NAME_OR_NUMBER = re.compile(r"(?<![^\W_])(?:\d+|[A-ZÀ-ÖØ-Þ][^\W_]*)")
+"""A number, or a word starting with a capital (Latin-1 letters; the head of "X-project")."""
 _SENTENCE_START = re.compile(r"(?:^|[.!?:;]\s+|\n)([\"'“‘«(]?)$")
 _IMAGE = re.compile(r'<img[^>]*?\ssrc="([^"]+)"')
 _STOP_WORDS = """
@@ -127,20 +129,17 @@ def signature(title: str, text: str) -> frozenset[str]:
     sentence, folded; "IncluCities-project" gives "inclucities"."""
     found: set[str] = set()
     for source in (title, text[:SIGNATURE_CHARS]):
-        for match in _WORD.finditer(source):
+        # Only numbers and capitalized words match: lowercase words cost nothing.
+        for match in _NAME_OR_NUMBER.finditer(source):
             word = match.group(0)
             if word[0].isdigit():
-                digits = re.match(r"\d+", word)
-                if digits:
-                    found.add(digits.group(0).lstrip("0") or "0")
+                found.add(word.lstrip("0") or "0")
                 continue
-            if not word[0].isupper():
+            start = match.start()
+            before = source[max(0, start - 4) : start]
+            if _SENTENCE_START.search(before) and not _is_acronym(word):
                 continue
-            before = source[max(0, match.start() - 4) : match.start()]
-            if _SENTENCE_START.search(before) and (match.start() < 4 or not _is_acronym(word)):
-                continue
-            head = re.split(r"[-'’]", word, maxsplit=1)[0]
-            folded = fold(head)
+            folded = fold(word)
             if len(folded) >= 3 and folded not in _STOP:
                 found.add(folded)
     return frozenset(found)
