@@ -497,3 +497,19 @@ def test_many_sections_of_one_item_still_fit_rather_than_clip() -> None:
     flat_text = " ".join(fitted.text.split())
     assert "More in the archive: Section " in flat_text and "Section 399" in flat_text
     assert "More in the archive:" in fitted.html
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_html_and_text_carry_the_same_items_and_excerpts(language: str) -> None:
+    from digest.render.environment import excerpt_of
+
+    email = rendered(language)
+    flat_html = " ".join(text_of(tree(language)).split())
+    flat_text = " ".join(email.text.split())
+    for section in example_plan().variant(language).sections:
+        for item in section.items:
+            excerpt = excerpt_of(item, 14 if item.kind == "event" else 50)
+            assert excerpt, item.title
+            assert excerpt in flat_html, (language, item.title)
+            assert excerpt in flat_text, (language, item.title)
+            assert len(excerpt.split()) <= 50
