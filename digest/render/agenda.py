@@ -73,15 +73,22 @@ def item_day(item: PlanItem, language: str, timezone: str) -> str:
 
 
 def series_note(item: PlanItem, language: str, timezone: str) -> str:
-    """For a series shown once: "Every 4 weeks · also Thu 7 Jan, Thu 4 Feb", or just the
-    later dates when the rhythm is irregular; "" for a single occurrence."""
+    """For a series shown once: "Every other Tuesday · also Tue 22 Dec, Tue 5 Jan",
+    "Every 4 weeks · also …", or just the later dates when the rhythm is irregular; ""
+    for a single occurrence. The entry itself shows the next date."""
     if not item.later:
         return ""
     catalog = translations(language)
     later = [short_day(datetime.fromisoformat(moment), language, timezone) for moment in item.later]
     also = catalog.gettext("also %(dates)s") % {"dates": ", ".join(later)}
     days = item.recurrence_days if len(item.later) >= 2 else 0  # a rhythm needs 3 dates
-    if days and days % 7 == 0:
+    first = datetime.fromisoformat(item.later[0]).astimezone(ZoneInfo(timezone))
+    weekday = format_date(first.date(), "EEEE", locale=language)
+    if days == 7:
+        rhythm = catalog.gettext("Every %(weekday)s") % {"weekday": weekday}
+    elif days == 14:
+        rhythm = catalog.gettext("Every other %(weekday)s") % {"weekday": weekday}
+    elif days and days % 7 == 0:
         weeks = days // 7
         rhythm = catalog.ngettext("Every week", "Every %(num)d weeks", weeks) % {"num": weeks}
     elif days:

@@ -47,17 +47,23 @@ def test_badge_and_a_multi_day_range() -> None:
 @pytest.mark.parametrize(
     ("language", "rhythm", "also"),
     [
-        ("en", "Every 2 weeks", "also"),
-        ("nl", "Om de 2 weken", "ook"),
-        ("fr", "Toutes les 2", "aussi"),
+        ("en", "Every other Sunday", "also"),
+        ("nl", "Om de andere zondag", "ook"),
+        ("fr", "Un dimanche sur deux", "aussi"),
     ],
 )
 def test_a_series_says_its_rhythm_and_later_dates(language: str, rhythm: str, also: str) -> None:
     later = tuple((START + timedelta(days=14 * n)).isoformat() for n in (1, 2))
     note = series_note(event(recurrence_days=14, later=later), language, "Europe/Brussels")
     assert note.startswith(rhythm), note
-    assert f" · {also} " in note
+    assert f" · {also}" in note
     assert series_note(event(), language, "Europe/Brussels") == ""
+
+
+def test_a_four_weekly_series() -> None:
+    later = tuple((START + timedelta(days=28 * n)).isoformat() for n in (1, 2))
+    note = series_note(event(recurrence_days=28, later=later), "nl", "Europe/Brussels")
+    assert note.startswith("Om de 4 weken · ook ")
 
 
 def test_two_dates_are_no_rhythm() -> None:
