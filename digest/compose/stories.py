@@ -5,7 +5,8 @@ Two kinds of sameness:
 - *translations*: the hub publishes a story in Dutch, French and often English, under
   different URLs and titles. Two items in different languages are one story when a link
   of one is a link (or `hreflang` alternate / canonical) of the other, or when their
-  evidence scores at least `TRANSLATION_THRESHOLD`: a shared image (0.5), and the share
+  evidence scores at least `TRANSLATION_THRESHOLD`: a shared image (0.5), a shared
+  attachment (a PDF, an office file: 0.5), and the share
   of names and numbers they have in common (proper names, acronyms, numbers, dates: what
   translation keeps), counted only when they were published within `WINDOW_DAYS`;
 - *duplicates*: the same story from two sources or two sections (same language or not),
@@ -61,6 +62,10 @@ _NAME_OR_NUMBER = re.compile(r"(?<![^\W_])(?:\d+|[A-ZÀ-ÖØ-Þ][^\W_]*)")
 """A number, or a word starting with a capital (Latin-1 letters; the head of "X-project")."""
 _SENTENCE_START = re.compile(r"(?:^|[.!?:;]\s+|\n)([\"'“‘«(]?)$")
 _IMAGE = re.compile(r'<img[^>]*?\ssrc="([^"]+)"')
+_ATTACHMENT = re.compile(
+    r'<a[^>]*?\shref="([^"?#]+\.(?:pdf|docx?|xlsx?|pptx?|odt|zip))(?:[?#][^"]*)?"',
+    re.IGNORECASE,
+)
 _STOP_WORDS = """
 the a an of and in on for to with de het een van en op voor met le la les des du un une et
 au aux pour sur dans par
@@ -89,6 +94,7 @@ class StoryItem:
 class _Keys:
     links: frozenset[str]
     image: str | None
+    attachments: frozenset[str]
     signature: frozenset[str]
     title: str
     title_words: frozenset[str]
@@ -156,6 +162,9 @@ def _keys(item: StoryItem) -> _Keys:
     return _Keys(
         links=frozenset(link for link in links if link),
         image=_image_key(item),
+        attachments=frozenset(
+            name.rsplit("/", 1)[-1].lower() for name in _ATTACHMENT.findall(item.html)
+        ),
         signature=signature(item.title, item.text),
         title=title,
         title_words=frozenset(w for w in title.split() if len(w) >= 4 and w not in _STOP),
@@ -183,6 +192,8 @@ def _score(a: StoryItem, b: StoryItem, ka: _Keys, kb: _Keys) -> float:
     if a.language == b.language or apart > WINDOW_DAYS:
         return 0.0
     value = IMAGE_WEIGHT if ka.image and ka.image == kb.image else 0.0
+    if ka.attachments & kb.attachments:
+        value += IMAGE_WEIGHT  # the same report or flyer, attached to both
     shared = ka.signature & kb.signature
     smaller = min(_weight(ka.signature), _weight(kb.signature))
     if len(shared) >= MIN_SHARED and smaller:
@@ -225,6 +236,8 @@ def group(
             blocks["l:" + link].append(n)
         if k.image:
             blocks["i:" + k.image].append(n)
+        for name in k.attachments:
+            blocks["a:" + name].append(n)
         for token in k.signature:
             blocks["s:" + token].append(n)
         for word in k.title_words:

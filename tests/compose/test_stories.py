@@ -332,3 +332,16 @@ def test_a_plan_with_stories_survives_storage() -> None:
     again = IssuePlan.from_json(plan.to_json())
     assert again == plan
     assert any(i.also for s in again.variant("en").sections for i in s.items)
+
+
+def test_a_shared_attachment_makes_one_story() -> None:
+    when = NOW - timedelta(days=1)
+    report = '<p><a href="https://hub.example/files/Rapport%20annuel.pdf?v=2">PDF</a></p>'
+    nl = StoryItem("entry:1", "Jaarverslag", "Het verslag is klaar.", "nl", when, html=report)
+    fr = StoryItem("entry:2", "Rapport annuel", "Le rapport est prêt.", "fr", when, html=report)
+    alone = StoryItem("entry:3", "Rapport annuel", "Le rapport est prêt.", "fr", when)
+    assert score(nl, fr) >= TRANSLATION_THRESHOLD
+    assert score(nl, alone) < TRANSLATION_THRESHOLD
+    assert [sorted(s) for s in stories_of([nl, alone, fr]) if len(s) > 1] == [
+        ["Jaarverslag", "Rapport annuel"]
+    ]
