@@ -105,6 +105,12 @@ class PublicationSettings:
         quoted = name.replace("\\", "\\\\").replace('"', '\\"')
         return f'"{quoted}" <{address}>'
 
+    postal_address: str = setting(
+        "",
+        "The publisher's postal address, shown in every email's footer (required by law in "
+        "many countries, e.g. CAN-SPAM); empty: none shown.",
+    )
+
 
 @dataclass(frozen=True)
 class DatabaseSettings:
@@ -145,6 +151,9 @@ class IssueSettings:
     )
     other_languages: str = setting(
         "show", '"show": items in other languages follow, marked; "hide": leave them out.'
+    )
+    excerpt_words: int = setting(
+        50, "Each item in the email shows at most this many words of its text (an excerpt)."
     )
     max_items_per_section: int = setting(
         12, "Cap per section (keeps emails under Gmail's 102 KB clip); the rest link out."
@@ -274,6 +283,13 @@ class RenderSettings:
 
     templates_dir: Path | None = setting(
         None, "Your own templates, searched before the built-in ones (empty: none)."
+    )
+    images: str = setting(
+        "drop",
+        'Images from sources in mails, archive pages and feeds: "drop" (none: nothing loads '
+        'from a third party), "copy" (lead images copied into the public folder at publish '
+        'time and served from base_url) or "remote" (loaded from the source; the operator '
+        "allows third-party requests).",
     )
 
 
@@ -655,6 +671,10 @@ def _validate(settings: Settings, where: str) -> None:
         raise ConfigError(f'{where} [issue] approval: expected "auto" or "editor"')
     if settings.issue.other_languages not in ("show", "hide"):
         raise ConfigError(f'{where} [issue] other_languages: expected "show" or "hide"')
+    if settings.issue.excerpt_words < 1:
+        raise ConfigError(f"{where} [issue] excerpt_words: must be 1 or more (default 50)")
+    if settings.render.images not in ("drop", "copy", "remote"):
+        raise ConfigError(f'{where} [render] images: expected "drop", "copy" or "remote"')
     from digest.compose.slots import parse_daily, parse_weekly  # slots own the syntax
 
     for key, parse in (("schedule", parse_weekly), ("daily_schedule", parse_daily)):

@@ -133,6 +133,27 @@ EXAMPLE_SECRETS = {
 }
 
 
+def show_stories(config_path: Path, number: int) -> None:
+    """Print the English issue as a reader meets it: each story once, in their language
+    when there is a version in it, with the other languages it is told in."""
+    from digest import config, pipeline
+    from digest.store import issues
+
+    factory = pipeline.open_database(config.load(config_path, env={}))
+    with factory() as session:
+        plan = issues.plan_of(issues.by_number(session, number))
+    variant = plan.variant("en")
+    print(f"\nThe English issue #{number}, each story once:")
+    for section in variant.sections:
+        print(f"  {section.name} ({len(section.items)} shown, {section.more} in the archive)")
+        for item in section.items:
+            told = f"  [also in {', '.join(lang for lang, _ in item.also)}]" if item.also else ""
+            kind = "dates" if item.kind == "event" else "versions"
+            versions = f"  ({len(item.members)} {kind})" if len(item.members) > 1 else ""
+            marker = f"[{item.language}] " if item.foreign else ""
+            print(f"    {marker}{item.title[:70]}{told}{versions}")
+
+
 def sent_issues(config_path: Path) -> list[int]:
     """The numbers of the issues the example sent on earlier runs."""
     import sqlalchemy as sa
@@ -205,6 +226,7 @@ def main() -> int:
     number = re.search(r"issue #(\d+)", drafted.stdout)
     if drafted.returncode != 0 or number is None:
         return drafted.returncode or 1
+    show_stories(config_path, int(number[1]))
     previews = target / "preview"
     previews.mkdir(exist_ok=True)
     shown: list[Path] = []

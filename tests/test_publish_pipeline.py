@@ -283,3 +283,48 @@ def test_the_feed_of_issues_holds_the_last_n(
     middle = lxml_html.fromstring((out / "archive" / "en" / f"{numbers[1]}.html").read_bytes())
     assert middle.xpath("//head/link[@rel='prev']/@href") == [listed[2]]
     assert middle.xpath("//head/link[@rel='next']/@href") == [listed[0]]
+
+
+def test_copied_images_are_served_from_base_url(
+    make_settings: Any, tmp_path: Path, factory: sessionmaker[Session], http_server: Any
+) -> None:
+    """[render] images = "copy": the lead image is fetched once at publish time into
+    public/media/, and the archive page and the feed show it from base_url, never from
+    its source (tracking pixels: tests/render/test_agenda_images.py)."""
+    from tests.render.test_browser import PHOTO
+
+    http_server.route("/photo.png", body=PHOTO, headers={"Content-Type": "image/png"})
+    photo = http_server.url("/photo.png")
+    feed = tmp_path / "feed.rss"
+    day = (MONDAY - timedelta(days=1)).strftime("%a, %d %b %Y %H:%M:%S +0000")
+    feed.write_text(
+        '<?xml version="1.0"?><rss version="2.0" '
+        'xmlns:media="http://search.yahoo.com/mrss/"><channel><title>Hub</title>'
+        "<link>https://hub.example/</link><item><title>IncluCities closes</title>"
+        "<link>https://hub.example/news/1</link>"
+        f'<media:thumbnail url="{photo}"/><pubDate>{day}</pubDate>'
+        "<description>The project ends with two training days in Brussels.</description>"
+        "</item></channel></rss>",
+        encoding="utf-8",
+    )
+    settings = make_settings(
+        '[render]\nimages = "copy"\n'
+        f'[[sources]]\nname = "hub"\nurl = "{feed}"\nkind = "feed"\nlanguage = "en"\n'
+    )
+    pipeline.collect_sources(settings, factory, now=MONDAY - timedelta(hours=2))
+    drafted = pipeline.draft(settings, factory, now=MONDAY)
+    pipeline.mark_published(settings, factory, drafted.number, now=MONDAY)
+    report = pipeline.publish(settings, factory, now=MONDAY)
+    copied = [path for path in report.written if path.startswith("media/")]
+    assert len(copied) == 1
+    out = settings.publish.output_dir
+    assert (out / copied[0]).read_bytes() == PHOTO
+    page = (out / "archive" / "en" / "1.html").read_text(encoding="utf-8")
+    base = settings.publication.base_url.rstrip("/")
+    assert f'src="{base}/{copied[0]}"' in page
+    assert "127.0.0.1" not in page
+    assert "127.0.0.1" not in (out / "feeds" / "en.atom").read_text(encoding="utf-8")
+    assert len(http_server.received_at("/photo.png")) == 1
+    again = pipeline.publish(settings, factory, now=MONDAY)
+    assert not [p for p in again.written if p.startswith("media/")]
+    assert len(http_server.received_at("/photo.png")) == 1  # copied once

@@ -87,9 +87,24 @@ def _when(moment: datetime | None) -> str:
 @click.option("--language", default="", help="Language of its items (default: the first).")
 @click.option("--topics", default="", help="Comma-separated topics, e.g. governance,housing.")
 @click.option("--section", default="news", show_default=True, help="Section of the issue.")
+@click.option(
+    "--backfill",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="DAYS",
+    help="Announce its items of the last DAYS days in the next issue "
+    "(default: items older than the last issue sent are history).",
+)
 @pass_context
 def sources_add(
-    ctx: Context, name: str, url: str, kind: str, language: str, topics: str, section: str
+    ctx: Context,
+    name: str,
+    url: str,
+    kind: str,
+    language: str,
+    topics: str,
+    section: str,
+    backfill: int | None,
 ) -> None:
     """Add the source NAME fetched from URL (http(s) or a local file)."""
     location = config.source_location(ctx.settings, url)
@@ -108,7 +123,11 @@ def sources_add(
     )
     with db.transaction(ctx.factory) as session:
         sources.add(
-            session, item, default_language=ctx.settings.default_language, now=pipeline.utcnow()
+            session,
+            item,
+            default_language=ctx.settings.default_language,
+            now=pipeline.utcnow(),
+            backfill_days=backfill,
         )
     click.echo(f"added {kind} {name!r}; run `digest sources check {name}` to try it")
 

@@ -58,6 +58,10 @@ class Entry:
     updated_at: datetime | None = None
     image_url: str | None = None
     categories: tuple[str, ...] = ()
+    single_document: bool = False
+    """A feedless page read as one document: a change to it is news again."""
+    alternates: tuple[str, ...] = ()
+    """The same item in other languages (`hreflang` alternates) and its canonical link."""
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ import feedparser
 
 from digest.collect import Entry, Parsed
 from digest.collect.clean import html_to_text, sanitize_html, shorten, text_to_html
+from digest.collect.extract import main_text
 from digest.errors import ParseError
 
 SUMMARY_LIMIT = 500
@@ -145,7 +146,7 @@ def _xml_entry(
     return _finish(
         Entry(
             title=title,
-            link=_http_url(_str(raw, "link"), base),
+            link=_own_link(raw, base),
             guid=_str(raw, "id"),
             summary_html=summary_html,
             summary_text=summary_text,
@@ -157,6 +158,16 @@ def _xml_entry(
             image_url=next((u for c in image_candidates if (u := _http_url(c, base))), None),
             categories=tuple(
                 c for t in _list(raw, "tags") if (c := _str(t, "label") or _str(t, "term"))
+            ),
+            alternates=tuple(
+                dict.fromkeys(
+                    href
+                    for e in _list(raw, "links")
+                    if _str(e, "rel") in ("alternate", "canonical")
+                    and (_str(e, "hreflang") or _str(e, "rel") == "canonical")
+                    and (href := _http_url(_str(e, "href"), base))
+                    and href != _own_link(raw, base)
+                )
             ),
         )
     )
@@ -233,6 +244,17 @@ def _json_entry(
     )
 
 
+def _own_link(raw: Any, base: str) -> str | None:
+    """The entry's own link: an alternate without `hreflang` (feedparser keeps the last
+    alternate, which may be a translation's), else feedparser's choice."""
+    for link in _list(raw, "links"):
+        if _str(link, "rel") in ("", "alternate") and not _str(link, "hreflang"):
+            own = _http_url(_str(link, "href"), base)
+            if own:
+                return own
+    return _http_url(_str(raw, "link"), base)
+
+
 def _bodies(
     body_html: str, teaser_html: str, base: str, title: str, warnings: list[str]
 ) -> tuple[str, str]:
@@ -246,7 +268,7 @@ def _bodies(
     if len(summary_html) > MAX_HTML:
         warnings.append(f"{title}: content over {MAX_HTML:,} characters kept as text only")
         summary_html = text_to_html(html_to_text(summary_html, MAX_HTML // 2))
-    return summary_html, html_to_text(teaser, SUMMARY_LIMIT)
+    return summary_html, main_text(teaser, title=title, limit=SUMMARY_LIMIT)
 
 
 def _finish(entry: Entry) -> Entry | None:

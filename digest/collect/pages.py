@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from urllib.parse import urljoin
 
@@ -23,6 +24,7 @@ from lxml import etree
 
 from digest.collect import Entry, Parsed
 from digest.collect.clean import html_to_text, sanitize_html
+from digest.collect.extract import main_text
 from digest.errors import ParseError
 
 _BOILERPLATE_TAGS = (
@@ -122,7 +124,7 @@ def _entry(
         link=link,
         guid=guid or link,
         summary_html=body_html,
-        summary_text=html_to_text(body_html),
+        summary_text=main_text(body_html, title=title),
         language=language,
         published_at=published,
     )
@@ -194,7 +196,21 @@ def _whole_page(root: lxml.html.HtmlElement, base: str, lang: str | None) -> Ent
         )
     # A local file (an operator's saved page) has no public address to link to.
     link = base if base.startswith(("http://", "https://")) else None
-    return _entry(title or text[:80], link, body_html, lang, published, guid=base)
+    whole = _entry(title or text[:80], link, body_html, lang, published, guid=base)
+    return replace(whole, single_document=True, alternates=_alternates(root, base, link))
+
+
+def _alternates(root: lxml.html.HtmlElement, base: str, link: str | None) -> tuple[str, ...]:
+    """The page's `hreflang` alternates and canonical link (other than the page itself)."""
+    found = []
+    for element in root.iter("link"):
+        rel = str(element.get("rel") or "").lower().split()
+        href = str(element.get("href") or "").strip()
+        if href and ("canonical" in rel or ("alternate" in rel and element.get("hreflang"))):
+            absolute = urljoin(base, href)
+            if absolute.startswith(("http://", "https://")) and absolute != link:
+                found.append(absolute)
+    return tuple(dict.fromkeys(found))
 
 
 def parse_page(body: bytes, *, content_type: str | None, url: str) -> Parsed:

@@ -36,6 +36,10 @@ class NewsCandidate:
     image_url: str | None = None
     author: str | None = None
     backlog: bool = False
+    alternates: tuple[str, ...] = ()
+    """Links to the same item in other languages (`hreflang`) and its canonical link."""
+    source_title: str = ""
+    """The title its (first) source gives itself ("Stad en migratie"), for "source · date"."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,10 @@ class Curation:
     intro: dict[str, str] = field(default_factory=dict)
     """Intro text per language (plain text with blank-line paragraphs)."""
     subject: dict[str, str] = field(default_factory=dict)
+    split: tuple[str, ...] = ()
+    """Item keys the editor took out of their story: each stands alone."""
+    joined: tuple[tuple[str, str], ...] = ()
+    """Pairs of item keys the editor made one story."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,8 @@ class Rules:
     """"show": items in other languages follow the reader's, marked; "hide": left out."""
     max_per_section: int = 12
     section_order: tuple[str, ...] = ("news", "projects", "publications", "events")
+    excerpt_words: int = 50
+    """Items show at most this many words of their text; events one line of it."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +138,14 @@ class PlanItem:
     topics: tuple[str, ...] = ()
     image_url: str | None = None
     pinned: bool = False
+    source_title: str = ""
+    """The title of the item's first source, as readers know it."""
+    excerpt: str = ""
+    """What the email shows of the text: at most `Rules.excerpt_words` words, one paragraph."""
+    members: tuple[str, ...] = ()
+    """Keys of every item of this item's story (itself included; empty: a story of one)."""
+    also: tuple[tuple[str, str], ...] = ()
+    """The story in other languages: (language, link) pairs, for "Also in: FR · EN"."""
     # events only
     all_day: bool = False
     starts_at: datetime | None = None
@@ -149,6 +167,13 @@ class PlanItem:
     stamp: datetime | None = None
     """When the event's data last changed: its DTSTAMP, so unchanged events give
     unchanged .ics bytes."""
+    last_day: date | None = None
+    """A multi-day event shown once: the day its last occurrence starts (its first is the
+    item's own start)."""
+    recurrence_days: int = 0
+    """A series shown once: the days between its occurrences when they are regular."""
+    later: tuple[str, ...] = ()
+    """A series shown once: the starts of its later occurrences in the window (ISO)."""
 
 
 @dataclass(frozen=True)
@@ -304,7 +329,7 @@ def _encode(value: Any) -> Any:
 
 
 _DATETIMES = ("published_at", "starts_at", "ends_at", "stamp")
-_DATES = ("start_date", "end_date")
+_DATES = ("start_date", "end_date", "last_day")
 
 
 def _item(raw: dict[str, Any]) -> PlanItem:
@@ -315,6 +340,7 @@ def _item(raw: dict[str, Any]) -> PlanItem:
     for name in _DATES:
         if values.get(name):
             values[name] = date.fromisoformat(values[name])
-    for name in ("sources", "topics"):
+    for name in ("sources", "topics", "members", "later"):
         values[name] = tuple(values.get(name) or ())
+    values["also"] = tuple(tuple(pair) for pair in values.get("also") or ())
     return PlanItem(**values)

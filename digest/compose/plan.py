@@ -4,12 +4,13 @@ group into sections, and order and cap each language variant. Pure: values in, p
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 import zoneinfo
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from digest.compose import (
     Curation,
@@ -21,6 +22,11 @@ from digest.compose import (
     Section,
     Variant,
 )
+from digest.compose import stories as storying
+from digest.compose.excerpts import excerpt
+
+EVENT_LINE_WORDS = 14
+"""An event shows one line of its description: about this many words."""
 
 
 def event_when(
@@ -120,6 +126,7 @@ def _select_events(
                 link=event.url,
                 summary_html="",
                 summary_text=event.description,
+                excerpt=excerpt(event.description, min(EVENT_LINE_WORDS, rules.excerpt_words)),
                 language=event.language,
                 foreign=False,
                 sources=event.sources,
@@ -141,7 +148,49 @@ def _select_events(
                 stamp=event.changed_at,
             )
         )
-    return _dedupe_events(sorted(chosen, key=lambda i: (_event_start(i, zone), i.title)))
+    ordered = sorted(chosen, key=lambda i: (_event_start(i, zone), i.title))
+    return _dedupe_events(ordered)
+
+
+def _collapse_series(items: list[PlanItem], zone: zoneinfo.ZoneInfo) -> list[PlanItem]:
+    """Show each event once: occurrences of one UID on consecutive days become one entry
+    with a date range (a two-day training); other repeats one entry with its next date
+    and the later ones ("every 4 weeks"). Changed or cancelled occurrences stay apart,
+    so their notice is seen."""
+    series: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+    for n, item in enumerate(items):
+        if item.uid and item.change is None and item.status != "CANCELLED":
+            series.setdefault((item.uid, item.sources), []).append(n)
+    shown: dict[int, PlanItem] = {}
+    hidden: set[int] = set()
+    for indices in series.values():
+        if len(indices) < 2:
+            continue
+        occurrences = [items[n] for n in indices]
+        starts = [_event_start(i, zone).astimezone(zone) for i in occurrences]
+        gaps = {(b.date() - a.date()).days for a, b in itertools.pairwise(starts)}
+        first = occurrences[0]
+        members = tuple(i.key for i in occurrences)
+        same_hours = (
+            len({(s.time(), _duration(i)) for s, i in zip(starts, occurrences, strict=True)}) == 1
+        )
+        if gaps == {1} and same_hours:
+            shown[indices[0]] = replace(first, last_day=starts[-1].date(), members=members)
+        else:
+            shown[indices[0]] = replace(
+                first,
+                recurrence_days=gaps.pop() if len(gaps) == 1 else 0,
+                later=tuple(i.isoformat() for i in starts[1:]),
+                members=members,
+            )
+        hidden.update(indices[1:])
+    return [shown.get(n, item) for n, item in enumerate(items) if n not in hidden]
+
+
+def _duration(item: PlanItem) -> timedelta | None:
+    if item.all_day or item.starts_at is None or item.ends_at is None:
+        return None
+    return item.ends_at - item.starts_at
 
 
 def _dedupe_events(items: list[PlanItem]) -> list[PlanItem]:
@@ -171,17 +220,7 @@ def _fill(best: PlanItem, other: PlanItem) -> PlanItem:
     )
 
 
-def _same_thing(news: NewsCandidate, event: PlanItem) -> bool:
-    """A news post announcing a calendar entry: same link, or one title holding the other."""
-    link = _normal_link(news.link)
-    if link and link == _normal_link(event.link):
-        return True
-    a, b = _normal_title(news.title), _normal_title(event.title)
-    shorter, longer = sorted((a, b), key=len)
-    return len(shorter) >= 20 and shorter in longer
-
-
-def _news_item(news: NewsCandidate) -> PlanItem:
+def _news_item(news: NewsCandidate, rules: Rules) -> PlanItem:
     return PlanItem(
         key=f"entry:{news.id}",
         kind="entry",
@@ -189,6 +228,8 @@ def _news_item(news: NewsCandidate) -> PlanItem:
         link=news.link,
         summary_html=news.summary_html,
         summary_text=news.summary_text,
+        excerpt=excerpt(news.summary_text, rules.excerpt_words),
+        source_title=news.source_title,
         language=news.language,
         foreign=False,
         published_at=news.published_at,
@@ -198,38 +239,119 @@ def _news_item(news: NewsCandidate) -> PlanItem:
     )
 
 
-def _merge(
-    news: list[NewsCandidate], events: list[PlanItem]
-) -> tuple[list[PlanItem], list[PlanItem]]:
-    """Fold news posts that announce an event into the event; return (news, events)."""
-    remaining: list[PlanItem] = []
+def _merge(news: list[PlanItem], events: list[PlanItem]) -> tuple[list[PlanItem], list[PlanItem]]:
+    """Fold a news post into the event whose own link is the post's link (the event's page);
+    return (news, events). Only the link counts: "Legal helpdesk extended to 2027" is not
+    the event "Legal helpdesk for municipalities". One dictionary, no pairs compared."""
+    by_link: dict[str, int] = {}
+    for position, event in enumerate(events):
+        link = storying.normal_link(event.link)
+        if link:
+            by_link.setdefault(link, position)
     merged = list(events)
+    remaining: list[PlanItem] = []
     for post in news:
-        for index, event in enumerate(merged):
-            if _same_thing(post, event):
-                enriched = _fill(event, _news_item(post))
-                merged[index] = replace(enriched, link=event.link or post.link)
-                break
-        else:
-            remaining.append(_news_item(post))
+        found = by_link.get(storying.normal_link(post.link) or "")
+        if found is None:
+            remaining.append(post)
+            continue
+        event = merged[found]
+        enriched = _fill(event, post)
+        merged[found] = replace(
+            enriched,
+            link=event.link or post.link,
+            excerpt=event.excerpt or excerpt(post.summary_text, EVENT_LINE_WORDS),
+            members=(*(event.members or (event.key,)), post.key),
+        )
     return remaining, merged
 
 
-def _curate(items: list[PlanItem], curation: Curation) -> list[PlanItem]:
-    kept = [i for i in items if i.key not in curation.dropped]
-    rank = {key: n for n, key in enumerate(curation.order)}
-    ordered = sorted(enumerate(kept), key=lambda pair: (rank.get(pair[1].key, len(rank)), pair[0]))
-    pins = {key: n for n, key in enumerate(curation.pinned)}
-    pinned = sorted(
-        (replace(i, pinned=True) for _, i in ordered if i.key in pins), key=lambda i: pins[i.key]
+def _group(
+    items: list[PlanItem], alternates: dict[str, tuple[str, ...]], curation: Curation
+) -> list[list[PlanItem]]:
+    """Group news items into stories, each with its original (earliest) member first."""
+    found = storying.group(
+        [
+            storying.StoryItem(
+                key=item.key,
+                title=item.title,
+                text=item.summary_text,
+                language=item.language,
+                published_at=item.published_at or datetime.min.replace(tzinfo=UTC),
+                link=item.link,
+                alternates=alternates.get(item.key, ()),
+                image=item.image_url,
+                html=item.summary_html,
+            )
+            for item in items
+        ],
+        split=curation.split,
+        joined=curation.joined,
     )
-    return pinned + [i for _, i in ordered if i.key not in pins]
+    return [sorted((items[n] for n in members), key=_age) for members in found]
+
+
+def _age(item: PlanItem) -> tuple[datetime, str]:
+    return (item.published_at or datetime.min.replace(tzinfo=UTC), item.key)
+
+
+def _curate(stories: list[list[PlanItem]], curation: Curation) -> list[list[PlanItem]]:
+    """Apply the editor's drops, order and pins; a story goes when any of its versions is
+    dropped and is placed by the first of its versions the editor placed."""
+    dropped = set(curation.dropped)
+    kept = [s for s in stories if not any(m.key in dropped for m in s)]
+    rank = {key: n for n, key in enumerate(curation.order)}
+    pins = {key: n for n, key in enumerate(curation.pinned)}
+
+    def first(story: list[PlanItem], table: dict[str, int]) -> int | None:
+        found = [table[m.key] for m in story if m.key in table]
+        return min(found) if found else None
+
+    ordered = sorted(
+        enumerate(kept),
+        key=lambda pair: (_or(first(pair[1], rank), len(rank)), pair[0]),
+    )
+    pinned = sorted(
+        (
+            [replace(m, pinned=True) for m in story]
+            for _, story in ordered
+            if first(story, pins) is not None
+        ),
+        key=lambda story: _or(first(story, pins), 0),
+    )
+    return pinned + [story for _, story in ordered if first(story, pins) is None]
+
+
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value
+
+
+def _version(story: list[PlanItem], language: str) -> PlanItem:
+    """The item a reader of `language` gets of `story`: its version in that language if
+    there is one, else the original; with the other languages' links and every member."""
+    chosen = next((m for m in story if m.language == language), story[0])
+    others: dict[str, str] = {}
+    for member in story:
+        if member.language != chosen.language and member.link:
+            others.setdefault(member.language, member.link)
+    if len(story) == 1:
+        return replace(chosen, foreign=chosen.language != language)
+    return replace(
+        chosen,
+        foreign=chosen.language != language,
+        pinned=any(m.pinned for m in story),
+        members=tuple(k for m in story for k in (m.members or (m.key,))),
+        also=tuple(others.items()),
+        sources=tuple(dict.fromkeys(s for m in story for s in m.sources)),
+        topics=tuple(dict.fromkeys(t for m in story for t in m.topics)),
+        image_url=chosen.image_url or next((m.image_url for m in story if m.image_url), None),
+    )
 
 
 def _for_language(
-    items: Sequence[PlanItem], language: str, rules: Rules, keep_order: bool
+    stories: Sequence[list[PlanItem]], language: str, rules: Rules, keep_order: bool
 ) -> list[PlanItem]:
-    marked = [replace(i, foreign=i.language != language) for i in items]
+    marked = [_version(story, language) for story in stories]
     if rules.other_languages == "hide":
         return [i for i in marked if not i.foreign]
     if keep_order:
@@ -240,12 +362,17 @@ def _for_language(
 
 
 def _sections(
-    by_name: dict[str, list[PlanItem]], rules: Rules, language: str
+    by_name: dict[str, list[list[PlanItem]]], rules: Rules, language: str, events_first: bool
 ) -> tuple[Section, ...]:
     order = {name: n for n, name in enumerate(rules.section_order)}
+
+    def place(name: str) -> tuple[int, int, str]:
+        events = all(s[0].kind == "event" for s in by_name[name])
+        return (0 if events and events_first else 1, order.get(name, len(order)), name)
+
     sections = []
-    for name in sorted(by_name, key=lambda s: (order.get(s, len(order)), s)):
-        is_events = all(i.kind == "event" for i in by_name[name])
+    for name in sorted(by_name, key=place):
+        is_events = all(s[0].kind == "event" for s in by_name[name])
         items = _for_language(by_name[name], language, rules, keep_order=is_events)
         if items:
             cap = max(rules.max_per_section, sum(1 for i in items if i.pinned))
@@ -272,20 +399,28 @@ def compose(
     sections_of = {n.id: n.section for n in chosen_news}
     event_list = list(events)
     event_sections = {f"event:{e.key}": e.section for e in event_list}
-    news_items, event_items = _merge(chosen_news, _select_events(event_list, rules, now, until))
-    by_name: dict[str, list[PlanItem]] = {}
-    for item in _curate(news_items + event_items, curation):
+    news_items, event_items = _merge(
+        [_news_item(n, rules) for n in chosen_news],
+        _collapse_series(
+            _select_events(event_list, rules, now, until), zoneinfo.ZoneInfo(rules.timezone)
+        ),
+    )
+    alternates = {f"entry:{n.id}": n.alternates for n in chosen_news}
+    stories = _group(news_items, alternates, curation) + [[e] for e in event_items]
+    by_name: dict[str, list[list[PlanItem]]] = {}
+    for story in _curate(stories, curation):
+        item = story[0]
         if item.kind == "entry":
             section = sections_of[int(item.key.split(":", 1)[1])]
         else:
             section = event_sections[item.key]
-        by_name.setdefault(section, []).append(item)
+        by_name.setdefault(section, []).append(story)
     variants = tuple(
         Variant(
             language=language,
             subject=curation.subject.get(language, ""),
             intro=curation.intro.get(language, ""),
-            sections=_sections(by_name, rules, language),
+            sections=_sections(by_name, rules, language, events_first=cadence == "daily"),
         )
         for language in rules.languages
     )

@@ -323,6 +323,7 @@ def _store(settings: Settings, session: Session, outcome: _Outcome, now: datetim
                 now=now,
                 first_collection=first,
                 news_window=timedelta(days=settings.issue.news_window_days),
+                history_before=_history_before(session, source, now) if first else None,
             )
     sources.record_success(
         source,
@@ -371,6 +372,17 @@ class Drafted:
     """False when the slot's existing draft was updated."""
 
 
+def _history_before(session: Session, source: Source, now: datetime) -> datetime | None:
+    """Where a new source's history ends: `--backfill DAYS` before now, else the last issue
+    sent (its items predating it were never news to our readers); None: the news window."""
+    if source.backfill_days is not None:
+        return now - timedelta(days=source.backfill_days)
+    last: datetime | None = session.scalar(
+        sa.select(sa.func.max(Issue.sent_at)).where(Issue.status == IssueStatus.SENT)
+    )
+    return last
+
+
 def schedule_of(settings: Settings, cadence: str) -> slots.Schedule:
     """Return the schedule of the weekly or daily issue."""
     if cadence == "daily":
@@ -398,6 +410,7 @@ def rules_of(settings: Settings) -> compose.Rules:
         event_horizon_days=settings.issue.event_horizon_days,
         other_languages=settings.issue.other_languages,
         max_per_section=settings.issue.max_items_per_section,
+        excerpt_words=settings.issue.excerpt_words,
     )
 
 
@@ -466,7 +479,11 @@ def find_issue(session: Session, number: int | None) -> Issue:
 
 def environment(settings: Settings) -> jinja2.Environment:
     """The Jinja environment with the operator's templates first."""
-    return make_environment(settings.render.templates_dir)
+    return make_environment(
+        settings.render.templates_dir,
+        postal_address=settings.publication.postal_address,
+        images_policy=settings.render.images,
+    )
 
 
 def public_links(settings: Settings, number: int, language: str) -> Links:

@@ -288,6 +288,10 @@ class DeskItem:
     """1-based place in its section, as the issue orders it now."""
     pinned: bool = False
     dropped: bool = False
+    members: tuple[str, ...] = ()
+    """The keys of the items of its story (empty: a story of one)."""
+    also: tuple[str, ...] = ()
+    """The other languages its story is told in."""
 
 
 @dataclass(frozen=True)
@@ -318,10 +322,15 @@ def _listed(plan: IssuePlan, curation: Curation) -> list[DeskItem]:
     """Every item of every variant once, by section, in the order the plan shows them
     (the default language's variant first, then what only other variants hold)."""
     by_section: dict[str, dict[str, Any]] = {}
+    seen: set[str] = set()
     for variant in plan.complete().variants:
         for section in variant.sections:
             known = by_section.setdefault(section.name, {})
             for item in section.items:
+                # A story is one row, whichever version a language shows of it.
+                if item.key in seen:
+                    continue
+                seen.update(item.members or (item.key,))
                 known.setdefault(item.key, item)
     listed = []
     for name, found in by_section.items():
@@ -335,6 +344,8 @@ def _listed(plan: IssuePlan, curation: Curation) -> list[DeskItem]:
                     section=name,
                     position=position,
                     pinned=item.key in curation.pinned,
+                    members=tuple(item.members),
+                    also=tuple(language for language, _ in item.also),
                 )
             )
     return listed
@@ -420,6 +431,10 @@ class Changes:
     """The intro of `language` (None: unchanged; "": none)."""
     subject: str | None = None
     """The subject of `language` (None: unchanged; "": the default one)."""
+    split: frozenset[str] = frozenset()
+    """Keys of stories to take apart: each of their versions then stands alone."""
+    joined: tuple[str, ...] = ()
+    """Keys of items to make one story (two or more)."""
 
 
 def _one_line(text: str) -> str:
@@ -515,6 +530,14 @@ def curate(
         order = list(current.order)
         if changes.order is not None:
             order = [k for k in dict.fromkeys(changes.order) if k in known]
+        split = list(current.split)
+        for key in sorted(changes.split & set(listed)):
+            split.extend(m for m in listed[key].members or (key,) if m not in split)
+        joined = [tuple(pair) for pair in current.joined]
+        together = [k for k in dict.fromkeys(changes.joined) if k in listed]
+        for other in together[1:]:
+            joined.append((together[0], other))
+        split = [k for k in split if k not in together]
         intros, subjects = dict(current.intro), dict(current.subject)
         if changes.language is not None:
             if intro is not None:
@@ -528,6 +551,8 @@ def curate(
             intro={k: v for k, v in intros.items() if v},
             subject={k: v for k, v in subjects.items() if v},
             titles=titles,
+            split=split,
+            joined=[list(pair) for pair in dict.fromkeys(joined)],
         )
         issue.curation = json.dumps(raw, sort_keys=True, ensure_ascii=False)
         cadence, slot = issue.cadence, issue.slot

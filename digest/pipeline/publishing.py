@@ -23,6 +23,8 @@ from digest.compose.plan import upcoming_events
 from digest.config import Settings
 from digest.publish import search
 from digest.publish.atom import FeedIssue, FeedItem, atom_feed, atom_items_feed
+from digest.publish.media import copy_images
+from digest.render import images
 from digest.render.email import preheader, subject
 from digest.render.feed import render_issue_entry, render_item_entry
 from digest.render.i18n import format_day, language_name, translations
@@ -122,6 +124,17 @@ def build_site(
         files[layout.event_ics(item.uid, item.recurrence_id)] = event_file(
             item, now=now, organizer=pub.sender, prodid=prodid
         )
+    # [render] images = "copy": every image the pages and feeds show, served by us.
+    shown_items = [
+        item
+        for one in published
+        for variant in one.plan.variants
+        for section in variant.sections
+        for item in section.items
+    ]
+    sources = [i.image_url for i in shown_items if i.image_url]
+    sources += [src for i in shown_items for src in images.image_sources(i.summary_html)]
+    files.update(copy_images(settings, sources))
     return files
 
 

@@ -30,3 +30,6 @@ class RenderedEmail:
     preheader: str
     html: str
     text: str
+    moved: int = 0
+    """Items moved to "more in the archive" so that the mail is not clipped (the desk says
+    so before approval)."""

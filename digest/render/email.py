@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import zoneinfo
 from dataclasses import dataclass, replace
 from typing import Any
@@ -45,6 +46,8 @@ class SectionView:
     more: int
     timed: bool
     """Whether some event in it has a time of day (the template then names the time zone)."""
+    anchor: str = ""
+    """The section's `id` in the page, for "In this issue" links."""
 
 
 def section_title(name: str, language: str, labels: Labels | None = None) -> str:
@@ -66,6 +69,7 @@ def _section_view(section: Section, language: str, labels: Labels | None = None)
         items=section.items,
         more=section.more,
         timed=any(i.kind == "event" and not i.all_day for i in section.items),
+        anchor="s-" + re.sub(r"[^a-z0-9]+", "-", section.name.lower()).strip("-"),
     )
 
 
@@ -103,6 +107,11 @@ def _context(plan: IssuePlan, variant: Variant, links: Links) -> dict[str, Any]:
         "issue_day": _issue_day(plan, language),
         "intro": paragraphs(variant.intro),
         "sections": [_section_view(s, language, plan.labels) for s in variant.sections if s.items],
+        "archived": [
+            _section_view(s, language, plan.labels)
+            for s in variant.sections
+            if s.more and not s.items
+        ],
         "links": links,
         "timezone": plan.timezone,
         "zone_name": zone_name(plan.timezone, language),
@@ -173,13 +182,25 @@ def render_email(
 
 
 def html_size(html: str) -> int:
-    """Return the size of `html` in bytes as sent (UTF-8); Gmail clips bodies over ~102 KB."""
+    """Return the size of `html` in bytes (UTF-8)."""
     return len(html.encode("utf-8"))
 
 
+_NO_MARKERS = re.compile(r"(?!)")
+
+
+def sent_size(html: str) -> int:
+    """Return the size of `html` as it is sent: quoted-printable with our encoder, which
+    Gmail counts towards its ~102 KB clip (an "é" takes 6 octets, a long line 1/76 more)."""
+    from digest.deliver.message import quoted_printable  # the encoder delivery uses
+
+    return len(quoted_printable(html, _NO_MARKERS).encode("ascii"))
+
+
 INBOX_HTML_LIMIT = 100 * 1024
-"""Gmail clips a message whose HTML passes ~102 KB and hides the rest (our unsubscribe link
-with it); this keeps 2 KB for the per-recipient links substituted at send time."""
+"""Gmail clips a message whose HTML passes ~102 KB as sent and hides the rest (our
+unsubscribe link with it); this keeps 2 KB for the per-recipient links substituted at send
+time. Measured with `sent_size` (quoted-printable), not on the decoded HTML."""
 FIT_ROUNDS = 8
 
 log = logging.getLogger(__name__)
@@ -194,10 +215,12 @@ def render_for_inbox(
     limit: int = INBOX_HTML_LIMIT,
 ) -> RenderedEmail:
     """Render the variant in `language` as `render_email` does, but with fewer items when
-    its HTML would be clipped: the largest sections give up their last items, which their
-    "N more in the archive" link then counts (the archive page shows them all)."""
+    its HTML as sent would be clipped: the lowest-ranked items go first (the last of the
+    largest sections; never chosen by size), and their "N more in the archive" link counts
+    them (the archive page shows them all). `moved` says how many went."""
     rendered = render_email(plan, language, links, env)
-    size = html_size(rendered.html)
+    size = sent_size(rendered.html)
+    initially = plan.variant(language).item_count
     shown = plan.variant(language).item_count
     # Bytes per item, first guessed from the whole (an overestimate of items' share makes
     # too small a cut), then measured from the previous cut: it converges in 2-3 renders.
@@ -208,30 +231,34 @@ def render_for_inbox(
         drop = max(1, math.ceil((size - limit) / per_item))
         plan = _without_last_items(plan, rendered.language, drop)
         rendered = render_email(plan, language, links, env)
-        before, size = size, html_size(rendered.html)
+        before, size = size, sent_size(rendered.html)
         dropped = shown - plan.variant(language).item_count
         shown -= dropped
         if dropped:
             per_item = max((before - size) / dropped, 1.0)
-    size = html_size(rendered.html)
+    size = sent_size(rendered.html)
     if size > limit:
         log.warning(
-            "issue %d (%s) is %d KB of HTML even with one item per section: Gmail will clip it"
+            "issue %d (%s) is %d KB as sent even with one item left: Gmail will clip it"
             "; shorten the intro or the templates",
             plan.number,
             rendered.language,
             size // 1024,
         )
-    return rendered
+    return replace(rendered, moved=initially - plan.variant(language).item_count)
 
 
 def _without_last_items(plan: IssuePlan, language: str, count: int) -> IssuePlan:
     variant = plan.variant(language)
     sections = list(variant.sections)
     for _ in range(count):
+        if sum(len(s.items) for s in sections) <= 1:
+            break
         largest = max(range(len(sections)), key=lambda n: len(sections[n].items))
         if len(sections[largest].items) <= 1:
-            break
+            # One item per section and still too large: the last sections give theirs up
+            # (their heading and "N more in the archive" stay), rather than a clipped mail.
+            largest = max(n for n, s in enumerate(sections) if s.items)
         sections[largest] = sections[largest].capped(len(sections[largest].items) - 1)
     fitted = replace(variant, sections=tuple(sections))
     return replace(plan, variants=tuple(fitted if v is variant else v for v in plan.variants))

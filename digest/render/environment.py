@@ -24,7 +24,9 @@ import jinja2
 from jinja2.ext import i18n
 from markupsafe import Markup
 
-from digest.render import calendar_links
+from digest.compose import PlanItem
+from digest.compose.excerpts import excerpt
+from digest.render import agenda, calendar_links, images
 from digest.render.i18n import (
     format_day,
     format_event_when,
@@ -115,9 +117,43 @@ def paragraphs(text: str) -> list[str]:
     return _paragraphs(text)
 
 
+def source_label(item: PlanItem) -> str:
+    """The name of the item's source as readers see it: the feed's own title when known,
+    else its configured name made readable ("stad-en-migratie" → "Stad en migratie")."""
+    if item.source_title:
+        return item.source_title
+    if not item.sources:
+        return ""
+    name = " ".join(item.sources[0].replace("_", " ").replace("-", " ").split())
+    return name[:1].upper() + name[1:]
+
+
+def excerpt_of(item: PlanItem, words: int = 50) -> str:
+    """The item's excerpt; plans drafted before excerpts existed get one from their text."""
+    if item.excerpt:
+        return item.excerpt
+    text = item.summary_text
+    if not text and item.summary_html:
+        from digest.collect.clean import html_to_text
+
+        text = html_to_text(item.summary_html)
+    return excerpt(text, words)
+
+
+def meta_line(item: PlanItem, language: str, timezone: str) -> str:
+    """ "Source · 7 Dec" under an item's title (either part may be missing)."""
+    parts = (source_label(item), agenda.item_day(item, language, timezone))
+    return " · ".join(part for part in parts if part)
+
+
 @functools.cache
-def make_environment(templates_dir: Path | None) -> jinja2.Environment:
-    """Return the (cached) environment searching `templates_dir`, then the built-ins."""
+def make_environment(
+    templates_dir: Path | None, *, postal_address: str = "", images_policy: str = "drop"
+) -> jinja2.Environment:
+    """Return the (cached) environment searching `templates_dir`, then the built-ins.
+
+    `postal_address` (`[publication] postal_address`) and `images_policy` (`[render]
+    images`) are the publication's, shown in every email (template globals)."""
     loaders: list[jinja2.BaseLoader] = []
     if templates_dir is not None:
         loaders.append(jinja2.FileSystemLoader(templates_dir))
@@ -150,5 +186,15 @@ def make_environment(templates_dir: Path | None) -> jinja2.Environment:
         google_calendar_url=calendar_links.google_calendar_url,
         ics_url=calendar_links.ics_url,
         organizer_contact=calendar_links.organizer_contact,
+        badge=agenda.badge,
+        agenda_when=agenda.agenda_when,
+        series_note=agenda.series_note,
+        item_day=agenda.item_day,
+        source_label=source_label,
+        excerpt_of=excerpt_of,
+        meta_line=meta_line,
+        lead_image=images.lead_image,
+        image_policy=images.apply_policy,
     )
+    env.globals.update(postal_address=postal_address, images=images_policy)
     return env

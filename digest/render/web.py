@@ -20,6 +20,7 @@ import jinja2
 
 from digest import layout
 from digest.compose import IssuePlan
+from digest.render import images
 from digest.render.email import SectionView, preheader, section_title, subject
 from digest.render.environment import paragraphs, translation_context
 from digest.render.i18n import N_, format_day, language_name, zone_name
@@ -179,12 +180,14 @@ def first_titles(plan: IssuePlan, language: str, count: int = FIRST_TITLES) -> t
     return tuple(titles[:count])
 
 
-def first_image(plan: IssuePlan, language: str) -> str | None:
-    """The first item image of the variant, for Open Graph."""
+def first_image(plan: IssuePlan, language: str, policy: str, base_url: str) -> str | None:
+    """The first item image of the variant as `[render] images` serves it, for Open Graph
+    (none under "drop": a link preview must not fetch from a third party either)."""
     for section in plan.variant(language).sections:
         for item in section.items:
-            if item.image_url:
-                return item.image_url
+            image = images.lead_image(item, policy, base_url)
+            if image is not None:
+                return image.src
     return None
 
 
@@ -212,7 +215,7 @@ def render_issue_page(
         issue_day=format_day(day, language),
         day_iso=day.isoformat(),
         description=description,
-        image_url=first_image(plan, language),
+        image_url=first_image(plan, language, str(env.globals["images"]), site.base_url),
         published=published_at.isoformat(timespec="seconds"),
         previous=previous,
         next=following,

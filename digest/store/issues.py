@@ -72,6 +72,8 @@ def curation_of(issue: Issue | None) -> Curation:
         order=tuple(raw.get("order", ())),
         intro=dict(raw.get("intro", {})),
         subject=dict(raw.get("subject", {})),
+        split=tuple(raw.get("split", ())),
+        joined=tuple((str(a), str(b)) for a, b in raw.get("joined", ())),
     )
 
 

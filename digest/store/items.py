@@ -116,9 +116,14 @@ def record_entries(
     now: datetime,
     first_collection: bool,
     news_window: timedelta,
+    history_before: datetime | None = None,
 ) -> Counts:
-    """Store a fetch's entries; on a source's first collection, history becomes backlog."""
+    """Store a fetch's entries; on a source's first collection, history becomes backlog.
+
+    History is what was published before `history_before` (the last issue sent, or what
+    `--backfill DAYS` asked for); without it, before the news window."""
     counts = Counts()
+    cutoff = history_before if history_before is not None else now - news_window
     for item in entries:
         key = guid_key(source, item.guid)
         link = normalize_link(item.link)
@@ -150,8 +155,12 @@ def record_entries(
                 content_hash=content,
                 # A new source's ten years of history must not fill the next issue: on its
                 # first collection only items dated inside the news window count as news.
+                # A single page (a call, a vacancy) is the news itself when first seen.
                 backlog=first_collection
-                and (item.published_at is None or item.published_at < now - news_window),
+                and not item.single_document
+                and (item.published_at is None or item.published_at < cutoff),
+                single_document=item.single_document,
+                alternates=list(item.alternates),
             )
             session.add(entry)
             counts.new += 1
@@ -161,6 +170,7 @@ def record_entries(
             entry.link = link or entry.link
             entry.updated_at = item.updated_at or entry.updated_at
             entry.image_url = item.image_url or entry.image_url
+            entry.alternates = list(item.alternates) or entry.alternates
             entry.content_hash, entry.changed_at, entry.last_seen_at = content, now, now
             counts.changed += 1
         else:
@@ -345,10 +355,12 @@ def entries_of(session: Session, source: Source) -> Sequence[Entry]:
 
 
 def news_candidates(session: Session, *, since: datetime) -> list[compose.NewsCandidate]:
-    """Return the non-backlog entries first seen since `since`, with their sources' data."""
+    """Return the non-backlog entries first seen since `since`, with their sources' data;
+    a single-document page changed since `since` counts as seen when it changed."""
+    changed_page = sa.and_(Entry.single_document.is_(True), Entry.changed_at >= since)
     query = (
         sa.select(Entry)
-        .where(Entry.first_seen_at >= since, Entry.backlog.is_(False))
+        .where(sa.or_(Entry.first_seen_at >= since, changed_page), Entry.backlog.is_(False))
         .options(selectinload(Entry.sources).selectinload(EntrySource.source))
     )
     found = []
@@ -364,17 +376,28 @@ def news_candidates(session: Session, *, since: datetime) -> list[compose.NewsCa
                 summary_html=entry.summary_html,
                 summary_text=entry.summary_text,
                 language=entry.language,
-                published_at=entry.published_at,
-                first_seen_at=entry.first_seen_at,
+                published_at=(
+                    _news_since(entry, since) if entry.single_document else entry.published_at
+                ),
+                first_seen_at=_news_since(entry, since),
                 section=carriers[0].section,
                 topics=tuple(dict.fromkeys(t for s in carriers for t in s.topics)),
                 sources=tuple(s.name for s in carriers),
                 image_url=entry.image_url,
                 author=entry.author,
                 backlog=entry.backlog,
+                source_title=carriers[0].title or "",
+                alternates=tuple(entry.alternates or ()),
             )
         )
     return found
+
+
+def _news_since(entry: Entry, since: datetime) -> datetime:
+    """When an entry became news: first seen, or for a changed single page its change."""
+    if entry.single_document and entry.changed_at is not None and entry.changed_at >= since:
+        return max(entry.first_seen_at, entry.changed_at)
+    return entry.first_seen_at
 
 
 def event_candidates(

@@ -80,6 +80,9 @@ class Source(Base):
     next_fetch_at: Mapped[datetime | None]
     title: Mapped[str | None] = mapped_column(sa.Text)
     """The feed's or calendar's own title, as last seen."""
+    backfill_days: Mapped[int | None] = mapped_column(default=None)
+    """`digest sources add --backfill DAYS`: on its first collection, items of the last DAYS
+    days are news; None: items older than the last issue sent are history."""
 
     entries: Mapped[list[EntrySource]] = relationship(back_populates="source")
 
@@ -120,6 +123,11 @@ class Entry(Base):
     content_hash: Mapped[str] = mapped_column(sa.String(64))
     backlog: Mapped[bool] = mapped_column(default=False)
     """History found when its source was first collected: stored, never announced as news."""
+    alternates: Mapped[list[str]] = mapped_column(default=list, server_default="[]")
+    """Its `hreflang` alternates and canonical link: the same story in other languages."""
+    single_document: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    """A feedless page tracked as one document (a call, a vacancy): announced again, once,
+    each time it changes."""
 
     sources: Mapped[list[EntrySource]] = relationship(
         back_populates="entry", cascade="all, delete-orphan"

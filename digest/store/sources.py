@@ -70,8 +70,17 @@ def sync_config(
     session.flush()
 
 
-def add(session: Session, item: SourceSettings, *, default_language: str, now: datetime) -> Source:
-    """Add a source from the command line; its name must be new."""
+def add(
+    session: Session,
+    item: SourceSettings,
+    *,
+    default_language: str,
+    now: datetime,
+    backfill_days: int | None = None,
+) -> Source:
+    """Add a source from the command line; its name must be new. `backfill_days`: on its
+    first collection, items of that many past days are news (default: none older than the
+    last issue sent)."""
     if session.scalar(sa.select(Source.id).where(Source.name == item.name)) is not None:
         raise DigestError(
             f"a source named {item.name!r} exists already; pick another name "
@@ -87,6 +96,7 @@ def add(session: Session, item: SourceSettings, *, default_language: str, now: d
         section=item.section,
         origin=SourceOrigin.CLI,
         created_at=now,
+        backfill_days=backfill_days,
     )
     session.add(source)
     session.flush()

@@ -313,6 +313,8 @@ def _changes(form: FormData, variant: str) -> editorial.Changes:
     return editorial.Changes(
         dropped=frozenset(_texts(form, "drop")),
         restored=frozenset(_texts(form, "restore")),
+        split=frozenset(_texts(form, "split")),
+        joined=tuple(_texts(form, "join")),
         pinned=tuple(pinned),
         order=order,
         language=variant,

@@ -56,6 +56,7 @@ def as_json(parsed: Parsed) -> dict[str, Any]:
         for key in ("published_at", "updated_at"):
             fields[key] = fields[key].isoformat() if fields[key] else None
         fields["categories"] = list(e.categories)
+        fields["alternates"] = list(e.alternates)
         return fields
 
     return {

@@ -14,7 +14,7 @@ from digest.compose import (
     NewsCandidate,
     Rules,
 )
-from digest.compose.plan import compose, event_when, for_topics
+from digest.compose.plan import compose, event_when, for_topics, upcoming_events
 
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # Monday 08:00 in Brussels
 RULES = Rules(
@@ -223,11 +223,12 @@ def test_changed_events_are_flagged_against_what_was_announced() -> None:
 
 
 def test_news_announcing_an_event_appears_once_with_both() -> None:
+    """The post whose link is the event's own page is folded into the event."""
     conf = event(
         1,
         "Globale conferentie over steden en migratie",
         NOW + timedelta(days=10),
-        url=None,
+        url="https://stad.example/conferentie/",
         language="nl",
     )
     post = news(
@@ -239,8 +240,33 @@ def test_news_announcing_an_event_appears_once_with_both() -> None:
     plan = plan_of([post], [conf])
     (item,) = [i for s in plan.variant("nl").sections for i in s.items]
     assert item.kind == "event"
-    assert item.link == "https://stad.example/conferentie"
+    assert item.link == "https://stad.example/conferentie/"
     assert item.summary_html == "<p>Globale conferentie over steden en migratie in Mechelen</p>"
+    assert set(item.members) == {"event:1", "entry:9"}
+
+
+def test_a_similar_title_alone_never_folds_news_into_an_event() -> None:
+    helpdesk = event(
+        1,
+        "Legal helpdesk for municipalities",
+        NOW + timedelta(days=4),
+        url="https://hub.example/agenda/legal-helpdesk",
+    )
+    post = news(
+        9,
+        "Legal helpdesk for municipalities extended to 2027",
+        link="https://hub.example/news/legal-helpdesk-extended",
+    )
+    also = news(10, "Globale conferentie over steden en migratie in Mechelen", link=None)
+    conf = event(2, "Globale conferentie over steden en migratie", NOW + timedelta(days=10))
+    plan = plan_of([post, also], [helpdesk, conf])
+    kinds = sorted((i.kind, i.title) for s in plan.variants[0].sections for i in s.items)
+    assert kinds == [
+        ("entry", "Globale conferentie over steden en migratie in Mechelen"),
+        ("entry", "Legal helpdesk for municipalities extended to 2027"),
+        ("event", "Globale conferentie over steden en migratie"),
+        ("event", "Legal helpdesk for municipalities"),
+    ]
 
 
 def test_two_calendars_with_the_same_occurrence_show_it_once() -> None:
@@ -335,3 +361,85 @@ def test_topic_readers_get_their_topics_and_the_general_items() -> None:
     assert titles(housing) == [t for t in titles(plan) if t != "Jobs fair"]
     assert for_topics(plan, []) is plan
     assert titles(for_topics(plan, ["unknown"])) == ["General news", "Helpdesk"]
+
+
+def _occurrence(base: EventCandidate, n: int, start: datetime) -> EventCandidate:
+    return replace(
+        base,
+        id=100 + n,
+        key=str(100 + n),
+        recurrence_id=start.isoformat(),
+        starts_at=start,
+        ends_at=start + timedelta(hours=7),
+    )
+
+
+def test_a_two_day_training_is_one_entry_with_a_date_range() -> None:
+    first = NOW + timedelta(days=20, hours=1.5)  # Sunday 09:30 in Brussels
+    training = event(1, "Training Academies IncluCities", first, hours=7)
+    occurrences = [_occurrence(training, n, first + timedelta(days=n)) for n in range(2)]
+    (item,) = plan_of([], occurrences).variants[0].sections[0].items
+    assert item.title == "Training Academies IncluCities"
+    assert item.starts_at == first
+    assert item.last_day == (first + timedelta(days=1)).date()
+    assert len(item.members) == 2
+
+
+def test_a_series_is_one_entry_with_its_next_and_later_dates() -> None:
+    first = NOW + timedelta(days=1, hours=6)
+    helpdesk = event(1, "Legal helpdesk", first)
+    occurrences = [_occurrence(helpdesk, n, first + timedelta(days=14 * n)) for n in range(3)]
+    others = [event(2, "Inspiratiedag", NOW + timedelta(days=10))]
+    items = plan_of([], [*occurrences, *others]).variants[0].sections[0].items
+    assert [i.title for i in items] == ["Legal helpdesk", "Inspiratiedag"]
+    series = items[0]
+    assert series.starts_at == first
+    assert series.recurrence_days == 14
+    assert len(series.later) == 2
+
+
+def test_a_changed_occurrence_of_a_series_keeps_its_own_entry() -> None:
+    first = NOW + timedelta(days=4, hours=6)
+    helpdesk = event(1, "Legal helpdesk", first)
+    said = AnnouncedEvent(when="2026-11-20T13:00:00+00:00/", location="Mechelen", status="X")
+    occurrences = [_occurrence(helpdesk, n, first + timedelta(days=7 * n)) for n in range(3)]
+    occurrences[1] = replace(occurrences[1], announced_as=said)
+    items = plan_of([], occurrences).variants[0].sections[0].items
+    assert [i.change for i in items] == [None, "rescheduled"]
+
+
+def test_events_come_first_in_a_daily_issue() -> None:
+    items = [news(1, "URBACT Networks")]
+    events = [event(2, "Inspiratiedag", NOW + timedelta(days=3))]
+    weekly = plan_of(items, events)
+    assert [s.name for s in weekly.variants[0].sections] == ["news", "events"]
+    daily = compose(
+        items,
+        events,
+        rules=RULES,
+        now=NOW,
+        number=1,
+        cadence="daily",
+        slot=NOW,
+        news_since=NOW - timedelta(days=14),
+    )
+    assert [s.name for s in daily.variants[0].sections] == ["events", "news"]
+
+
+def test_items_carry_excerpts_of_the_configured_length() -> None:
+    long = news(1, "Long")
+    text = " ".join(f"word{n}" for n in range(80)) + "."
+    long = replace(long, summary_text=text)
+    plan = plan_of([long], rules=replace(RULES, excerpt_words=10))
+    (item,) = plan.variants[0].sections[0].items
+    assert item.excerpt == " ".join(f"word{n}" for n in range(10)) + "…"
+    assert item.summary_text == text  # the full text stays (archive, search)
+
+
+def test_the_calendar_keeps_every_occurrence() -> None:
+    """Only the email shows a series once: `upcoming_events` (events.ics, the per-event
+    files) keeps each occurrence."""
+    first = NOW + timedelta(days=1, hours=6)
+    helpdesk = event(1, "Legal helpdesk", first)
+    occurrences = [_occurrence(helpdesk, n, first + timedelta(days=7 * n)) for n in range(3)]
+    assert len(upcoming_events(occurrences, rules=RULES, now=NOW)) == 3

@@ -44,7 +44,7 @@ ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-WIDTHS = (375, 600)
+WIDTHS = (375, 600, 1200)
 
 
 def _png(width: int, height: int) -> bytes:
@@ -119,7 +119,9 @@ def _overflow(page: Page) -> int:
 @pytest.mark.parametrize("language", LANGUAGES)
 @pytest.mark.parametrize("width", WIDTHS)
 def test_email_fits_the_screen(browser: Browser, shots: Path, language: str, width: int) -> None:
-    email = render_email(example_plan(), language, links(language), make_environment(None))
+    # With lead images shown (an operator who allows them), so that they are checked too.
+    env = make_environment(None, images_policy="remote")
+    email = render_email(example_plan(), language, links(language), env)
     page = _open(browser, email.html, width)
     try:
         page.screenshot(path=str(shots / f"email-{language}-{width}.png"), full_page=True)

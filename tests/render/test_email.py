@@ -28,6 +28,7 @@ from digest.render.email import (
     render_email,
     render_for_inbox,
     section_title,
+    sent_size,
 )
 from digest.render.environment import make_environment
 from tests.render.plans import BASE_URL, EVENTS, LANGUAGES, example_plan, large_plan, links
@@ -95,7 +96,8 @@ def test_foreign_items_carry_their_language_and_a_visible_marker(
     item = heading.getparent()
     assert item is not None
     assert marker in [text_of(p) for p in item.iter("p")]
-    assert all(s.get("lang") == item_language for s in item.find_class("summary"))
+    excerpts = item.find_class("excerpt")
+    assert excerpts and all(s.get("lang") == item_language for s in excerpts)
     assert f"[{marker}]" in rendered(language).text
 
 
@@ -227,10 +229,20 @@ def test_unsubscribe_link_is_visible_in_both_parts(
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
-def test_view_in_browser_comes_first(language: str) -> None:
-    first = next(tree(language).body.iter("a"))
-    assert first.get("href") == links(language).archive_url
-    assert links(language).archive_url in rendered(language).text.splitlines()[:6]
+def test_the_top_is_ours_and_view_in_browser_is_in_the_footer(language: str) -> None:
+    """Issue 12.1: the publication's name, the date, the intro and "In this issue" on top;
+    "view in your browser" with the other footer links."""
+    body = tree(language).body
+    first = next(body.iter("a"))
+    assert first.get("href", "").startswith("#s-"), "the first link is to a section"
+    assert text_of(next(body.iter("h1"))) == "Cities & Migration Digest"
+    hrefs = [a.get("href") for a in body.iter("a")]
+    assert hrefs[-3:] == [
+        links(language).preferences_url,
+        links(language).unsubscribe_url,
+        links(language).archive_url,
+    ]
+    assert links(language).archive_url in rendered(language).text.splitlines()[-1:]
 
 
 def test_preheader_is_hidden_and_lists_the_first_titles() -> None:
@@ -314,12 +326,22 @@ def test_capped_section_links_to_the_archive(language: str, label: str) -> None:
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_images_have_alt_text_and_nothing_tracks(language: str) -> None:
-    images = list(tree(language).iter("img"))
-    assert images
-    for image in images:
-        assert image.get("alt"), image.get("src")
-        assert image.get("width") not in ("0", "1") and image.get("height") not in ("0", "1")
-        assert (image.get("src") or "").startswith("https://brussels-migration.example.org/")
+    """By default ([render] images = "drop") no image from a source is in the mail: opening
+    it makes no request elsewhere. "remote" shows lead images from their source, sized for
+    the column; "copy" serves them from the publication's own base URL."""
+    assert not list(tree(language).iter("img"))
+    for policy, prefix in (
+        ("remote", "https://brussels-migration.example.org/"),
+        ("copy", f"{BASE_URL}/media/"),
+    ):
+        env = make_environment(None, images_policy=policy)
+        email = render_email(example_plan(), language, links(language), env)
+        images = list(tree_of(email).iter("img"))
+        assert images, policy
+        for image in images:
+            assert image.get("alt"), image.get("src")
+            assert image.get("width") == "552"
+            assert (image.get("src") or "").startswith(prefix), (policy, image.get("src"))
 
 
 def test_subject_is_the_editors_or_a_dated_default() -> None:
@@ -402,21 +424,35 @@ def test_html_size_counts_utf8_bytes() -> None:
     assert size < 102_000  # the example issue stays under Gmail's clip
 
 
+def test_the_budget_is_measured_as_sent() -> None:
+    """Quoted-printable: "é" is "=C3=A9" (6 octets), long lines gain soft breaks."""
+    assert sent_size("é") == 6
+    assert sent_size("a" * 760) > 760
+    html = rendered("fr").html
+    assert sent_size(html) > html_size(html)
+
+
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_an_oversized_issue_is_cut_to_fit_the_inbox(language: str) -> None:
     """Gmail clips HTML past ~102 KB (the unsubscribe link with it): the email gives up the
     last items of its largest sections, counts them in "N more in the archive", and the
     archive version (`complete()`) still shows every item."""
-    plan = large_plan(90)
+    plan = large_plan(200)
     env = make_environment(None)
     full = render_email(plan, language, links(language), env)
-    assert html_size(full.html) > INBOX_HTML_LIMIT, "the fixture must overflow to test this"
+    assert sent_size(full.html) > INBOX_HTML_LIMIT, "the fixture must overflow to test this"
 
     fitted = render_for_inbox(plan, language, links(language), env)
 
-    assert html_size(fitted.html) <= INBOX_HTML_LIMIT
+    assert sent_size(fitted.html) <= INBOX_HTML_LIMIT
     shown = len(lxml_html.fromstring(fitted.html).cssselect("h3"))
     assert 10 < shown < plan.variant(language).item_count
+    assert fitted.moved == plan.variant(language).item_count - shown
+    # The lowest-ranked go: every section keeps its first items, in order.
+    headings = {h.text_content().strip() for h in lxml_html.fromstring(fitted.html).iter("h3")}
+    for section in plan.variant(language).sections:
+        kept = [t for t in (i.title for i in section.items) if t in headings]
+        assert kept == [i.title for i in section.items[: len(kept)]]
     counts = [int(n) for n in re.findall(r"(?:Nog )?(\d+) (?:more|in het|autres?)", fitted.text)]
     assert sum(counts) == plan.variant(language).item_count - shown
     assert "/unsubscribe" in fitted.html[-6000:], "the footer survives"
@@ -441,3 +477,39 @@ def test_capped_items_come_back_complete_for_the_archive() -> None:
     assert section.capped(2).rest[:2] == items[2:4]
     assert section.complete().items == items
     assert section.complete().more == 0
+
+
+def test_many_sections_of_one_item_still_fit_rather_than_clip() -> None:
+    """With one item per section and still too large, the last sections give theirs up
+    (heading and "N more in the archive" stay): the mail is never sent clipped."""
+    item = example_plan().variant("en").sections[0].items[0]
+    sections = tuple(
+        Section(name=f"section-{n}", items=(replace(item, key=f"entry:{n}"),)) for n in range(400)
+    )
+    plan = example_plan()
+    plan = replace(plan, variants=(replace(plan.variant("en"), sections=sections),))
+    env = make_environment(None)
+    assert sent_size(render_email(plan, "en", links("en"), env).html) > INBOX_HTML_LIMIT
+    fitted = render_for_inbox(plan, "en", links("en"), env)
+    assert sent_size(fitted.html) <= INBOX_HTML_LIMIT
+    assert 0 < fitted.moved < 400
+    assert "/unsubscribe" in fitted.html[-6000:]
+    flat_text = " ".join(fitted.text.split())
+    assert "More in the archive: Section " in flat_text and "Section 399" in flat_text
+    assert "More in the archive:" in fitted.html
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_html_and_text_carry_the_same_items_and_excerpts(language: str) -> None:
+    from digest.render.environment import excerpt_of
+
+    email = rendered(language)
+    flat_html = " ".join(text_of(tree(language)).split())
+    flat_text = " ".join(email.text.split())
+    for section in example_plan().variant(language).sections:
+        for item in section.items:
+            excerpt = excerpt_of(item, 14 if item.kind == "event" else 50)
+            assert excerpt, item.title
+            assert excerpt in flat_html, (language, item.title)
+            assert excerpt in flat_text, (language, item.title)
+            assert len(excerpt.split()) <= 50

@@ -450,3 +450,41 @@ def test_without_editors_nobody_is_told(
     assert result.told == () and result.skipped and "[web] editors" in result.skipped
     with factory() as session:
         assert "notified_at" not in (session.scalars(sa.select(Issue)).one().curation or "")
+
+
+def test_the_desk_shows_stories_and_splits_them(
+    desk: TestClient, factory: sessionmaker[Session], number: int
+) -> None:
+    login(desk)
+    page = desk.get(f"/en/admin/issues/{number}?variant=en").text
+    assert page.count("one story told 2 times (fr)") >= 2  # close-out, Mechelen, resettlement
+    before = plan_of(factory, number)
+    story = next(
+        i
+        for s in before.variant("en").sections
+        for i in s.items
+        if "IncluCities-project" in i.title
+    )
+    data = curate_form(page)
+    data.update({"split": [story.key], "variant": "en"})
+    assert desk.post(f"/en/admin/issues/{number}/curate", data=data).status_code == 303
+    after = plan_of(factory, number)
+    titles = [i.title for s in after.variant("en").sections for i in s.items]
+    assert any(t.startswith("Het doek valt") for t in titles)
+    assert any(t.startswith("Le rideau tombe") for t in titles)
+
+
+def test_the_desk_says_before_approval_when_items_move_to_the_archive(
+    desk: TestClient, number: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import functools
+
+    from digest.render.email import render_for_inbox
+
+    # A budget the example cannot meet, so that some items must move.
+    monkeypatch.setattr(
+        pipeline, "render_for_inbox", functools.partial(render_for_inbox, limit=30_000)
+    )
+    login(desk)
+    page = desk.get(f"/en/admin/issues/{number}?variant=en").text
+    assert re.search(r"\d+ items? moves? to “more in the archive”", html.unescape(page))
