@@ -309,6 +309,7 @@ def _store(settings: Settings, session: Session, outcome: _Outcome, now: datetim
                 first_collection=first,
                 news_window=timedelta(days=settings.issue.news_window_days),
             )
+        report.warnings = (*report.warnings, *(f"left out {s}" for s in report.counts.skipped))
     sources.record_success(
         source,
         now=now,

@@ -25,6 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from digest.collect.clean import clean_text, clean_title
 from digest.compose import Curation, IssuePlan
 from digest.compose import slots as slotting
 from digest.config import Settings
@@ -408,11 +409,13 @@ class Changes:
 
 def _one_line(text: str) -> str:
     """`text` without control characters or line breaks: it becomes a Subject header."""
+    text = clean_title(text)
     printable = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in text)
     return " ".join(printable.split())
 
 
 def _clean_intro(text: str) -> str:
+    text = clean_text(text)
     kept = "".join(c for c in text if c in "\n\t" or unicodedata.category(c) != "Cc")
     return kept.replace("\r\n", "\n").strip()
 
