@@ -211,7 +211,16 @@ class WebSettings:
     previous_secret_keys: Secret = setting(
         Secret(),
         "After rotating secret_key: the old keys, comma-separated, so links already sent "
-        "keep working (DIGEST_WEB__PREVIOUS_SECRET_KEYS).",
+        "keep working (DIGEST_WEB__PREVIOUS_SECRET_KEYS); they only verify, never sign.",
+    )
+    previous_secret_keys_until: str = setting(
+        "",
+        "The day (YYYY-MM-DD, UTC) previous_secret_keys stop verifying links; required "
+        "with them. Unsubscribe links signed with an old key stop working then too.",
+    )
+    link_days: int = setting(
+        90,
+        "Preference links in mail work this long (days); unsubscribe links never expire.",
     )
     host: str = setting("127.0.0.1", "Address `digest serve` listens on.")
     port: int = setting(8000, "Port `digest serve` listens on.")

@@ -227,7 +227,9 @@ class _Mailer:
                 rendered,
                 sender=settings.publication.sender,
                 to_address=subscriber.email,
-                to_name=subscriber.name,
+                # Never the name: whoever signs an address up types it, and it would put
+                # their words into a mail from us to a stranger (issue 10).
+                to_name="",
                 message_id=message_id,
                 date=self.now,
                 envelope_from=envelope,

@@ -21,14 +21,14 @@ from babel.dates import format_date, format_time
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, RedirectResponse
 
 from digest import layout
 from digest.config import Settings
 from digest.pipeline import environment
 from digest.render.environment import translation_context
 from digest.render.i18n import language_name
-from digest.web.security import RateLimit
+from digest.web.security import RouteLimit
 from subscribers.tokens import Tokens
 
 
@@ -40,8 +40,9 @@ class Site:
     factory: sessionmaker[Session]
     tokens: Tokens
     clock: Callable[[], datetime]
-    signup_limit: RateLimit
-    login_limit: RateLimit
+    signup_limit: RouteLimit
+    login_limit: RouteLimit
+    form_limit: RouteLimit
     session_max_age: int = 12 * 3600
     prefix: str = field(init=False)
     """The path of [publication] base_url ("" at the root of a host, or "/digest")."""
@@ -57,6 +58,16 @@ class Site:
     def path(self, *parts: str | int) -> str:
         """Return the site path of `parts`: path("nl", "subscribe") → "/nl/subscribe"."""
         return self.prefix + "/" + "/".join(str(part).strip("/") for part in parts)
+
+    def absolute(self, path: str) -> str:
+        """Return the absolute URL of a site path, on [publication] base_url's host (never
+        the request's Host header)."""
+        parts = urlsplit(self.settings.publication.base_url)
+        return f"{parts.scheme}://{parts.netloc}{path}"
+
+    def redirect(self, path: str, *, status: int = 303, **headers: str) -> RedirectResponse:
+        """A redirect to a site path, as an absolute URL on base_url."""
+        return RedirectResponse(self.absolute(path), status_code=status, headers=headers or None)
 
     def public_url(self, relative: str) -> str:
         """Return the absolute URL of a layout path (a feed, the calendar)."""
