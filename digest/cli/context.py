@@ -28,7 +28,10 @@ class Context:
 
     @cached_property
     def settings(self) -> Settings:
-        return config.load(self.config_path)
+        settings = config.load(self.config_path)
+        for note in settings.notes:
+            click.echo(f"warning: {note}", err=True)
+        return settings
 
     @cached_property
     def factory(self) -> sessionmaker[Session]:

@@ -114,9 +114,7 @@ def test_unsubscribe_tokens_never_expire_preferences_tokens_do() -> None:
     assert TOKENS.read_preferences(preferences, now=NOW + timedelta(days=90)) == PUBLIC_ID
     with pytest.raises(TokenExpired, match="older than 90 days"):
         TOKENS.read_preferences(preferences, now=NOW + timedelta(days=90, seconds=1))
-    link = TOKENS.read_preferences_link(
-        preferences, now=NOW + timedelta(days=400), expired_ok=True
-    )
+    link = TOKENS.read_preferences_link(preferences, now=NOW + timedelta(days=400), expired_ok=True)
     assert link.public_id == PUBLIC_ID and link.issued_at == NOW.replace(microsecond=0)
     short = Tokens(["current key"], link_days=5)
     with pytest.raises(TokenExpired, match="older than 5 days"):
