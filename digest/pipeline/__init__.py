@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
 import zoneinfo
 from collections.abc import Callable, Sequence
@@ -33,13 +34,15 @@ from digest.errors import DigestError, GoneError, HTTPStatusError, RateLimitedEr
 from digest.publish import PublishReport
 from digest.publish.atom import FeedIssue, atom_feed
 from digest.publish.site import write_site
-from digest.render import Links, RenderedEmail
-from digest.render.email import render_email, render_for_inbox
+from digest.render import Links, RenderedEmail, overrides
+from digest.render.email import check_items, describe_error, render_email, render_for_inbox
 from digest.render.environment import make_environment
 from digest.render.ics import event_calendar, event_file
 from digest.render.web import ArchiveEntry, render_archive_index
 from digest.store import db, issues, items, sources
 from digest.store.models import Issue, IssueStatus, Source, SourceKind
+
+log = logging.getLogger("digest.pipeline")
 
 # The child process that parses needs a moment to start even when the download used the
 # whole budget; below this a parse would be refused for no good reason.
@@ -422,8 +425,29 @@ def _draft_once(
             news_since=news_since,
             curation=issues.curation_of(existing),
         )
-        issues.save_draft(session, plan, now=now)
+        issue = issues.save_draft(session, plan, now=now)
+        issue.render_problems = render_check(settings, plan)
         return Drafted(plan.number, slot, cadence, plan, created=existing is None)
+
+
+def render_check(settings: Settings, plan: compose.IssuePlan) -> list[str]:
+    """What in `plan` would not render, one line each (see `issues.render_problems`): the
+    override templates that do not parse, and per variant the items that fail."""
+    found = overrides.problems(settings.render.templates_dir)
+    if found:
+        return found
+    env = environment(settings)
+    for variant in plan.variants:
+        links = sample_links(settings, plan.number, variant.language)
+        try:
+            failed = check_items(plan, variant.language, links, env)
+        except Exception as exc:  # the renderer itself, not an item: say so, never stop
+            found.append(f"[{variant.language}] {describe_error(exc)}")
+            continue
+        found.extend(f"[{variant.language}] {o.title[:80]!r}: {o.reason}" for o in failed)
+    for line in found:
+        log.warning("issue #%d: %s", plan.number, line)
+    return found
 
 
 def find_issue(session: Session, number: int | None) -> Issue:

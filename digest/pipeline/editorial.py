@@ -36,6 +36,7 @@ from digest.errors import ConfigError, DigestError
 from digest.pipeline import Drafted, draft, environment, preview, schedule_of, utcnow
 from digest.pipeline.transport import dkim_signer, open_sender
 from digest.render import RenderedEmail
+from digest.render.email import RenderError, describe_error
 from digest.render.environment import translation_context
 from digest.render.i18n import format_when
 from digest.store import db, issues
@@ -309,6 +310,10 @@ class IssueDesk:
     subject: str
     """The editor's subject for `language` ("" = the default one, see `rendered.subject`)."""
     notified_at: str | None
+    render_error: str | None = None
+    """Why the issue does not render at all (a template error), shown instead of it."""
+    problems: tuple[str, ...] = ()
+    """What would not render when it was drafted (items left out, broken templates)."""
 
 
 def _listed(plan: IssuePlan, curation: Curation) -> list[DeskItem]:
@@ -348,13 +353,23 @@ def issue_desk(
         curation = issues.curation_of(issue)
         raw = _raw_curation(issue)
         status, is_open = issue.status.value, issues.is_open_draft(issue)
+        problems = issues.render_problems(issue)
         approved_at, paused, cadence, slot = (
             issue.approved_at,
             issue.paused_reason,
             issue.cadence,
             issue.slot,
         )
-    rendered = preview(settings, factory, number=number, language=language)
+    # The desk never fails because the issue does not render: it shows why, beside the
+    # curation form, so the item can be dropped (or the template fixed).
+    render_error = None
+    try:
+        rendered = preview(settings, factory, number=number, language=language)
+    except Exception as exc:
+        render_error = describe_error(exc.__cause__ or exc)
+        if isinstance(exc, DigestError) and not isinstance(exc, RenderError):
+            render_error = str(exc)
+        rendered = RenderedEmail(language=language, subject="", preheader="", html="", text="")
     titles = raw.get("titles", {}) if isinstance(raw.get("titles"), dict) else {}
     dropped = tuple(
         DeskItem(
@@ -383,6 +398,8 @@ def issue_desk(
         intro=curation.intro.get(language, ""),
         subject=curation.subject.get(language, ""),
         notified_at=raw.get("notified_at"),
+        render_error=render_error,
+        problems=tuple(problems),
     )
 
 

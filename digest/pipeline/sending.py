@@ -38,6 +38,7 @@ from digest.errors import DeliveryError, DigestError
 from digest.pipeline import environment, find_issue
 from digest.pipeline.transport import dkim_signer, open_sender, suppression_key, tokens
 from digest.render.email import render_for_inbox
+from digest.render.overrides import check_overrides
 from digest.store import db, deliveries, issues
 from digest.store.deliveries import Claimed, parse_variant, variant_key
 from digest.store.models import DeliveryState, Issue, IssueStatus, PauseKind
@@ -252,6 +253,8 @@ def send(
     clock = _clock(now)
     keys = tokens(settings)
     key = suppression_key(settings)
+    # An override template that does not parse is named (file, line) before anything goes.
+    check_overrides(settings.render.templates_dir)
     signer = dkim_signer(settings)
     stop = stop or threading.Event()
     with factory() as session:

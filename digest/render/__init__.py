@@ -22,6 +22,17 @@ class Links:
 
 
 @dataclass(frozen=True)
+class Omitted:
+    """An item left out of a rendering because it would not render, and why."""
+
+    key: str
+    title: str
+    section: str
+    reason: str
+    """The template or MJML error, one line ("email/issue.mjml.jinja:40: …")."""
+
+
+@dataclass(frozen=True)
 class RenderedEmail:
     """One variant of an issue, rendered."""
 
@@ -30,3 +41,5 @@ class RenderedEmail:
     preheader: str
     html: str
     text: str
+    omitted: tuple[Omitted, ...] = ()
+    """Items that failed to render and were left out of this variant (the rest went on)."""

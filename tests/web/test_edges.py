@@ -327,3 +327,44 @@ def test_an_unexpected_error_answers_a_plain_500_and_one_log_line(
     request_id = line.split("request=")[1].split()[0]
     assert request_id in answer.text
     assert "Traceback" not in caplog.text
+
+
+# --- 2. rendering never stops an issue ------------------------------------------------------
+
+
+def test_a_broken_override_template_shows_beside_the_curation_form_and_stops_no_page(
+    make_settings: Any, tmp_path: Any, factory: sessionmaker[Session], clock: Clock
+) -> None:
+    from digest.pipeline import sending
+    from digest.render.overrides import TemplateProblem
+    from digest.store import issues
+    from tests.web.conftest import drafted, example_settings, login
+
+    folder = tmp_path / "overrides"
+    (folder / "email").mkdir(parents=True)
+    broken = folder / "email" / "issue.mjml.jinja"
+    broken.write_text("<mjml>\n<mj-body>\n{% for x in y %}\n</mj-body>\n", encoding="utf-8")
+    settings = example_settings(
+        make_settings, tmp_path, f'\n[render]\ntemplates_dir = "{folder.as_posix()}"\n'
+    )
+    number = drafted(settings, factory)
+    with factory() as session:
+        recorded = issues.render_problems(issues.by_number(session, number))
+    assert recorded and "issue.mjml.jinja:4" in recorded[0]
+    from digest.pipeline import health
+
+    status = health.gather(settings, factory, now=MONDAY - timedelta(hours=1))
+    said = [p for i in status.issues for p in i.problems]
+    assert any("does not render" in p and "issue.mjml.jinja:4" in p for p in said), said
+
+    with client_for(create_app(settings, factory=factory, clock=clock)) as client:
+        login(client)
+        page = client.get(f"/en/admin/issues/{number}")
+    assert page.status_code == 200
+    assert "issue.mjml.jinja" in page.text and 'action="/en/admin/issues/' in page.text
+    assert "/curate" in page.text, "the curation form is there to drop items"
+
+    sending.approve(settings, factory, number, now=MONDAY)
+    with pytest.raises(TemplateProblem, match=r"issue\.mjml\.jinja:4"):
+        sending.send(settings, factory, number=number, now=MONDAY)
+    assert outbox(settings) == [], "nothing went out"
