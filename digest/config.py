@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import logging
 import os
 import re
 import tomllib
@@ -26,8 +25,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from digest.errors import ConfigError
-
-log = logging.getLogger("digest.config")
 
 DEFAULT_FILE = "digest.toml"
 SOURCE_KINDS = ("feed", "calendar", "page")
@@ -315,7 +312,7 @@ class Settings:
     path: Path | None = None
     """The config file these settings came from (None: defaults only)."""
     notes: tuple[str, ...] = ()
-    """Warnings about the file (secrets written in it); the CLI prints them."""
+    """Warnings about the file (secrets written in it); the web app logs them at start."""
 
     @property
     def root(self) -> Path:
@@ -387,10 +384,9 @@ def from_mapping(
     )
     settings = Settings(**sections, sources=sources, path=path)
     _validate(settings, where)
-    notes = tuple(_secrets_in_file(data, where))
-    for note in notes:
-        log.warning("%s", note)
-    return dataclasses.replace(settings, notes=notes)
+    # Logged by the web app when it starts (`digest serve`), not here: settings are
+    # loaded by every command and test.
+    return dataclasses.replace(settings, notes=tuple(_secrets_in_file(data, where)))
 
 
 def _secrets_in_file(data: Mapping[str, Any], where: str) -> list[str]:

@@ -232,15 +232,12 @@ def test_unknown_keys_name_the_nearest_known_one(
         config.load(write(tmp_path, text), env={})
 
 
-def test_secrets_in_the_file_are_warned_about(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_secrets_in_the_file_are_warned_about(tmp_path: Path) -> None:
     text = '[web]\nsecret_key = "0123456789abcdefghijklmnopqrstuvwxyz"\n'
     settings = config.load(write(tmp_path, text), env={})
     assert len(settings.notes) == 1
     assert "DIGEST_WEB__SECRET_KEY_FILE" in settings.notes[0]
     assert "0123456789abcdef" not in settings.notes[0]
-    assert "DIGEST_WEB__SECRET_KEY" in caplog.text
     from_env = config.load(
         write(tmp_path, ""), env={"DIGEST_WEB__SECRET_KEY": "0123456789abcdefghijklmnopqrstuvwxyz"}
     )

@@ -28,10 +28,7 @@ class Context:
 
     @cached_property
     def settings(self) -> Settings:
-        settings = config.load(self.config_path)
-        for note in settings.notes:
-            click.echo(f"warning: {note}", err=True)
-        return settings
+        return config.load(self.config_path)
 
     @cached_property
     def factory(self) -> sessionmaker[Session]:

@@ -46,9 +46,9 @@ def _pairs(record: logging.LogRecord, formatter: logging.Formatter) -> dict[str,
     }
     for key, value in getattr(record, FIELDS, {}).items():
         plain = _plain(value)
-        pairs[key] = printable(plain, newlines=False) if isinstance(plain, str) else plain
+        pairs[key] = printable(plain) if isinstance(plain, str) else plain
     # A feed title or a server's error text may hold escapes that would rewrite a terminal.
-    pairs["msg"] = printable(record.getMessage(), newlines=False)
+    pairs["msg"] = printable(record.getMessage())
     if record.exc_info:
         pairs["error"] = formatter.formatException(record.exc_info)
     return pairs

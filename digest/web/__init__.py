@@ -13,6 +13,7 @@ security choices are described in docs/web.md.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
@@ -46,6 +47,8 @@ from digest.web.security import (
 from subscribers.keys import KeyPurpose, derive_key
 
 __all__ = ["app_from_env", "create_app"]
+
+log = logging.getLogger("digest.web")
 
 SESSION_COOKIE = "digest_session"
 BODY_LIMIT = 1_000_000
@@ -203,6 +206,8 @@ def create_app(
     Raises `ConfigError` when a secret the app needs is missing: [web] secret_key (links
     and sessions) or [subscribers] suppression_key (unsubscribing, erasing).
     """
+    for note in settings.notes:  # secrets written in the config file
+        log.warning("%s", note)
     tokens = transport.tokens(settings, clock=clock)
     secret = transport.secret_key(settings)
     transport.suppression_key(settings)

@@ -368,3 +368,14 @@ def test_a_broken_override_template_shows_beside_the_curation_form_and_stops_no_
     with pytest.raises(TemplateProblem, match=r"issue\.mjml\.jinja:4"):
         sending.send(settings, factory, number=number, now=MONDAY)
     assert outbox(settings) == [], "nothing went out"
+
+
+def test_secrets_written_in_the_config_file_are_warned_about_at_start(
+    web_settings: config.Settings,
+    factory: sessionmaker[Session],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="digest.web"):
+        create_app(web_settings, factory=factory)
+    assert "DIGEST_WEB__SECRET_KEY_FILE" in caplog.text
+    assert web_settings.web.secret_key.reveal() not in caplog.text
