@@ -9,6 +9,7 @@ catalogs as the emails. Every page gets a language switcher that keeps the rest 
 
 from __future__ import annotations
 
+import functools
 import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import jinja2
 from babel import Locale
 from babel.dates import format_date, format_time
 from sqlalchemy.orm import Session, sessionmaker
@@ -49,6 +51,12 @@ class Site:
 
     def __post_init__(self) -> None:
         self.prefix = urlsplit(self.settings.publication.base_url).path.rstrip("/")
+
+    @functools.cached_property
+    def env(self) -> jinja2.Environment:
+        """The Jinja environment, made once: it keeps the compiled templates (and reloads
+        an override template whose file changed)."""
+        return environment(self.settings)
 
     @property
     def languages(self) -> list[str]:
@@ -108,8 +116,7 @@ class Site:
         **context: Any,
     ) -> HTMLResponse:
         """Render `templates/web/<template>` in `language` as a response."""
-        env = environment(self.settings)
-        html = env.get_template(f"web/{template}").render(
+        html = self.env.get_template(f"web/{template}").render(
             **translation_context(language),
             **self.common(request, language),
             **context,
