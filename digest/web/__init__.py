@@ -129,14 +129,22 @@ def _language_of_path(site: Site, path: str) -> str:
     return first if first in site.languages else site.settings.default_language
 
 
-def _slash_twin(request: Request) -> str | None:
+_PLAIN_ROUTES = routes()
+"""The routes without the base URL's path, to look a path up in (see `_slash_twin`)."""
+
+
+def _slash_twin(request: Request, site: Site) -> str | None:
     """The path with its trailing slash added or removed, when a route answers that one."""
     path = request.url.path
+    if site.prefix:
+        if not path.startswith(site.prefix + "/"):
+            return None
+        path = path[len(site.prefix) :]
     twin = path[:-1] if path.endswith("/") else path + "/"
-    scope = {**request.scope, "path": twin, "method": "GET"}
-    for route in request.app.router.routes:
+    scope = {"type": "http", "path": twin, "root_path": "", "method": "GET"}
+    for route in _PLAIN_ROUTES:
         if route.matches(scope)[0] is Match.FULL:
-            return twin
+            return site.prefix + twin
     return None
 
 
@@ -148,7 +156,7 @@ async def _error_page(request: Request, exc: Exception) -> Response:
     site: Site = request.app.state.site
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     if status == 404 and request.method in ("GET", "HEAD"):
-        twin = _slash_twin(request)
+        twin = _slash_twin(request, site)
         if twin is not None:
             query = request.url.query
             return site.redirect(twin + (f"?{query}" if query else ""), status=308)

@@ -379,3 +379,15 @@ def test_secrets_written_in_the_config_file_are_warned_about_at_start(
         create_app(web_settings, factory=factory)
     assert "DIGEST_WEB__SECRET_KEY_FILE" in caplog.text
     assert web_settings.web.secret_key.reveal() not in caplog.text
+
+
+def test_under_a_base_path_the_slash_redirect_goes_to_base_url_and_never_loops(
+    make_settings: Any, factory: sessionmaker[Session]
+) -> None:
+    settings = make_settings(WEB + '[publication]\nbase_url = "https://example.org/digest"\n')
+    with client_for(create_app(settings, factory=factory)) as client:
+        answer = client.get("/digest/en/admin", headers={"host": "evil.example"})
+        assert answer.status_code == 308
+        assert answer.headers["location"] == "https://example.org/digest/en/admin/"
+        assert client.get("/digest/en/nothing-here").status_code == 404
+        assert client.get("/digest/en/nothing-here/").status_code == 404
