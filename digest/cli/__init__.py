@@ -251,6 +251,8 @@ def preview(
 ) -> None:
     """Render ISSUE (default: the latest draft) exactly as a subscriber gets it."""
     rendered = pipeline.preview(ctx.settings, ctx.factory, number=issue, language=language)
+    for omitted in rendered.omitted:
+        echo(f"left out (does not render): {omitted.title!r}: {omitted.reason}", err=True)
     body = rendered.html if fmt == "html" else rendered.text
     if open_ and output is None:
         suffix = ".html" if fmt == "html" else ".txt"

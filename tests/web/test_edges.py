@@ -314,7 +314,8 @@ def test_an_unexpected_error_answers_a_plain_500_and_one_log_line(
     public_id = add(web_settings, factory, "ana@example.net")
     path = f"/en/preferences/{tokens_at(web_settings, MONDAY).preferences_token(public_id)}"
     with factory() as session, session.begin():
-        session.execute(sa.text("DROP TABLE subscribers"))
+        cascade = " CASCADE" if session.get_bind().dialect.name == "postgresql" else ""
+        session.execute(sa.text(f"DROP TABLE subscribers{cascade}"))
     app = create_app(web_settings, factory=factory, clock=clock)
     with caplog.at_level(logging.INFO), client_for(app) as client:
         answer = client.get(path)
