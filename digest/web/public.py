@@ -34,6 +34,7 @@ import sqlalchemy as sa
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -78,8 +79,18 @@ def site_of(request: Request) -> Site:
 
 async def read_form(request: Request, limits: dict[str, Any] | None = None) -> FormData:
     """The posted form (urlencoded or multipart), within the limits (public ones unless
-    told); a form over them answers 400 (Starlette raises before reading further)."""
-    return await request.form(**(limits or FORM_LIMITS))
+    told); a form over them answers 400. Starlette limits multipart fields as it parses;
+    an urlencoded body (already capped in size by `BodyLimit`) is counted here first."""
+    chosen = limits or FORM_LIMITS
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "application/x-www-form-urlencoded":
+        body = await request.body()
+        fields = body.split(b"&") if body else []
+        if len(fields) > chosen["max_fields"]:
+            raise HTTPException(400, f"more than {chosen['max_fields']} form fields")
+        if any(len(field) > chosen["max_part_size"] for field in fields):
+            raise HTTPException(400, "a form field is too long")
+    return await request.form(**chosen)
 
 
 def too_many(request: Request, site: Site, language: str, wait: int) -> Response:

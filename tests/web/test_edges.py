@@ -198,14 +198,21 @@ def test_sessions_links_and_csrf_use_keys_of_their_own(
 
 def test_public_bodies_and_field_counts_are_small(client: TestClient) -> None:
     assert client.post("/en/subscribe", content=b"email=" + b"x" * 9000).status_code == 413
-    assert (
-        client.post(
-            "/en/subscribe",
-            content=b"a=1&" * 1000,
-            headers={"content-type": "application/x-www-form-urlencoded"},
-        ).status_code
-        == 400
+    many = client.post(
+        "/en/subscribe",
+        content=b"a=1&" * 1000,
+        headers={"content-type": "application/x-www-form-urlencoded"},
     )
+    assert many.status_code == 400 and 'name="email"' not in many.text, "refused unread"
+    long_field = client.post(
+        "/en/subscribe",
+        content=b"email=" + b"x" * 5000,
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert long_field.status_code == 400 and 'name="email"' not in long_field.text
+    parts = {f"f{n}": ("", "x") for n in range(100)}
+    multipart = client.post("/en/subscribe", files=parts)
+    assert multipart.status_code in (400, 413)
 
 
 def test_csrf_and_rate_limits_come_before_the_body_is_read(
