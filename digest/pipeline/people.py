@@ -227,9 +227,9 @@ class _Mailer:
                 rendered,
                 sender=settings.publication.sender,
                 to_address=subscriber.email,
-                # Never the name: whoever signs an address up types it, and it would put
-                # their words into a mail from us to a stranger (issue 10).
-                to_name="",
+                # Never a name typed into the sign-up form: whoever signs an address up
+                # types it, and it would put their words into our mail to a stranger.
+                to_name="" if subscriber.consent_source is ConsentSource.FORM else subscriber.name,
                 message_id=message_id,
                 date=self.now,
                 envelope_from=envelope,
