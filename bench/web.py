@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import socket
 import statistics
@@ -27,6 +28,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -109,7 +111,6 @@ async def flood(base: str, requests: int, concurrency: int) -> Figures:
     queue: asyncio.Queue[int] = asyncio.Queue()
     for n in range(requests):
         queue.put_nowait(n)
-    done = asyncio.Event()
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
 
     async def attacker(client: httpx.AsyncClient) -> None:
@@ -124,28 +125,39 @@ async def flood(base: str, requests: int, concurrency: int) -> Figures:
             except httpx.HTTPError:
                 figures.errors += 1
 
-    async def monitor() -> None:
-        async with httpx.AsyncClient(timeout=30) as client:
-            while not done.is_set():
-                started = time.perf_counter()
-                try:
-                    answer = await client.get(f"{base}/healthz")
-                    if answer.status_code == 200:
-                        figures.health_ms.append((time.perf_counter() - started) * 1000)
-                    else:
-                        figures.health_failures += 1
-                except httpx.HTTPError:
-                    figures.health_failures += 1
-                await asyncio.sleep(0.02)
-
+    # The monitor is a process of its own: its figures are the server's, not the wait of
+    # an attacker's busy event loop.
+    context = multiprocessing.get_context("spawn")  # no fork of a process with threads
+    stop = context.Event()
+    receiving, sending = context.Pipe(duplex=False)
+    watcher = context.Process(target=monitor, args=(base, stop, sending), daemon=True)
+    watcher.start()
     started = time.perf_counter()
-    watcher = asyncio.create_task(monitor())
     async with httpx.AsyncClient(timeout=60, limits=limits) as client:
         await asyncio.gather(*(attacker(client) for _ in range(concurrency)))
     figures.seconds = time.perf_counter() - started
-    done.set()
-    await watcher
+    stop.set()
+    figures.health_ms, figures.health_failures = receiving.recv()
+    watcher.join(timeout=60)
     return figures
+
+
+def monitor(base: str, stop: Any, results: Any) -> None:
+    """Poll /healthz every 20 ms until `stop` is set; send (latencies ms, failures)."""
+    latencies: list[float] = []
+    failures = 0
+    with httpx.Client(timeout=30) as client:
+        while not stop.is_set():
+            started = time.perf_counter()
+            try:
+                if client.get(f"{base}/healthz").status_code == 200:
+                    latencies.append((time.perf_counter() - started) * 1000)
+                else:
+                    failures += 1
+            except httpx.HTTPError:
+                failures += 1
+            time.sleep(0.02)
+    results.send((latencies, failures))
 
 
 def free_port() -> int:
@@ -167,7 +179,7 @@ def write_publication(folder: Path) -> Path:
     return path
 
 
-def serve(config: Path, port: int) -> subprocess.Popen[bytes]:
+def serve(config: Path, port: int, http: str = "auto") -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "DIGEST_CONFIG": str(config),
@@ -178,6 +190,7 @@ def serve(config: Path, port: int) -> subprocess.Popen[bytes]:
         [
             sys.executable, "-m", "uvicorn", "--factory", "digest.web:app_from_env",
             "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning",
+            "--http", http,
         ],
         env=env,
         cwd=ROOT,
@@ -200,10 +213,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--http", default="auto", help="uvicorn's HTTP parser: auto, h11 or httptools"
+    )
     options = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="digest-bench-web-"))
     port = free_port()
-    server = serve(write_publication(folder), port)
+    server = serve(write_publication(folder), port, options.http)
     try:
         base = f"http://127.0.0.1:{port}"
         wait_for(f"{base}/healthz")
