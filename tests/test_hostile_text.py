@@ -218,3 +218,44 @@ def test_clean_text_and_titles() -> None:
     bidi = "\u202aa\u202bb\u202cc\u202dd\u202ee\u2066f\u2067g\u2068h\u2069"
     assert clean_title(bidi) == "abcdefgh"
     assert clean_title("") == ""
+
+
+def test_an_item_that_does_not_render_is_left_out_and_the_rest_is_sent(
+    make_settings: Any,
+    tmp_path: Path,
+    factory: sessionmaker[Session],
+    smtp_server: SmtpServer,
+) -> None:
+    from digest.store import issues
+    from digest.store.models import Issue
+    from tests.render.test_isolation import BROKEN_MJML
+    from tests.test_send import PEOPLE, settings_for
+
+    settings = settings_for(make_settings, tmp_path, smtp_server)
+    add_people(settings, factory)
+    pipeline.collect_sources(settings, factory, now=MONDAY - timedelta(days=1))
+    number = pipeline.draft(settings, factory, now=MONDAY).number
+    # The stored plan's first English news item now breaks the MJML around it.
+    with factory() as session, session.begin():
+        issue = session.scalars(sa.select(Issue)).one()
+        plan = json.loads(issue.plan)
+        variant = next(v for v in plan["variants"] if v["language"] == "en")
+        item = variant["sections"][0]["items"][0]
+        item["summary_html"] = BROKEN_MJML
+        issue.plan = json.dumps(plan)
+        broken_title = item["title"]
+        kept_titles = [i["title"] for s in variant["sections"] for i in s["items"]][1:3]
+        issue.render_problems = pipeline.render_check(settings, issues.plan_of(issue))
+    with factory() as session:
+        recorded = issues.render_problems(session.scalars(sa.select(Issue)).one())
+    assert any(broken_title[:40] in line and line.startswith("[en]") for line in recorded)
+
+    sending.approve(settings, factory, number, now=MONDAY)
+    report = sending.send(settings, factory, now=MONDAY, make_sender=smtp_factory(smtp_server))
+    assert report.finished and ledger(factory)[DeliveryState.SENT] == len(PEOPLE)
+    english = next(m for m in smtp_server.messages if m.rcpt_tos == ("ana@example.net",))
+    text = parsed(english.data).get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    flat = " ".join(text.split())
+    assert " ".join(broken_title.split()) not in flat
+    assert kept_titles and all(" ".join(t.split()) in flat for t in kept_titles)
+    assert "mj-oops" not in parsed(english.data).as_string()
