@@ -168,6 +168,19 @@ async def _error_page(request: Request, exc: Exception) -> Response:
     )
 
 
+def _too_large_page(site: Site) -> Callable[[Scope, int], Any]:
+    """The 413 page BodyLimit answers before reading a body: ours, in the path's language."""
+
+    async def page(scope: Scope, status: int) -> tuple[bytes, str]:
+        language = _language_of_path(site, scope["path"])
+        response = site.page(
+            Request(scope), "message.html.jinja", language, status=status, kind="too_large"
+        )
+        return bytes(response.body), "text/html; charset=utf-8"
+
+    return page
+
+
 def _server_error_page(site: Site) -> Callable[[Scope, str], Any]:
     """The 500 page: our message page with the request id, in the path's language."""
 
@@ -245,7 +258,7 @@ def create_app(
             Middleware(SecurityHeaders, hsts=settings.publication.base_url.startswith("https://")),
             Middleware(HeadWithoutBody),
             Middleware(ErrorPages, page=_server_error_page(site)),
-            Middleware(BodyLimit, limit=BODY_LIMIT),
+            Middleware(BodyLimit, limit=BODY_LIMIT, page=_too_large_page(site)),
             Middleware(
                 SessionMiddleware,
                 # Its own key: a session cookie and a link in mail never verify each other.

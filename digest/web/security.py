@@ -133,21 +133,41 @@ def body_limit_for(path: str, overall: int) -> int:
 
 class BodyLimit:
     """ASGI middleware refusing request bodies over their path's limit with 413, before
-    any handler reads them (Content-Length first, then counting what arrives)."""
+    any of it is read: a declared Content-Length over the limit (or one that is not a
+    number) is answered at once with `page` (the site's 413 page), and a chunked body is
+    counted as it arrives (an `HTTPException`, so the same page answers)."""
 
-    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+    def __init__(self, app: ASGIApp, *, limit: int, page: StatusPage | None = None) -> None:
         self.app = app
         self.overall = limit
+        self.page = page
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         limit = body_limit_for(scope["path"], self.overall)
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length" and (not value.isdigit() or int(value) > limit):
-                await _plain(send, 413, b"request body too large\n")
-                return
+        declared_too_large = any(
+            name == b"content-length" and (not value.isdigit() or int(value) > limit)
+            for name, value in scope.get("headers", ())
+        )
+        if declared_too_large:
+            body, content_type = b"request body too large\n", "text/plain; charset=utf-8"
+            if self.page is not None:
+                with contextlib.suppress(Exception):
+                    body, content_type = await self.page(scope, 413)
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 413,
+                    "headers": [
+                        (b"content-type", content_type.encode("latin-1")),
+                        (b"content-length", str(len(body)).encode("ascii")),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
         seen = 0
 
         async def counted() -> Message:
@@ -181,17 +201,6 @@ class HeadWithoutBody:
             await send(message)
 
         await self.app(scope, receive, headers_only)
-
-
-async def _plain(send: Send, status: int, body: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"text/plain; charset=utf-8")],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 class AccessLog:
@@ -228,6 +237,8 @@ class AccessLog:
 
 
 ErrorPage = Callable[[Scope, str], Awaitable[tuple[bytes, str]]]
+StatusPage = Callable[[Scope, int], Awaitable[tuple[bytes, str]]]
+"""Renders the page of an HTTP status for a request: (body, content type)."""
 """Renders the 500 page for a request id: (body, content type)."""
 
 FALLBACK_500 = (
