@@ -10,6 +10,7 @@ straight from these declarations, so no key can go undocumented.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import re
 import tomllib
@@ -22,6 +23,7 @@ from datetime import timedelta
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from digest.errors import ConfigError
 
@@ -56,6 +58,12 @@ class Secret:
         return "Secret('********')" if self._value else "Secret('')"
 
     __str__ = __repr__
+
+
+def nearest(name: str, known: Any) -> str:
+    """ " (did you mean 'x'?)" for the known name closest to a mistyped one, or ""."""
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def setting(default: Any, help: str, **extra: Any) -> Any:
@@ -183,7 +191,7 @@ class DeliverySettings:
         Secret(), "SMTP AUTH password: set DIGEST_DELIVERY__SMTP_PASSWORD (or _FILE)."
     )
     connections: int = setting(4, "Persistent SMTP connections used in parallel.")
-    rate_per_second: float = setting(0.0, "Messages per second at most; 0 = unlimited.")
+    rate_per_second: float = setting(0.0, "Messages per second at most; 0 = unlimited.", minimum=0)
     smtp_implicit_tls: bool = setting(
         False, "Connect with TLS from the start (SMTPS); port 465 turns it on by itself."
     )
@@ -202,7 +210,9 @@ class DeliverySettings:
         None, "PEM private key, RSA 2048+ or Ed25519; empty: messages are not signed."
     )
     retry_seconds: float = setting(
-        30.0, "After a 4xx reply, wait this long before trying that recipient again in the run."
+        30.0,
+        "After a 4xx reply, wait this long before trying that recipient again in the run.",
+        minimum=0,
     )
     max_attempts: int = setting(
         5, "Attempts per recipient (across runs) before a 4xx recipient counts as failed."
@@ -306,7 +316,16 @@ class WebSettings:
     previous_secret_keys: Secret = setting(
         Secret(),
         "After rotating secret_key: the old keys, comma-separated, so links already sent "
-        "keep working (DIGEST_WEB__PREVIOUS_SECRET_KEYS).",
+        "keep working (DIGEST_WEB__PREVIOUS_SECRET_KEYS); they only verify, never sign.",
+    )
+    previous_secret_keys_until: str = setting(
+        "",
+        "The day (YYYY-MM-DD, UTC) previous_secret_keys stop verifying links; required "
+        "with them. Unsubscribe links signed with an old key stop working then too.",
+    )
+    link_days: int = setting(
+        90,
+        "Preference links in mail work this long (days); unsubscribe links never expire.",
     )
     host: str = setting("127.0.0.1", "Address `digest serve` listens on.")
     port: int = setting(8000, "Port `digest serve` listens on.")
@@ -334,7 +353,7 @@ class CollectSettings:
         [], 'CIDRs exempt from the private-address guard, e.g. ["127.0.0.0/8"].'
     )
     per_host_interval_seconds: float = setting(
-        1.0, "Politeness: at least this long between two requests to one host."
+        1.0, "Politeness: at least this long between two requests to one host.", minimum=0
     )
     per_host_connections: int = setting(1, "Politeness: requests in flight to one host at most.")
     concurrency: int = setting(8, "Sources fetched at the same time (across hosts).")
@@ -389,6 +408,8 @@ class Settings:
     sources: tuple[SourceSettings, ...] = ()
     path: Path | None = None
     """The config file these settings came from (None: defaults only)."""
+    notes: tuple[str, ...] = ()
+    """Warnings about the file (secrets written in it); the web app logs them at start."""
 
     @property
     def root(self) -> Path:
@@ -465,9 +486,10 @@ def from_mapping(
     root = path.parent if path else Path.cwd()
     unknown = set(data) - set(SECTIONS) - {"sources"}
     if unknown:
+        name = sorted(unknown)[0]
         raise ConfigError(
-            f"{where}: unknown section [{sorted(unknown)[0]}]; known sections: "
-            + ", ".join(sorted([*SECTIONS, "sources"]))
+            f"{where}: unknown section [{name}]{nearest(name, [*SECTIONS, 'sources'])}; "
+            "known sections: " + ", ".join(sorted([*SECTIONS, "sources"]))
         )
     overrides = _env_overrides(env)
     sections: dict[str, Any] = {}
@@ -485,7 +507,26 @@ def from_mapping(
     )
     settings = Settings(**sections, sources=sources, path=path)
     _validate(settings, where)
-    return settings
+    # Logged by the web app when it starts (`digest serve`), not here: settings are
+    # loaded by every command and test.
+    return dataclasses.replace(settings, notes=tuple(_secrets_in_file(data, where)))
+
+
+def _secrets_in_file(data: Mapping[str, Any], where: str) -> list[str]:
+    """A warning for every secret written into the file itself."""
+    found = []
+    for name, cls in SECTIONS.items():
+        table = data.get(name, {})
+        hints = typing.get_type_hints(cls)
+        for key, value in table.items() if isinstance(table, dict) else ():
+            if hints.get(key) is Secret and value:
+                var = f"DIGEST_{name.upper()}__{key.upper()}"
+                found.append(
+                    f"{where}: [{name}] {key} is written in the file; anyone who can read it "
+                    f"has the secret: set {var} or {var}_FILE (a file only the service reads) "
+                    "instead, and remove it from the file"
+                )
+    return found
 
 
 def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, tuple[str, str]]]:
@@ -497,7 +538,10 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, tuple[str, str
         section, _, key = var[len("DIGEST_") :].partition("__")
         section, key = section.lower(), key.lower()
         if section not in SECTIONS:
-            raise ConfigError(f"environment variable {var}: unknown section [{section}]")
+            raise ConfigError(
+                f"environment variable {var}: unknown section [{section}]"
+                f"{nearest(section, SECTIONS)}"
+            )
         names = {f.name for f in dataclasses.fields(SECTIONS[section])}
         if key.endswith("_file") and key not in names and key[: -len("_file")] in names:
             key = key[: -len("_file")]
@@ -507,8 +551,8 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, tuple[str, str
                 raise ConfigError(f"environment variable {var}: cannot read {text}: {exc}") from exc
         if key not in names:
             raise ConfigError(
-                f"environment variable {var}: [{section}] has no key {key!r}; "
-                f"known keys: {', '.join(sorted(names))}"
+                f"environment variable {var}: [{section}] has no key {key!r}"
+                f"{nearest(key, names)}; known keys: {', '.join(sorted(names))}"
             )
         found.setdefault(section, {})[key] = (var, text)
     return found
@@ -527,9 +571,9 @@ def _build(
     unknown = set(table) - set(fields)
     if unknown:
         key = sorted(unknown)[0]
-        close = [name for name in fields if name.startswith(key[:3])]
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(f"{where}: unknown key {key!r}{hint}; known keys: {', '.join(fields)}")
+        raise ConfigError(
+            f"{where}: unknown key {key!r}{nearest(key, fields)}; known keys: {', '.join(fields)}"
+        )
     values: dict[str, Any] = {}
     for name, value in table.items():
         values[name] = _coerce(hints[name], value, f"{where} {name}", root)
@@ -654,11 +698,72 @@ def _coerce_table(inner: Any, value: Any, where: str) -> dict[str, Any]:
     return table
 
 
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z]{4})?(?:-(?:[A-Za-z]{2}|[0-9]{3}))?")
+"""language[-Script][-REGION]: the BCP 47 tags a publication's languages may use."""
+
+
+def check_language(tag: str, where: str) -> None:
+    """Raise ConfigError unless `tag` is a BCP 47 language tag Babel knows ("nl", "fr-BE")."""
+    if not _LANGUAGE_TAG.fullmatch(tag):
+        raise ConfigError(
+            f"{where}: {tag!r} is not a language tag; use a BCP 47 tag such as "
+            '"en", "nl" or "fr-BE"'
+        )
+    from babel import Locale, UnknownLocaleError
+
+    try:
+        Locale.parse(tag.replace("-", "_"))
+    except (UnknownLocaleError, ValueError):
+        raise ConfigError(
+            f"{where}: {tag!r} is not a language Babel knows; use a BCP 47 tag such as "
+            '"en", "nl" or "fr-BE"'
+        ) from None
+
+
+def _check_numbers(settings: Settings, where: str) -> None:
+    """Counts and durations must be positive; where 0 means "off" (its default is 0, or
+    the declaration says `minimum=0`), 0 is allowed too. Never negative."""
+    sections: list[tuple[str, Any]] = [(name, getattr(settings, name)) for name in SECTIONS]
+    for name, values in sections:
+        for spec in dataclasses.fields(values):
+            value = getattr(values, spec.name)
+            if isinstance(value, bool) or not isinstance(value, int | float | timedelta):
+                continue
+            default = spec.default
+            zero_ok = spec.metadata.get("minimum") == 0 or default in (0, timedelta(0))
+            amount = value.total_seconds() if isinstance(value, timedelta) else value
+            if amount < 0 or (amount == 0 and not zero_ok):
+                need = "0 or more" if zero_ok else "more than 0"
+                raise ConfigError(f"{where} [{name}] {spec.name}: {value!r}; it must be {need}")
+
+
+def _check_base_url(url: str, where: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"{where} [publication] base_url: {url!r} is not an http(s) URL; "
+            'write the public address, e.g. "https://digest.example.org"'
+        )
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ConfigError(
+            f"{where} [publication] base_url: {url!r} has a query, fragment or user name; "
+            "write only scheme, host and (optionally) path"
+        )
+    if any(c.isspace() or ord(c) < 32 for c in url):
+        raise ConfigError(f"{where} [publication] base_url: {url!r} holds spaces or controls")
+
+
 def _validate(settings: Settings, where: str) -> None:
     """Checks that span keys or need more than a type."""
     pub = settings.publication
     if not pub.languages:
         raise ConfigError(f"{where} [publication] languages: list at least one language")
+    for tag in pub.languages:
+        check_language(tag, f"{where} [publication] languages")
+    if len(set(pub.languages)) != len(pub.languages):
+        raise ConfigError(f"{where} [publication] languages: a language is listed twice")
+    _check_base_url(pub.base_url, where)
+    _check_numbers(settings, where)
     try:
         zoneinfo.ZoneInfo(pub.timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
@@ -719,6 +824,10 @@ def _validate(settings: Settings, where: str) -> None:
         if source.name in seen:
             raise ConfigError(f"{label}: the name {source.name!r} is used twice; names are unique")
         seen.add(source.name)
+        if source.language:
+            check_language(source.language, f"{label} ({source.name}) language")
+        if any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 for c in source.name):
+            raise ConfigError(f"{label}: the name {source.name!r} holds control characters")
         if source.kind not in SOURCE_KINDS:
             raise ConfigError(
                 f"{label} ({source.name}) kind: {source.kind!r} is not one of "

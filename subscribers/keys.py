@@ -16,7 +16,22 @@ import enum
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-__all__ = ["KeyPurpose", "derive_key"]
+__all__ = ["MIN_SECRET_BYTES", "KeyPurpose", "derive_key", "weakness"]
+
+MIN_SECRET_BYTES = 32
+"""A secret shorter than this (in UTF-8 bytes) is refused."""
+
+_COMMON = frozenset(
+    {
+        "changeme", "change-me", "change_me", "changethis", "secret", "secretkey",
+        "secret-key", "secret_key", "password", "passw0rd", "letmein", "default", "example",
+        "test", "testing", "development", "dev", "django-insecure", "insecure", "admin",
+        "digest", "your-secret-key", "yoursecretkey", "mysecretkey", "supersecret",
+        "super-secret-key", "notasecret", "xxx", "12345678", "123456789", "1234567890",
+        "qwerty", "abcdef",
+    }
+)  # fmt: skip
+"""Values (lowercased, stripped of repeats and digits at the end) people copy into configs."""
 
 # A fixed salt: the secret itself is the entropy; the salt only separates this project's
 # derivations from any other use of the same secret (RFC 5869 §3.1).
@@ -41,3 +56,21 @@ def derive_key(secret: str | bytes, purpose: str, *, length: int = 32) -> bytes:
     material = secret.encode("utf-8") if isinstance(secret, str) else secret
     hkdf = HKDF(algorithm=hashes.SHA256(), length=length, salt=_SALT, info=purpose.encode())
     return hkdf.derive(material)
+
+
+def weakness(secret: str) -> str | None:
+    """Return why `secret` is too weak to derive keys from (None when it is fine).
+
+    Refused: shorter than `MIN_SECRET_BYTES`, a well-known value (or one repeated to the
+    length, "changeme" x 4), or fewer than 8 different characters.
+    """
+    size = len(secret.encode("utf-8"))
+    if size < MIN_SECRET_BYTES:
+        return f"{size} bytes long; at least {MIN_SECRET_BYTES} are needed"
+    lowered = secret.strip().lower()
+    for common in _COMMON:
+        if lowered.replace(common, "").strip(" -_.0123456789") == "":
+            return "a well-known value that anyone can guess"
+    if len(set(secret)) < 8:
+        return "too repetitive (fewer than 8 different characters)"
+    return None

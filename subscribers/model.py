@@ -148,6 +148,11 @@ class Subscriber(Base):
     complained_at: Mapped[datetime | None]
     status_changed_at: Mapped[datetime]
     last_confirmation_sent_at: Mapped[datetime | None]
+    links_valid_from: Mapped[datetime | None]
+    """Preference links made before this no longer work (set when the subscriber asks
+    for new links or changes address); None: every unexpired link works."""
+    links_sent_at: Mapped[datetime | None]
+    """When new links were last mailed on request (at most a few a day)."""
     bounce_count: Mapped[int] = mapped_column(default=0)
     """Bounces recorded so far; a permanent one, or `threshold` of them, end the subscription."""
 

@@ -18,10 +18,17 @@ NAME_MAX = 200
 """Characters; longer names are refused rather than cut."""
 
 
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def clean_name(name: str) -> str:
     """Return `name` on one line (no control characters: it goes into the To: header)."""
-    printable = "".join(" " if unicodedata.category(c) == "Cc" else c for c in name)
-    cleaned = " ".join(printable.split())
+    # No control characters (it goes into the To: header), no bidi overrides or isolates
+    # (they would reverse what follows the name), no lone surrogates; NFC.
+    printable = "".join(
+        " " if unicodedata.category(c) in ("Cc", "Cs") or c in _BIDI else c for c in name
+    )
+    cleaned = unicodedata.normalize("NFC", " ".join(printable.split()))
     if len(cleaned) > NAME_MAX:
         raise InvalidField("name", f"the name is {len(cleaned)} characters; at most {NAME_MAX}")
     return cleaned

@@ -214,3 +214,66 @@ def test_titles_sender_names_and_labels_per_language(tmp_path: Path) -> None:
 def test_labels_name_what_is_wrong(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         config.load(write(tmp_path, text), env={})
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[publication]\nlanguages = ["en", "../../etc"]\n', "not a language tag"),
+        ('[publication]\nlanguages = ["en", "xq"]\n', "not a language Babel knows"),
+        ('[publication]\nlanguages = ["en", "en"]\n', "listed twice"),
+        ('[[sources]]\nname = "a"\nurl = "x"\nlanguage = "nl/../x"\n', "not a language tag"),
+        ('[publication]\nbase_url = "ftp://example.org"\n', "not an http"),
+        ('[publication]\nbase_url = "example.org"\n', "not an http"),
+        ('[publication]\nbase_url = "https://example.org/?a=1"\n', "query"),
+        ("[issue]\nnews_window_days = 0\n", "news_window_days: 0; it must be more than 0"),
+        ("[delivery]\nconnections = -1\n", "connections: -1"),
+        ('[collect]\nevery = "0m"\n', "every"),
+        ("[web]\nlink_days = 0\n", "link_days"),
+        ("[delivery]\nrate_per_second = -1\n", "0 or more"),
+        ('[[sources]]\nname = "a\\u001b[2J"\nurl = "x"\n', "control characters"),
+    ],
+)
+def test_config_is_validated(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        config.load(write(tmp_path, text), env={})
+
+
+def test_zero_is_allowed_where_it_means_off(tmp_path: Path) -> None:
+    text = (
+        "[delivery]\nrate_per_second = 0\nretry_seconds = 0\n"
+        "[collect]\nper_host_interval_seconds = 0\n"
+    )
+    settings = config.load(write(tmp_path, text), env={})
+    assert settings.delivery.rate_per_second == 0
+    good = config.load(
+        write(tmp_path, '[publication]\nlanguages = ["nl-BE", "fr", "en"]\n'), env={}
+    )
+    assert good.default_language == "nl-BE"
+
+
+@pytest.mark.parametrize(
+    ("text", "suggestion"),
+    [
+        ("[web]\nsecret_kye = 'x'\n", "did you mean 'secret_key'?"),
+        ("[publicaton]\ntitle = 'x'\n", "did you mean 'publication'?"),
+        ("[issue]\nshedule = 'mon 08:00'\n", "did you mean 'schedule'?"),
+    ],
+)
+def test_unknown_keys_name_the_nearest_known_one(
+    tmp_path: Path, text: str, suggestion: str
+) -> None:
+    with pytest.raises(ConfigError, match=suggestion.replace("?", r"\?")):
+        config.load(write(tmp_path, text), env={})
+
+
+def test_secrets_in_the_file_are_warned_about(tmp_path: Path) -> None:
+    text = '[web]\nsecret_key = "0123456789abcdefghijklmnopqrstuvwxyz"\n'
+    settings = config.load(write(tmp_path, text), env={})
+    assert len(settings.notes) == 1
+    assert "DIGEST_WEB__SECRET_KEY_FILE" in settings.notes[0]
+    assert "0123456789abcdef" not in settings.notes[0]
+    from_env = config.load(
+        write(tmp_path, ""), env={"DIGEST_WEB__SECRET_KEY": "0123456789abcdefghijklmnopqrstuvwxyz"}
+    )
+    assert from_env.notes == ()

@@ -37,7 +37,7 @@ from subscribers.model import SubscriberStatus
 from subscribers.tokens import Tokens
 from tests.smtpserver import SmtpServer
 
-SECRET = "test secret key for links"
+SECRET = "test secret key for links in this cli test"
 SECRETS = f'[web]\nsecret_key = "{SECRET}"\n[subscribers]\nsuppression_key = "suppression"\n'
 URL = re.compile(r"https://digest\.example\.org/(\w+)/confirm/([A-Za-z0-9_.-]+)")
 

@@ -21,6 +21,7 @@ from digest.cli.context import Context, DigestGroup, as_of_option, parse_as_of, 
 from digest.config import SOURCE_KINDS, SourceSettings
 from digest.errors import DigestError
 from digest.store import db, sources
+from digest.terminal import echo, secho
 
 
 @click.group(cls=DigestGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -58,22 +59,22 @@ def sources_list(ctx: Context, as_json: bool) -> None:
         )
         rows = [pipeline.describe_source(s) for s in sources.all_sources(session)]
     if as_json:
-        click.echo(json.dumps(rows, default=str, indent=2))
+        echo(json.dumps(rows, default=str, indent=2))
         return
     if not rows:
-        click.echo("no sources yet; add one with `digest sources add NAME URL`")
+        echo("no sources yet; add one with `digest sources add NAME URL`")
         return
     for row in rows:
         state = "active" if row["active"] else "inactive"
         fetched = _when(row["last_fetched_at"])
         health = f"failing x{row['consecutive_failures']}" if row["consecutive_failures"] else "ok"
-        click.echo(
+        echo(
             f"{row['name']:<24} {row['kind']:<8} {row['language']:<3} {state:<8} "
             f"last {fetched:<16} {health:<12} next {_when(row['next_fetch_at'])}"
         )
-        click.echo(f"    {row['url']}")
+        echo(f"    {row['url']}")
         if row["last_error"]:
-            click.echo(f"    last error: {row['last_error']}")
+            echo(f"    last error: {row['last_error']}")
 
 
 def _when(moment: datetime | None) -> str:
@@ -129,7 +130,7 @@ def sources_add(
             now=pipeline.utcnow(),
             backfill_days=backfill,
         )
-    click.echo(f"added {kind} {name!r}; run `digest sources check {name}` to try it")
+    echo(f"added {kind} {name!r}; run `digest sources check {name}` to try it")
 
 
 @sources_group.command(name="remove")
@@ -139,7 +140,7 @@ def sources_remove(ctx: Context, name: str) -> None:
     """Remove the source NAME (added with `sources add`)."""
     with db.transaction(ctx.factory) as session:
         sources.remove(session, name)
-    click.echo(f"removed {name!r}")
+    echo(f"removed {name!r}")
 
 
 @sources_group.command(name="check")
@@ -150,12 +151,12 @@ def sources_check(ctx: Context, names: tuple[str, ...]) -> None:
     report = pipeline.check_sources(ctx.settings, ctx.factory, names=names)
     for item in report.sources:
         if item.failed:
-            click.secho(f"✗ {item.name}: {item.error}", fg="red")
+            secho(f"✗ {item.name}: {item.error}", fg="red")
             continue
         title = f" “{item.title}”" if item.title else ""
-        click.secho(f"✓ {item.name}{title}: {item.found} items", fg="green")
+        secho(f"✓ {item.name}{title}: {item.found} items", fg="green")
         for warning in item.warnings:
-            click.echo(f"    warning: {warning}")
+            echo(f"    warning: {warning}")
     if report.failed:
         sys.exit(1)
 
@@ -217,13 +218,13 @@ def draft(ctx: Context, daily: bool, as_of: str | None) -> None:
     )
     zone = zoneinfo.ZoneInfo(ctx.settings.publication.timezone)
     verb = "drafted" if made.created else "updated the draft of"
-    click.echo(f"{verb} issue #{made.number} for {made.slot.astimezone(zone):%a %d %b %Y %H:%M}")
+    echo(f"{verb} issue #{made.number} for {made.slot.astimezone(zone):%a %d %b %Y %H:%M}")
     for variant in made.plan.variants:
         counts = ", ".join(f"{len(s.items)} {s.name}" for s in variant.sections) or "nothing"
-        click.echo(f"  [{variant.language}] {counts}")
+        echo(f"  [{variant.language}] {counts}")
     if made.plan.is_empty:
-        click.echo("  (empty: nothing new since the last issue; it will not be sent)")
-    click.echo(
+        echo("  (empty: nothing new since the last issue; it will not be sent)")
+    echo(
         f"preview it: digest preview {made.number} --language "
         f"{ctx.settings.default_language} --output issue.html"
     )
@@ -276,6 +277,8 @@ def preview(
     shown = pipeline.preview_channel(
         ctx.settings, ctx.factory, channel, number=issue, language=language
     )
+    for omitted in shown.omitted:
+        echo(f"left out (does not render): {omitted.title!r}: {omitted.reason}", err=True)
     body = shown.body
     if open_ and output is None:
         suffix = ".txt" if channel == "text" else ".html"
@@ -284,10 +287,10 @@ def preview(
         ) as handle:
             output = Path(handle.name)
     if output is None:
-        click.echo(body, nl=False)
+        echo(body, nl=False)
         return
     output.write_text(body, encoding="utf-8")
-    click.echo(
+    echo(
         f"wrote {output} ({len(body.encode('utf-8')) // 1024} KB, {channel}, "
         f"subject: {shown.subject})",
         err=True,
@@ -313,18 +316,18 @@ def publish(ctx: Context, issue: int | None, force: bool, as_of: str | None) -> 
     if issue is not None:
         pipeline.mark_published(ctx.settings, ctx.factory, issue, now=now)
     report = pipeline.publish(ctx.settings, ctx.factory, now=now, force=force)
-    click.echo(
+    echo(
         f"published into {report.output_dir}: {len(report.written)} written, "
         f"{len(report.unchanged)} unchanged, {len(report.removed)} removed"
     )
     base = ctx.settings.publication.base_url.rstrip("/")
     for language in ctx.settings.publication.languages:
-        click.echo(
+        echo(
             f"  feed [{language}]: {report.output_dir / layout.feed(language)}"
             f"  ({base}/{layout.feed(language)})"
         )
-    click.echo(f"  archive: {report.output_dir / 'index.html'}")
-    click.echo(f"  events:  {report.output_dir / layout.calendar()}")
+    echo(f"  archive: {report.output_dir / 'index.html'}")
+    echo(f"  events:  {report.output_dir / layout.calendar()}")
 
 
 @cli.command()
@@ -345,13 +348,13 @@ def run(ctx: Context, as_of: str | None) -> None:
     report = pipeline.collect_sources(settings, factory, now=now)
     print_collect_report(report)
     made = pipeline.draft(settings, factory, now=now)
-    click.echo(f"issue #{made.number}: {'drafted' if made.created else 'draft updated'}")
+    echo(f"issue #{made.number}: {'drafted' if made.created else 'draft updated'}")
     failed = bool(report.failed)
     due = made.slot <= (now or pipeline.utcnow())
     if made.plan.is_empty:
-        click.echo(f"issue #{made.number} is empty: nothing new since the last one; not sent")
+        echo(f"issue #{made.number} is empty: nothing new since the last one; not sent")
     elif not due:
-        click.echo(f"issue #{made.number} goes out at its slot, {made.slot:%Y-%m-%d %H:%M} UTC")
+        echo(f"issue #{made.number} goes out at its slot, {made.slot:%Y-%m-%d %H:%M} UTC")
     elif settings.issue.approval == "auto" or pipeline.is_approved(factory, made.number):
         sending.approve(settings, factory, made.number, now=now)
         progress = Progress()
@@ -360,12 +363,12 @@ def run(ctx: Context, as_of: str | None) -> None:
         print_send_report(sent)
         failed = failed or bool(sent.paused)
     else:
-        click.echo(
+        echo(
             f"issue #{made.number} waits for an editor's approval "
             f'(`digest approve {made.number}`); [issue] approval = "editor"'
         )
     published = pipeline.publish(settings, factory, now=now)
-    click.echo(f"published: {len(published.written)} files written into {published.output_dir}")
+    echo(f"published: {len(published.written)} files written into {published.output_dir}")
     if failed:
         sys.exit(1)
 
@@ -373,19 +376,19 @@ def run(ctx: Context, as_of: str | None) -> None:
 def print_collect_report(report: pipeline.CollectReport) -> None:
     """Print one line per source and a total."""
     if not report.sources:
-        click.echo("no source is due; `digest collect --all` fetches them anyway")
+        echo("no source is due; `digest collect --all` fetches them anyway")
         return
     for item in report.sources:
         if item.failed:
-            click.secho(f"✗ {item.name:<24} failed: {item.error}", fg="red")
+            secho(f"✗ {item.name:<24} failed: {item.error}", fg="red")
         elif item.outcome == "not modified":
-            click.echo(f"· {item.name:<24} not modified")
+            echo(f"· {item.name:<24} not modified")
         else:
-            click.secho(f"✓ {item.name:<24} {item.counts}", fg="green")
+            secho(f"✓ {item.name:<24} {item.counts}", fg="green")
         for warning in item.warnings:
-            click.echo(f"    warning: {warning}")
+            echo(f"    warning: {warning}")
     failed = len(report.failed)
-    click.echo(f"{len(report.sources)} sources, {failed} failed")
+    echo(f"{len(report.sources)} sources, {failed} failed")
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ import click
 from digest import pipeline
 from digest.cli.context import Context, pass_context
 from digest.pipeline import logfmt
+from digest.terminal import echo, secho
 
 
 @click.command()
@@ -85,13 +86,13 @@ def status(ctx: Context, as_json: bool) -> None:
     click.echo(f"\nsources: {report.sources_total}, {len(problems)} with problems")
     for source in problems:
         word = "inactive" if not source.active else f"failing x{source.failures}"
-        click.secho(
+        secho(
             f"  {source.name:<24} {word}, last success {at(source.last_success_at, 'never')}, "
             f"next try {at(source.next_fetch_at)}",
             fg="red",
         )
-        if source.last_error:
-            click.echo(f"      {source.last_error}")
+        if source.last_error:  # a server's text: no escape reaches the terminal
+            echo(f"      {source.last_error}")
     click.echo("\nissues")
     if not report.issues:
         click.echo("  none under way or sent in the last 30 days")
@@ -102,7 +103,7 @@ def status(ctx: Context, as_json: bool) -> None:
             + (f" {counts}" if counts else "")
         )
         for problem in issue.problems:
-            click.secho(f"      {problem}", fg="red")
+            secho(f"      {problem}", fg="red")
     troubled = len(report.delivery_problems)
     if troubled:
         click.echo(f"\ndelivery: {troubled} issue{'s' if troubled > 1 else ''} to look at")

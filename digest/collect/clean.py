@@ -1,4 +1,12 @@
-"""Make untrusted HTML safe to mail (`sanitize_html`) and readable as plain text (`html_to_text`).
+"""Make untrusted text clean (`clean_text`, `clean_title`), untrusted HTML safe to mail
+(`sanitize_html`) and readable as plain text (`html_to_text`).
+
+Every string stored from a source or typed by an editor passes `clean_text` once, where it
+is stored (`store/items.py`, source names, the desk and the CLI): no NUL or other C0/C1
+control character but tab, LF and CR; no lone surrogate or non-character (U+FFFE, U+FFFF,
+U+FDD0..U+FDEF, …), which become U+FFFD; Unicode NFC. Titles and names (`clean_title`) also
+lose the bidi embeddings, overrides and isolates (U+202A..U+202E, U+2066..U+2069) that
+would reverse what follows them in a subject line or a list.
 
 Every piece of HTML from a source passes through `sanitize_html` before it is stored.
 nh3 (ammonia, html5ever) is the one sanitizer we trust; what it emits is well-formed and
@@ -9,6 +17,7 @@ keeps forms, `style` and `file:` links, STANDARDS.md "Fetching sources", and is 
 from __future__ import annotations
 
 import re
+import unicodedata
 from html import escape
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
@@ -76,6 +85,41 @@ _IMAGE = re.compile(r'<img((?: [a-z-]+="[^"]*")*)>')
 """An image as nh3 writes it (values never hold `"`); one whose src was unsafe has none left."""
 _EMPTY_PARAGRAPH = re.compile(r"<p>(?:\s|&nbsp;)*</p>")
 """What is left of a paragraph that held only a fragment, an unsafe image or `&nbsp;`."""
+
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+"""C0 and C1 controls (and DEL) except tab, LF and CR: removed."""
+_UNUSABLE = re.compile(
+    "[\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff"
+    + "".join(f"\\U{plane:04x}fffe\\U{plane:04x}ffff" for plane in range(1, 17))
+    + "]"
+)
+"""Lone surrogates and Unicode non-characters: replaced with U+FFFD."""
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
+"""Bidi embeddings, overrides and isolates: removed from titles and names."""
+
+
+def clean_text(text: str) -> str:
+    """Return `text` without control characters (but tab, LF, CR), with lone surrogates and
+    non-characters replaced by U+FFFD, in Unicode NFC."""
+    if not text:
+        return text
+    text = _CONTROLS.sub("", text)
+    text = _UNUSABLE.sub("\ufffd", text)
+    return unicodedata.normalize("NFC", text)
+
+
+def clean_title(text: str) -> str:
+    """Return `clean_text(text)` without bidi overrides and isolates: for titles, names,
+    locations and subjects, which are shown on one line among other text."""
+    return _BIDI.sub("", clean_text(text)) if text else text
+
+
+def clean_optional(text: str | None, *, title: bool = False) -> str | None:
+    """`clean_text` (or `clean_title`) of `text`, None staying None."""
+    if text is None:
+        return None
+    return clean_title(text) if title else clean_text(text)
+
 
 _DENY_RELATIVE = nh3.Cleaner(
     tags=ALLOWED_TAGS,

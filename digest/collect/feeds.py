@@ -27,7 +27,7 @@ from urllib.parse import urljoin, urlsplit
 import feedparser
 
 from digest.collect import Entry, Parsed
-from digest.collect.clean import html_to_text, sanitize_html, shorten, text_to_html
+from digest.collect.clean import clean_text, html_to_text, sanitize_html, shorten, text_to_html
 from digest.collect.extract import main_text
 from digest.errors import ParseError
 
@@ -173,10 +173,22 @@ def _xml_entry(
     )
 
 
+def _clean_strings(value: Any) -> Any:
+    """`value` (decoded JSON) with every string passed through `clean_text`."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, list):
+        return [_clean_strings(item) for item in value]
+    if isinstance(value, dict):
+        return {clean_text(str(k)): _clean_strings(v) for k, v in value.items()}
+    return value
+
+
 def _parse_json_feed(body: bytes, url: str) -> Parsed:
     """Parse JSON Feed 1.0/1.1 (https://jsonfeed.org/version/1.1/)."""
     try:
-        document = json.loads(body.decode("utf-8-sig", errors="replace"))
+        # "\ud800" escapes decode to lone surrogates, which no encoder downstream accepts.
+        document = _clean_strings(json.loads(body.decode("utf-8-sig", errors="replace")))
     except (ValueError, RecursionError) as exc:
         raise ParseError(
             f"{url}: this looks like JSON but does not parse ({exc}); open the URL in a "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -30,11 +31,13 @@ from digest.config import Settings, database_url, source_location
 from digest.errors import DigestError, GoneError, HTTPStatusError, RateLimitedError, SourceError
 from digest.publish import PublishReport
 from digest.publish.site import write_site
-from digest.render import Links, RenderedEmail
-from digest.render.email import render_for_inbox
+from digest.render import Links, Omitted, RenderedEmail, overrides
+from digest.render.email import check_items, describe_error, render_for_inbox
 from digest.render.environment import make_environment
 from digest.store import db, issues, items, series, sources
 from digest.store.models import Issue, IssueStatus, Source, SourceKind
+
+log = logging.getLogger("digest.pipeline")
 
 # The child process that parses needs a moment to start even when the download used the
 # whole budget; below this a parse would be refused for no good reason.
@@ -325,6 +328,7 @@ def _store(settings: Settings, session: Session, outcome: _Outcome, now: datetim
                 news_window=timedelta(days=settings.issue.news_window_days),
                 history_before=_history_before(session, source, now) if first else None,
             )
+        report.warnings = (*report.warnings, *(f"left out {s}" for s in report.counts.skipped))
     sources.record_success(
         source,
         now=now,
@@ -460,8 +464,29 @@ def _draft_once(
             curation=issues.curation_of(existing),
         )
         plan = replace(plan, labels=labels_of(settings))
-        issues.save_draft(session, plan, now=now)
+        issue = issues.save_draft(session, plan, now=now)
+        issue.render_problems = render_check(settings, plan)
         return Drafted(plan.number, slot, cadence, plan, created=existing is None)
+
+
+def render_check(settings: Settings, plan: compose.IssuePlan) -> list[str]:
+    """What in `plan` would not render, one line each (see `issues.render_problems`): the
+    override templates that do not parse, and per variant the items that fail."""
+    found = overrides.problems(settings.render.templates_dir)
+    if found:
+        return found
+    env = environment(settings)
+    for variant in plan.variants:
+        links = sample_links(settings, plan.number, variant.language)
+        try:
+            failed = check_items(plan, variant.language, links, env)
+        except Exception as exc:  # the renderer itself, not an item: say so, never stop
+            found.append(f"[{variant.language}] {describe_error(exc)}")
+            continue
+        found.extend(f"[{variant.language}] {o.title[:80]!r}: {o.reason}" for o in failed)
+    for line in found:
+        log.warning("issue #%d: %s", plan.number, line)
+    return found
 
 
 def find_issue(session: Session, number: int | None) -> Issue:
@@ -549,6 +574,8 @@ class ChannelPreview:
     subject: str
     body: str
     """An HTML document (email, archive, feed) or plain text (text)."""
+    omitted: tuple[Omitted, ...] = ()
+    """Items left out of the email because they do not render (email and text only)."""
 
 
 def preview_channel(
@@ -568,7 +595,9 @@ def preview_channel(
     if channel in ("email", "text"):
         rendered = preview(settings, factory, number=number, language=language)
         body = rendered.html if channel == "email" else rendered.text
-        return ChannelPreview(channel, rendered.language, rendered.subject, body)
+        return ChannelPreview(
+            channel, rendered.language, rendered.subject, body, tuple(rendered.omitted)
+        )
     _check_language(settings, language)
     from digest.pipeline import publishing
 

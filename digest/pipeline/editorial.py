@@ -25,6 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from digest.collect.clean import clean_text, clean_title
 from digest.compose import Curation, IssuePlan
 from digest.compose import slots as slotting
 from digest.config import Settings
@@ -35,6 +36,7 @@ from digest.errors import ConfigError, DigestError
 from digest.pipeline import Drafted, draft, environment, preview, schedule_of, utcnow
 from digest.pipeline.transport import dkim_signer, open_sender
 from digest.render import RenderedEmail
+from digest.render.email import RenderError, describe_error
 from digest.render.environment import translation_context
 from digest.render.i18n import format_when
 from digest.store import db, issues
@@ -316,6 +318,10 @@ class IssueDesk:
     """The editor's subject for `language` ("" = the default one, see `rendered.subject`)."""
     notified_at: str | None
     paused_kind: str | None = None
+    render_error: str | None = None
+    """Why the issue does not render at all (a template error), shown instead of it."""
+    problems: tuple[str, ...] = ()
+    """What would not render when it was drafted (items left out, broken templates)."""
 
 
 def _listed(plan: IssuePlan, curation: Curation) -> list[DeskItem]:
@@ -362,6 +368,7 @@ def issue_desk(
         curation = issues.curation_of(issue)
         raw = _raw_curation(issue)
         status, is_open = issue.status.value, issues.is_open_draft(issue)
+        problems = issues.render_problems(issue)
         approved_at, paused, cadence, slot = (
             issue.approved_at,
             issue.paused_reason,
@@ -369,7 +376,16 @@ def issue_desk(
             issue.slot,
         )
         paused_kind = issue.paused_kind
-    rendered = preview(settings, factory, number=number, language=language)
+    # The desk never fails because the issue does not render: it shows why, beside the
+    # curation form, so the item can be dropped (or the template fixed).
+    render_error = None
+    try:
+        rendered = preview(settings, factory, number=number, language=language)
+    except Exception as exc:
+        render_error = describe_error(exc.__cause__ or exc)
+        if isinstance(exc, DigestError) and not isinstance(exc, RenderError):
+            render_error = str(exc)
+        rendered = RenderedEmail(language=language, subject="", preheader="", html="", text="")
     titles = raw.get("titles", {}) if isinstance(raw.get("titles"), dict) else {}
     dropped = tuple(
         DeskItem(
@@ -399,6 +415,8 @@ def issue_desk(
         subject=curation.subject.get(language, ""),
         notified_at=raw.get("notified_at"),
         paused_kind=paused_kind,
+        render_error=render_error,
+        problems=tuple(problems),
     )
 
 
@@ -439,11 +457,13 @@ class Changes:
 
 def _one_line(text: str) -> str:
     """`text` without control characters or line breaks: it becomes a Subject header."""
+    text = clean_title(text)
     printable = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in text)
     return " ".join(printable.split())
 
 
 def _clean_intro(text: str) -> str:
+    text = clean_text(text)
     kept = "".join(c for c in text if c in "\n\t" or unicodedata.category(c) != "Cc")
     return kept.replace("\r\n", "\n").strip()
 

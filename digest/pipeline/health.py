@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from digest.config import Settings
 from digest.pipeline.scheduler import JOBS_TABLE, WATCH_EVERY, job_specs
-from digest.store import deliveries, runs, sources
+from digest.store import deliveries, issues, runs, sources
 from digest.store.models import DeliveryState, Issue, IssueStatus
 
 RECENT = timedelta(days=30)
@@ -60,6 +60,8 @@ class IssueState:
     paused_reason: str | None
     counts: dict[str, int]
     next_retry_at: datetime | None
+    render_problems: tuple[str, ...] = ()
+    """What did not render when it was drafted (`issues.render_problems`)."""
 
     @property
     def problems(self) -> list[str]:
@@ -67,6 +69,7 @@ class IssueState:
         found = []
         if self.paused_reason:
             found.append(f"paused: {self.paused_reason}")
+        found.extend(f"does not render: {line}" for line in self.render_problems)
         pending = self.counts.get(DeliveryState.PENDING.value, 0)
         if self.status == IssueStatus.SENDING.value and pending:
             when = (
@@ -183,6 +186,7 @@ def _issues(session: Session, now: datetime) -> list[IssueState]:
                 paused_reason=issue.paused_reason,
                 counts={state.value: n for state, n in counts.items() if n},
                 next_retry_at=deliveries.next_retry(session, issue.id),
+                render_problems=tuple(issues.render_problems(issue)),
             )
         )
     return states

@@ -16,6 +16,8 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from digest.terminal import printable
+
 FIELDS = "digest_fields"
 
 
@@ -43,8 +45,10 @@ def _pairs(record: logging.LogRecord, formatter: logging.Formatter) -> dict[str,
         "logger": record.name,
     }
     for key, value in getattr(record, FIELDS, {}).items():
-        pairs[key] = _plain(value)
-    pairs["msg"] = record.getMessage()
+        plain = _plain(value)
+        pairs[key] = printable(plain) if isinstance(plain, str) else plain
+    # A feed title or a server's error text may hold escapes that would rewrite a terminal.
+    pairs["msg"] = printable(record.getMessage())
     if record.exc_info:
         pairs["error"] = formatter.formatException(record.exc_info)
     return pairs

@@ -233,7 +233,9 @@ class _Mailer:
                 rendered,
                 sender=settings.publication.sender_in(subscriber.language),
                 to_address=subscriber.email,
-                to_name=subscriber.name,
+                # Never a name typed into the sign-up form: whoever signs an address up
+                # types it, and it would put their words into our mail to a stranger.
+                to_name="" if subscriber.consent_source is ConsentSource.FORM else subscriber.name,
                 message_id=message_id,
                 date=self.now,
                 envelope_from=envelope,

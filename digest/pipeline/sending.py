@@ -53,6 +53,7 @@ from digest.pipeline.transport import (
     tokens,
 )
 from digest.render.email import render_for_inbox
+from digest.render.overrides import check_overrides
 from digest.store import db, deliveries, issues
 from digest.store.deliveries import Claimed, parse_variant, variant_key
 from digest.store.journal import Journal, journal_path, replay
@@ -288,6 +289,8 @@ def send(
         check_transport(settings)
     keys = tokens(settings)
     key = suppression_key(settings)
+    # An override template that does not parse is named (file, line) before anything goes.
+    check_overrides(settings.render.templates_dir)
     signer = dkim_signer(settings)
     stop = stop or threading.Event()
     with factory() as session:

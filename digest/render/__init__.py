@@ -22,6 +22,17 @@ class Links:
 
 
 @dataclass(frozen=True)
+class Omitted:
+    """An item left out of a rendering because it would not render, and why."""
+
+    key: str
+    title: str
+    section: str
+    reason: str
+    """The template or MJML error, one line ("email/issue.mjml.jinja:40: …")."""
+
+
+@dataclass(frozen=True)
 class RenderedEmail:
     """One variant of an issue, rendered."""
 
@@ -33,3 +44,5 @@ class RenderedEmail:
     moved: int = 0
     """Items moved to "more in the archive" so that the mail is not clipped (the desk says
     so before approval)."""
+    omitted: tuple[Omitted, ...] = ()
+    """Items that failed to render and were left out of this variant (the rest went on)."""

@@ -1,5 +1,10 @@
 """Render one language variant of an issue as an email: HTML (Jinja → MJML → HTML →
 premailer) and a plain-text part from its own template. Pure: templates in, strings out.
+
+Rendering never stops an issue because of one item: when a variant fails to render,
+`render_for_inbox` renders each item on its own, leaves out those that fail (listed in
+`RenderedEmail.omitted` with the error) and renders the rest. Only a template that fails
+with no item at all raises (`RenderError`, naming the template and line).
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ import mjml
 import premailer
 
 from digest.compose import IssuePlan, Labels, PlanItem, Section, Variant, readable_name
-from digest.render import Links, RenderedEmail
+from digest.errors import DigestError
+from digest.render import Links, Omitted, RenderedEmail
 from digest.render.environment import paragraphs, translation_context
 from digest.render.i18n import N_, format_day, translations, zone_name
 
@@ -206,6 +212,81 @@ FIT_ROUNDS = 8
 log = logging.getLogger(__name__)
 
 
+class RenderError(DigestError):
+    """A variant does not render even without any item: the template itself is broken."""
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line saying what failed to render, with the template and line when known."""
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        where = exc.filename or exc.name or "template"
+        return f"{where}:{exc.lineno}: {exc.message}"
+    if isinstance(exc, jinja2.TemplateError):
+        frame = _template_frame(exc)
+        return f"{frame}{type(exc).__name__}: {exc}" if frame else f"{type(exc).__name__}: {exc}"
+    frame = _template_frame(exc)
+    text = " ".join(str(exc).split())[:300] or type(exc).__name__
+    return f"{frame}{type(exc).__name__}: {text}"
+
+
+def _template_frame(exc: BaseException) -> str:
+    """ "file:line: " of the innermost template frame in the traceback, or ""."""
+    found = ""
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith(".jinja"):
+            found = f"{filename}:{tb.tb_lineno}: "
+        tb = tb.tb_next
+    return found
+
+
+def _one_item(plan: IssuePlan, language: str, section: Section, item: PlanItem) -> IssuePlan:
+    variant = plan.variant(language)
+    alone = replace(variant, sections=(replace(section, items=(item,), rest=(), more=0),))
+    return replace(plan, variants=tuple(alone if v is variant else v for v in plan.variants))
+
+
+def _without(plan: IssuePlan, language: str, keys: set[str]) -> IssuePlan:
+    variant = plan.variant(language)
+    sections = tuple(
+        replace(s, items=tuple(i for i in s.items if i.key not in keys)) for s in variant.sections
+    )
+    kept = replace(variant, sections=sections)
+    return replace(plan, variants=tuple(kept if v is variant else v for v in plan.variants))
+
+
+def _render_items_alone(
+    plan: IssuePlan, language: str, links: Links, env: jinja2.Environment
+) -> list[Omitted]:
+    """Render every item of the variant on its own (Jinja, MJML, text); return the failures."""
+    failed = []
+    for section in plan.variant(language).sections:
+        for item in section.items:
+            single = _one_item(plan, language, section, item)
+            try:
+                mjml_to_html(render_mjml(single, language, links, env))
+                render_text(single, language, links, env)
+            except Exception as exc:
+                failed.append(Omitted(item.key, item.title, section.name, describe_error(exc)))
+    return failed
+
+
+def check_items(
+    plan: IssuePlan, language: str, links: Links, env: jinja2.Environment
+) -> list[Omitted]:
+    """The items of the variant in `language` that fail to render (none: it renders).
+
+    Quick when all is well: the whole variant through Jinja and MJML (no premailer, which
+    knows nothing of items); item by item only when that fails."""
+    try:
+        mjml_to_html(render_mjml(plan, language, links, env))
+        render_text(plan, language, links, env)
+    except Exception:
+        return _render_items_alone(plan, language, links, env)
+    return []
+
+
 def render_for_inbox(
     plan: IssuePlan,
     language: str,
@@ -217,7 +298,46 @@ def render_for_inbox(
     """Render the variant in `language` as `render_email` does, but with fewer items when
     its HTML as sent would be clipped: the lowest-ranked items go first (the last of the
     largest sections; never chosen by size), and their "N more in the archive" link counts
-    them (the archive page shows them all). `moved` says how many went."""
+    them (the archive page shows them all). `moved` says how many went.
+
+    An item that fails to render is left out (`RenderedEmail.omitted` says which and why);
+    a template that fails with no item at all raises `RenderError`."""
+    try:
+        return _render_fitted(plan, language, links, env, limit=limit)
+    except Exception as first:
+        omitted = _render_items_alone(plan, language, links, env)
+        if not omitted:
+            raise RenderError(
+                f"issue #{plan.number} ({language}) does not render: {describe_error(first)}; "
+                "fix the template (or remove it from [render] templates_dir)"
+            ) from first
+        for problem in omitted:
+            log.warning(
+                "issue %d (%s): left out %r: %s",
+                plan.number,
+                language,
+                problem.title[:80],
+                problem.reason,
+            )
+        reduced = _without(plan, language, {problem.key for problem in omitted})
+        try:
+            rendered = _render_fitted(reduced, language, links, env, limit=limit)
+        except Exception as exc:
+            raise RenderError(
+                f"issue #{plan.number} ({language}) does not render even without the items "
+                f"that fail: {describe_error(exc)}; fix the template"
+            ) from exc
+        return replace(rendered, omitted=tuple(omitted))
+
+
+def _render_fitted(
+    plan: IssuePlan,
+    language: str,
+    links: Links,
+    env: jinja2.Environment,
+    *,
+    limit: int,
+) -> RenderedEmail:
     rendered = render_email(plan, language, links, env)
     size = sent_size(rendered.html)
     initially = plan.variant(language).item_count

@@ -1,4 +1,5 @@
-"""Render the transactional mail sent to one person: the double opt-in confirmation.
+"""Render the transactional mail sent to one person: the double opt-in confirmation, and
+the new links a subscriber asks for.
 
 Rendered like an issue (Jinja → MJML → HTML → premailer, plus a text part from its own
 template) and in the person's language, but with no unsubscribe link: the person is not
@@ -18,6 +19,8 @@ from digest.render.i18n import translations
 
 CONFIRM_HTML_TEMPLATE = "email/confirm.mjml.jinja"
 CONFIRM_TEXT_TEMPLATE = "text/confirm.txt.jinja"
+LINKS_HTML_TEMPLATE = "email/links.mjml.jinja"
+LINKS_TEXT_TEMPLATE = "text/links.txt.jinja"
 
 
 def confirm_url(base_url: str, language: str, token: str) -> str:
@@ -67,5 +70,41 @@ def render_confirmation(
         preheader=context["preheader"],
         html=inline_styles(mjml_to_html(mjml_source)),
         # Trailing blanks are noise that transports may strip anyway.
+        text="\n".join(line.rstrip() for line in text.splitlines()).strip("\n") + "\n",
+    )
+
+
+def render_links(
+    *,
+    title: str,
+    language: str,
+    preferences_url: str,
+    unsubscribe_url: str,
+    env: jinja2.Environment,
+    fresh_hours: int,
+) -> RenderedEmail:
+    """Render the mail with a subscriber's new preferences link (asked for on the web)."""
+    for url in (preferences_url, unsubscribe_url):
+        if not url.startswith(("https://", "http://")) or any(char.isspace() for char in url):
+            raise ValueError(f"{url!r} must be an http(s) URL without spaces")
+    catalog = translations(language)
+    subject = catalog.gettext("Your links for %(title)s") % {"title": title}
+    context: dict[str, Any] = {
+        **translation_context(language),
+        "language": language,
+        "title": title,
+        "subject": subject,
+        "preheader": catalog.gettext("Here is a new link to your preferences."),
+        "preferences_url": preferences_url,
+        "unsubscribe_url": unsubscribe_url,
+        "fresh_hours": fresh_hours,
+    }
+    mjml_source = env.get_template(LINKS_HTML_TEMPLATE).render(context)
+    text = env.get_template(LINKS_TEXT_TEMPLATE).render(context)
+    return RenderedEmail(
+        language=language,
+        subject=subject,
+        preheader=context["preheader"],
+        html=inline_styles(mjml_to_html(mjml_source)),
         text="\n".join(line.rstrip() for line in text.splitlines()).strip("\n") + "\n",
     )

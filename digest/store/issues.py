@@ -107,6 +107,13 @@ def save_draft(session: Session, plan: IssuePlan, *, now: datetime) -> Issue:
     return issue
 
 
+def render_problems(issue: Issue) -> list[str]:
+    """What would not render when `issue` was last drafted (items left out, templates that
+    do not parse), one line each; [] when everything renders."""
+    value = issue.render_problems
+    return [str(line) for line in value] if isinstance(value, list) else []
+
+
 def plan_of(issue: Issue) -> IssuePlan:
     """Return the plan stored on an issue."""
     return IssuePlan.from_json(issue.plan)

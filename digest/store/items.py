@@ -4,13 +4,20 @@ Entries are one row per item however many sources carry it: matched by guid, the
 then (for link-less items) a fingerprint of title and text, so a feed whose guids change
 on every fetch still yields one entry. Events are one row per source + UID +
 RECURRENCE-ID; a changed time, place or status is recorded as an `EventChange`.
+
+Every string is cleaned here, once, before it is stored (`collect.clean.clean_text`; titles,
+names, places and categories with `clean_title`), and every item is stored in a savepoint
+of its own: an item the database still refuses is left out and named in `Counts.skipped`,
+and the other items of its source are kept (on SQLite and PostgreSQL alike).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -19,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
 from digest import collect, compose
+from digest.collect.clean import clean_optional, clean_text, clean_title
 from digest.store.models import (
     ChangeKind,
     Entry,
@@ -29,19 +37,77 @@ from digest.store.models import (
     Source,
 )
 
+log = logging.getLogger("digest.store")
+
 FUTURE_TOLERANCE = timedelta(hours=1)
+_LANGUAGE = re.compile(r"[A-Za-z]{2,8}(?:[-_][A-Za-z0-9]{1,8}){0,3}")
+"""What a stored language may look like (a BCP 47 tag); anything else becomes the source's."""
 
 
 @dataclass
 class Counts:
-    """How many items one fetch added, changed and found unchanged."""
+    """How many items one fetch added, changed and found unchanged, and which it skipped."""
 
     new: int = 0
     changed: int = 0
     unchanged: int = 0
+    skipped: list[str] = dataclasses.field(default_factory=list)
+    """One line per item the database refused: its title and why (the others are kept)."""
 
     def __str__(self) -> str:
-        return f"{self.new} new, {self.changed} changed, {self.unchanged} unchanged"
+        text = f"{self.new} new, {self.changed} changed, {self.unchanged} unchanged"
+        return text + (f", {len(self.skipped)} skipped" if self.skipped else "")
+
+
+def _language(value: str | None) -> str | None:
+    value = clean_optional(value)
+    return value if value is not None and _LANGUAGE.fullmatch(value) else None
+
+
+def clean_entry(item: collect.Entry) -> collect.Entry:
+    """Return `item` with every string cleaned for storage."""
+    return dataclasses.replace(
+        item,
+        title=clean_title(item.title),
+        link=clean_optional(item.link),
+        guid=clean_optional(item.guid),
+        summary_html=clean_text(item.summary_html),
+        summary_text=clean_text(item.summary_text),
+        author=clean_optional(item.author, title=True),
+        language=_language(item.language),
+        image_url=clean_optional(item.image_url),
+        categories=tuple(c for c in (clean_title(c).strip() for c in item.categories) if c),
+        alternates=tuple(a for a in (clean_text(a).strip() for a in item.alternates) if a),
+    )
+
+
+def clean_event(item: collect.Event) -> collect.Event:
+    """Return `item` with every string cleaned for storage."""
+    return dataclasses.replace(
+        item,
+        uid=clean_text(item.uid),
+        recurrence_id=clean_text(item.recurrence_id),
+        summary=clean_title(item.summary),
+        description=clean_text(item.description),
+        location=clean_title(item.location),
+        url=clean_optional(item.url),
+        timezone=clean_optional(item.timezone),
+        status=clean_text(item.status),
+        language=_language(item.language),
+        organizer=clean_optional(item.organizer, title=True),
+        categories=tuple(c for c in (clean_title(c).strip() for c in item.categories) if c),
+    )
+
+
+def _refused(counts: Counts, what: str, exc: Exception) -> None:
+    """Note an item the database refused (its savepoint was rolled back)."""
+    reason = clean_title(str(getattr(exc, "orig", None) or exc)).splitlines()[0][:200]
+    counts.skipped.append(f"{clean_title(str(what or ''))[:80]!r}: {reason}")
+    log.warning("an item was left out: %s", counts.skipped[-1])
+
+
+_REFUSALS = (sa.exc.SQLAlchemyError, ValueError, UnicodeError)
+"""What storing one item may raise because of its content (not because the database is gone)."""
 
 
 def _digest(*parts: object) -> str:
@@ -124,61 +190,83 @@ def record_entries(
     `--backfill DAYS` asked for); without it, before the news window."""
     counts = Counts()
     cutoff = history_before if history_before is not None else now - news_window
-    for item in entries:
-        key = guid_key(source, item.guid)
-        link = normalize_link(item.link)
-        print_ = fingerprint(item.title, item.summary_text)
-        content = _digest(item.title, link, item.summary_html)
-        entry = _find_entry(session, key, link, print_)
-        if entry is None:
-            # A date in the future (a typo, a scheduled post) would keep an item on top of
-            # every issue: it counts as published when we first saw it.
-            published = item.published_at or now
-            if published > now + FUTURE_TOLERANCE:
-                published = now
-            entry = Entry(
-                guid=key,
-                link=link,
-                fingerprint=print_,
-                title=item.title,
-                summary_html=item.summary_html,
-                summary_text=item.summary_text,
-                author=item.author,
-                language=item.language or source.language,
-                image_url=item.image_url,
-                categories=list(item.categories),
-                published_at=published,
-                dated_by_feed=item.published_at is not None,
-                updated_at=item.updated_at,
-                first_seen_at=now,
-                last_seen_at=now,
-                content_hash=content,
-                # A new source's ten years of history must not fill the next issue: on its
-                # first collection only items dated inside the news window count as news.
-                # A single page (a call, a vacancy) is the news itself when first seen.
-                backlog=first_collection
-                and not item.single_document
-                and (item.published_at is None or item.published_at < cutoff),
-                single_document=item.single_document,
-                alternates=list(item.alternates),
-            )
-            session.add(entry)
-            counts.new += 1
-        elif entry.content_hash != content:
-            entry.title, entry.summary_html = item.title, item.summary_html
-            entry.summary_text, entry.fingerprint = item.summary_text, print_
-            entry.link = link or entry.link
-            entry.updated_at = item.updated_at or entry.updated_at
-            entry.image_url = item.image_url or entry.image_url
-            entry.alternates = list(item.alternates) or entry.alternates
-            entry.content_hash, entry.changed_at, entry.last_seen_at = content, now, now
-            counts.changed += 1
+    for raw in entries:
+        item = clean_entry(raw)
+        try:
+            with session.begin_nested():
+                kind = _record_entry(session, source, item, now, first_collection, cutoff)
+        except _REFUSALS as exc:
+            _refused(counts, item.title, exc)
         else:
-            entry.last_seen_at = now
-            counts.unchanged += 1
-        session.flush()
-        _link_source(session, entry, source, item.guid, now)
+            setattr(counts, kind, getattr(counts, kind) + 1)
     return counts
+
+
+def _record_entry(
+    session: Session,
+    source: Source,
+    item: collect.Entry,
+    now: datetime,
+    first_collection: bool,
+    cutoff: datetime,
+) -> str:
+    """Store one (clean) entry; return "new", "changed" or "unchanged". On a source's first
+    collection, what was published before `cutoff` is history (backlog)."""
+    key = guid_key(source, item.guid)
+    link = normalize_link(item.link)
+    print_ = fingerprint(item.title, item.summary_text)
+    content = _digest(item.title, link, item.summary_html)
+    entry = _find_entry(session, key, link, print_)
+    if entry is None:
+        # A date in the future (a typo, a scheduled post) would keep an item on top of
+        # every issue: it counts as published when we first saw it.
+        published = item.published_at or now
+        if published > now + FUTURE_TOLERANCE:
+            published = now
+        entry = Entry(
+            guid=key,
+            link=link,
+            fingerprint=print_,
+            title=item.title,
+            summary_html=item.summary_html,
+            summary_text=item.summary_text,
+            author=item.author,
+            language=item.language or source.language,
+            image_url=item.image_url,
+            categories=list(item.categories),
+            published_at=published,
+            dated_by_feed=item.published_at is not None,
+            updated_at=item.updated_at,
+            first_seen_at=now,
+            last_seen_at=now,
+            content_hash=content,
+            # A new source's ten years of history must not fill the next issue: on its
+            # first collection only items dated after the cutoff count as news.
+            # A single page (a call, a vacancy) is the news itself when first seen.
+            backlog=first_collection
+            and not item.single_document
+            and (item.published_at is None or item.published_at < cutoff),
+            single_document=item.single_document,
+            alternates=list(item.alternates),
+        )
+        session.add(entry)
+        kind = "new"
+    elif entry.content_hash != content:
+        entry.title, entry.summary_html = item.title, item.summary_html
+        entry.summary_text, entry.fingerprint = item.summary_text, print_
+        entry.link = link or entry.link
+        entry.updated_at = item.updated_at or entry.updated_at
+        entry.image_url = item.image_url or entry.image_url
+        entry.alternates = list(item.alternates) or entry.alternates
+        entry.content_hash, entry.changed_at, entry.last_seen_at = content, now, now
+        kind = "changed"
+    else:
+        entry.last_seen_at = now
+        kind = "unchanged"
+    session.flush()
+    _link_source(session, entry, source, item.guid, now)
+
+    return kind
 
 
 def _link_source(
@@ -232,45 +320,62 @@ def record_events(
     """
     counts = Counts()
     seen: set[int] = set()
-    for item in events:
-        event = session.scalar(
-            sa.select(Event).where(
-                Event.source_id == source.id,
-                Event.uid == item.uid,
-                Event.recurrence_id == item.recurrence_id,
-            )
-        )
-        content = _event_hash(item)
-        if event is None:
-            event = Event(
-                source=source,
-                uid=item.uid,
-                recurrence_id=item.recurrence_id,
-                first_seen_at=now,
-                changed_at=None,
-            )
-            _copy_event(event, item, source, now, content)
-            session.add(event)
-            session.flush()
-            counts.new += 1
-        elif item.sequence < event.sequence:
-            # An older revision (RFC 5545: the higher SEQUENCE wins): keep what we have.
-            event.last_seen_at = now
-            counts.unchanged += 1
-        elif event.content_hash != content or event.withdrawn_at is not None:
-            for kind, old, new in _changes(event, item):
-                event.changes.append(
-                    EventChange(kind=kind, old_value=old, new_value=new, detected_at=now)
-                )
-            _copy_event(event, item, source, now, content)
-            event.changed_at = now
-            counts.changed += 1
+    refused: set[tuple[str, str]] = set()
+    for raw in events:
+        item = clean_event(raw)
+        try:
+            with session.begin_nested():
+                kind, event_id = _record_event(session, source, item, now)
+        except _REFUSALS as exc:
+            refused.add((item.uid, item.recurrence_id))
+            _refused(counts, item.summary, exc)
         else:
-            event.last_seen_at = now
-            counts.unchanged += 1
-        seen.add(event.id)
-    _withdraw_missing(session, source, seen, now=now, window=window)
+            setattr(counts, kind, getattr(counts, kind) + 1)
+            seen.add(event_id)
+    _withdraw_missing(session, source, seen, now=now, window=window, refused=refused)
     return counts
+
+
+def _record_event(
+    session: Session, source: Source, item: collect.Event, now: datetime
+) -> tuple[str, int]:
+    """Store one (clean) occurrence; return "new", "changed" or "unchanged" and its id."""
+    event = session.scalar(
+        sa.select(Event).where(
+            Event.source_id == source.id,
+            Event.uid == item.uid,
+            Event.recurrence_id == item.recurrence_id,
+        )
+    )
+    content = _event_hash(item)
+    if event is None:
+        event = Event(
+            source=source,
+            uid=item.uid,
+            recurrence_id=item.recurrence_id,
+            first_seen_at=now,
+            changed_at=None,
+        )
+        _copy_event(event, item, source, now, content)
+        session.add(event)
+        kind = "new"
+    elif item.sequence < event.sequence:
+        # An older revision (RFC 5545: the higher SEQUENCE wins): keep what we have.
+        event.last_seen_at = now
+        kind = "unchanged"
+    elif event.content_hash != content or event.withdrawn_at is not None:
+        for change, old, new in _changes(event, item):
+            event.changes.append(
+                EventChange(kind=change, old_value=old, new_value=new, detected_at=now)
+            )
+        _copy_event(event, item, source, now, content)
+        event.changed_at = now
+        kind = "changed"
+    else:
+        event.last_seen_at = now
+        kind = "unchanged"
+    session.flush()
+    return kind, event.id
 
 
 def _changes(event: Event, item: collect.Event) -> list[tuple[ChangeKind, str, str]]:
@@ -323,6 +428,7 @@ def _withdraw_missing(
     *,
     now: datetime,
     window: tuple[datetime, datetime],
+    refused: Collection[tuple[str, str]] = (),
 ) -> None:
     start, end = window
     in_window = sa.or_(
@@ -335,7 +441,8 @@ def _withdraw_missing(
         Event.source_id == source.id, Event.withdrawn_at.is_(None), in_window
     )
     for event in session.scalars(query):
-        if event.id not in seen:
+        # An occurrence the database refused this time is still in the calendar.
+        if event.id not in seen and (event.uid, event.recurrence_id) not in refused:
             event.withdrawn_at = now
             event.changed_at = now
 

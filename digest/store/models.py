@@ -303,6 +303,10 @@ class Issue(Base):
     paused_kind: Mapped[str | None] = mapped_column(sa.String(20))
     """`PauseKind` of the pause: "relay" resumes by itself, "operator" waits for a person."""
     paused_at: Mapped[datetime | None]
+    render_problems: Mapped[list[str]] = mapped_column(sa.JSON, default=list, server_default="[]")
+    """What would not render when the issue was last drafted: items left out of a
+    variant ("[fr] 'Title': file:line: error") and override templates that do not parse.
+    The desk and `digest status` show them; empty when all renders."""
 
     announced: Mapped[list[IssueEvent]] = relationship(
         back_populates="issue", cascade="all, delete-orphan"

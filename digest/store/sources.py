@@ -7,12 +7,14 @@ next fetch time) is written here and nowhere else.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from digest.collect.clean import clean_text, clean_title
 from digest.config import SourceSettings
 from digest.errors import DigestError, NotFoundError
 from digest.store.models import Source, SourceKind, SourceOrigin
@@ -29,6 +31,7 @@ def all_sources(session: Session) -> Sequence[Source]:
 
 def by_name(session: Session, name: str) -> Source:
     """Return the source called `name` or raise NotFoundError listing the known names."""
+    name = clean_title(name)
     source = session.scalar(sa.select(Source).where(Source.name == name))
     if source is None:
         known = ", ".join(s.name for s in all_sources(session)) or "none yet"
@@ -42,10 +45,11 @@ def sync_config(
     """Upsert the config file's sources by name; config sources no longer declared go inactive."""
     names = set()
     for item in declared:
-        names.add(item.name)
-        source = session.scalar(sa.select(Source).where(Source.name == item.name))
+        name = clean_title(item.name)
+        names.add(name)
+        source = session.scalar(sa.select(Source).where(Source.name == name))
         if source is None:
-            source = Source(name=item.name, created_at=now, origin=SourceOrigin.CONFIG)
+            source = Source(name=name, created_at=now, origin=SourceOrigin.CONFIG)
             session.add(source)
         if source.declared_url != item.url:
             # New, or the operator edited the url: start afresh from what the file says,
@@ -81,6 +85,7 @@ def add(
     """Add a source from the command line; its name must be new. `backfill_days`: on its
     first collection, items of that many past days are news (default: none older than the
     last issue sent)."""
+    item = dataclasses.replace(item, name=clean_title(item.name), url=clean_text(item.url))
     if session.scalar(sa.select(Source.id).where(Source.name == item.name)) is not None:
         raise DigestError(
             f"a source named {item.name!r} exists already; pick another name "
@@ -151,7 +156,7 @@ def record_success(
     if permanent_url and permanent_url != source.url:
         source.url = permanent_url
     if title:
-        source.title = title
+        source.title = clean_title(title)
 
 
 def record_failure(

@@ -32,11 +32,13 @@ from digest.errors import DigestError, NotFoundError
 from digest.pipeline import editorial, sending
 from digest.render.email import section_title
 from digest.web.pages import Site
-from digest.web.public import read_form, site_of
+from digest.web.public import DESK_FORM_LIMITS, forbidden, read_form, site_of, too_many
 from digest.web.security import (
     CSRF_FIELD,
     client_address,
+    client_bucket,
     csrf_ok,
+    csrf_possible,
     csrf_token,
     is_editor,
     log_in,
@@ -107,7 +109,10 @@ def editor_only(handler: Handler) -> Handler:
         if not is_editor(request, time.time(), site.session_max_age):
             return _login_redirect(site, language, request)
         if request.method == "POST":
-            form = await read_form(request)
+            # What CSRF can check without the body first, then the (larger) desk form.
+            if not csrf_possible(request, site.settings.publication.base_url):
+                return forbidden(request, site, language)
+            form = await read_form(request, DESK_FORM_LIMITS)
             if not csrf_ok(request, form.get(CSRF_FIELD)):
                 return site.page(request, "message.html.jinja", language, status=403, kind="csrf")
             request.state.form = form
@@ -147,15 +152,11 @@ async def login(request: Request) -> Response:
             request, site, "admin_login.html.jinja", language, action=action, configured=configured
         )
     address = client_address(request)
-    if not site.login_limit.hit(address):
-        return site.page(
-            request,
-            "message.html.jinja",
-            language,
-            status=429,
-            headers={"Retry-After": str(site.login_limit.retry_after(address))},
-            kind="rate_limited",
-        )
+    wait = site.login_limit.hit(client_bucket(request))
+    if wait:
+        return too_many(request, site, language, wait)
+    if not csrf_possible(request, site.settings.publication.base_url):
+        return forbidden(request, site, language)
     form = await read_form(request)
     if not csrf_ok(request, form.get(CSRF_FIELD)):
         return site.page(request, "message.html.jinja", language, status=403, kind="csrf")

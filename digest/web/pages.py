@@ -9,6 +9,7 @@ catalogs as the emails. Every page gets a language switcher that keeps the rest 
 
 from __future__ import annotations
 
+import functools
 import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,12 +17,13 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import jinja2
 from babel import Locale
 from babel.dates import format_date, format_time
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, RedirectResponse
 
 from digest import layout
 from digest.compose import readable_name
@@ -29,7 +31,7 @@ from digest.config import Settings
 from digest.pipeline import environment
 from digest.render.environment import translation_context
 from digest.render.i18n import language_name
-from digest.web.security import RateLimit
+from digest.web.security import RouteLimit
 from subscribers.tokens import Tokens
 
 
@@ -41,14 +43,21 @@ class Site:
     factory: sessionmaker[Session]
     tokens: Tokens
     clock: Callable[[], datetime]
-    signup_limit: RateLimit
-    login_limit: RateLimit
+    signup_limit: RouteLimit
+    login_limit: RouteLimit
+    form_limit: RouteLimit
     session_max_age: int = 12 * 3600
     prefix: str = field(init=False)
     """The path of [publication] base_url ("" at the root of a host, or "/digest")."""
 
     def __post_init__(self) -> None:
         self.prefix = urlsplit(self.settings.publication.base_url).path.rstrip("/")
+
+    @functools.cached_property
+    def env(self) -> jinja2.Environment:
+        """The Jinja environment, made once: it keeps the compiled templates (and reloads
+        an override template whose file changed)."""
+        return environment(self.settings)
 
     @property
     def languages(self) -> list[str]:
@@ -58,6 +67,16 @@ class Site:
     def path(self, *parts: str | int) -> str:
         """Return the site path of `parts`: path("nl", "subscribe") → "/nl/subscribe"."""
         return self.prefix + "/" + "/".join(str(part).strip("/") for part in parts)
+
+    def absolute(self, path: str) -> str:
+        """Return the absolute URL of a site path, on [publication] base_url's host (never
+        the request's Host header)."""
+        parts = urlsplit(self.settings.publication.base_url)
+        return f"{parts.scheme}://{parts.netloc}{path}"
+
+    def redirect(self, path: str, *, status: int = 303, **headers: str) -> RedirectResponse:
+        """A redirect to a site path, as an absolute URL on base_url."""
+        return RedirectResponse(self.absolute(path), status_code=status, headers=headers or None)
 
     def public_url(self, relative: str) -> str:
         """Return the absolute URL of a layout path (a feed, the calendar)."""
@@ -98,8 +117,7 @@ class Site:
         **context: Any,
     ) -> HTMLResponse:
         """Render `templates/web/<template>` in `language` as a response."""
-        env = environment(self.settings)
-        html = env.get_template(f"web/{template}").render(
+        html = self.env.get_template(f"web/{template}").render(
             **translation_context(language),
             **self.common(request, language),
             **context,

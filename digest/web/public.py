@@ -8,14 +8,22 @@
     /{lang}/preferences/{token}/export   POST: everything we hold, as JSON (CSRF)
     /{lang}/preferences/{token}/erase    POST: forget me, keep only the suppression hash (CSRF)
 
-Link scanners follow every GET in a mail, so no GET changes anything. The sign-up answer
-is the same whether the address is new, pending, subscribed or suppressed, and the mail
-goes out after the answer (a background task), so its timing tells nothing either.
+    /{lang}/preferences/{token}/renew    POST: mail a fresh preferences link (CSRF)
+    /{lang}/links                    POST an address: "send me new links"
+
+Link scanners follow every GET in a mail, so no GET (nor HEAD, nor OPTIONS) changes
+anything: only POST does. The sign-up answer is the same whether the address is new,
+pending, subscribed or suppressed, and the mail goes out after the answer (a background
+task), so its timing tells nothing either; it never carries the name typed into the form.
+
+Preference links expire (`[web] link_days`) and stop working once the subscriber asks for
+new links; export and erase need a link at most `FRESH_LINK` old, mailed on request.
+Rate limits and what CSRF checks need no body run before a form is read, and forms are
+read with small limits.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 from collections.abc import Sequence
@@ -26,25 +34,39 @@ import sqlalchemy as sa
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from digest.errors import ConfigError, DigestError
-from digest.pipeline import people, transport
+from digest.pipeline import links, people, transport
 from digest.pipeline.people import add_subscriber
 from digest.store import db, sources
 from digest.store.models import Delivery, Issue
 from digest.web.pages import Site
-from digest.web.security import CSRF_FIELD, client_address, csrf_ok, csrf_token
+from digest.web.security import (
+    CSRF_FIELD,
+    client_bucket,
+    csrf_ok,
+    csrf_possible,
+    csrf_token,
+)
 from subscribers import preferences, registry
 from subscribers.addresses import normalize
-from subscribers.errors import InvalidAddress, InvalidField, SubscriberError
+from subscribers.errors import InvalidAddress, InvalidField, SubscriberError, TokenError
 from subscribers.model import Cadence, ConsentSource, Subscriber, SubscriberStatus
-from subscribers.tokens import TokenExpired, TokenInvalid
+from subscribers.tokens import FRESH_LINK, LinkToken, TokenExpired, TokenInvalid
 
 log = logging.getLogger("digest.web")
 
-FORM_LIMITS: dict[str, Any] = {"max_files": 0, "max_fields": 200, "max_part_size": 64 * 1024}
+FORM_LIMITS: dict[str, Any] = {"max_files": 0, "max_fields": 64, "max_part_size": 4 * 1024}
+"""Public forms: a few dozen fields (topics are checkboxes), none longer than 4 KB."""
+DESK_FORM_LIMITS: dict[str, Any] = {
+    "max_files": 0,
+    "max_fields": 2000,
+    "max_part_size": 64 * 1024,
+}
+"""The desk's curation form has fields per item and a long intro."""
 HONEYPOT = "website"
 CADENCES = [cadence.value for cadence in Cadence]
 
@@ -55,9 +77,37 @@ def site_of(request: Request) -> Site:
     return site
 
 
-async def read_form(request: Request) -> FormData:
-    """The posted form (urlencoded or multipart), within sane limits."""
-    return await request.form(**FORM_LIMITS)
+async def read_form(request: Request, limits: dict[str, Any] | None = None) -> FormData:
+    """The posted form (urlencoded or multipart), within the limits (public ones unless
+    told); a form over them answers 400. Starlette limits multipart fields as it parses;
+    an urlencoded body (already capped in size by `BodyLimit`) is counted here first."""
+    chosen = limits or FORM_LIMITS
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "application/x-www-form-urlencoded":
+        body = await request.body()
+        fields = body.split(b"&") if body else []
+        if len(fields) > chosen["max_fields"]:
+            raise HTTPException(400, f"more than {chosen['max_fields']} form fields")
+        if any(len(field) > chosen["max_part_size"] for field in fields):
+            raise HTTPException(400, "a form field is too long")
+    return await request.form(**chosen)
+
+
+def too_many(request: Request, site: Site, language: str, wait: int) -> Response:
+    """The 429 page with its Retry-After."""
+    return site.page(
+        request,
+        "message.html.jinja",
+        language,
+        status=429,
+        headers={"Retry-After": str(wait)},
+        kind="rate_limited",
+    )
+
+
+def forbidden(request: Request, site: Site, language: str) -> Response:
+    """The 403 page of a form whose CSRF check failed."""
+    return site.page(request, "message.html.jinja", language, status=403, kind="csrf")
 
 
 def _text(form: FormData, name: str) -> str:
@@ -165,17 +215,9 @@ async def subscribe(request: Request) -> Response:
     """POST the sign-up form: check it, answer "check your inbox", mail afterwards."""
     site = site_of(request)
     language = site.language_of(request)
-    address = client_address(request)
-    if not site.signup_limit.hit(address):
-        wait = site.signup_limit.retry_after(address)
-        return site.page(
-            request,
-            "message.html.jinja",
-            language,
-            status=429,
-            headers={"Retry-After": str(wait)},
-            kind="rate_limited",
-        )
+    wait = site.signup_limit.hit(client_bucket(request))
+    if wait:
+        return too_many(request, site, language, wait)
     form = await read_form(request)
     if _text(form, HONEYPOT):
         # A person never sees this field: answer as if all went well, do nothing.
@@ -271,7 +313,7 @@ async def confirm(request: Request) -> Response:
     if public_id is None:
         status = 410 if problem == "link_expired" else 400
         return site.page(request, "message.html.jinja", language, status=status, kind=problem)
-    posting = request.method == "POST"
+    posting = request.method == "POST"  # GET and HEAD only look
     if posting:
         status_now = await run_in_threadpool(_confirm, site, public_id)
     else:
@@ -283,7 +325,7 @@ async def confirm(request: Request) -> Response:
             request, "confirm.html.jinja", language, action=site.path(language, "confirm", token)
         )
     if status_now == SubscriberStatus.CONFIRMED.value:
-        preferences_token = site.tokens.preferences_token(public_id)
+        preferences_token = site.tokens.preferences_token(public_id, now=site.clock())
         return site.page(
             request,
             "message.html.jinja",
@@ -317,26 +359,59 @@ async def unsubscribe(request: Request) -> Response:
         public_id = site.tokens.read_unsubscribe(token)
     except TokenInvalid:
         return site.page(request, "message.html.jinja", language, status=400, kind="link_invalid")
-    if request.method == "GET":
+    if request.method != "POST":  # GET and HEAD (link scanners) only look
         return site.page(
             request,
             "unsubscribe.html.jinja",
             language,
             action=site.path(language, "unsubscribe", token),
         )
-    # Mail clients post "List-Unsubscribe=One-Click"; the token alone decides, and a body
-    # we cannot read must not keep anyone on the list.
-    with contextlib.suppress(Exception):
-        await read_form(request)
+    # Mail clients post "List-Unsubscribe=One-Click"; the token alone decides, so the
+    # body is never read (nothing in it can keep anyone on the list or stall us).
     await run_in_threadpool(_unsubscribe, site, public_id)
     return site.page(request, "message.html.jinja", language, kind="unsubscribed")
 
 
 async def token_help(request: Request) -> Response:
-    """`/{lang}/unsubscribe` and `/{lang}/preferences` without a token (the archive's links)."""
+    """`/{lang}/unsubscribe` and `/{lang}/preferences` without a token (the archive's links):
+    where the personal links are, and a form to have new ones mailed."""
     site = site_of(request)
     language = site.language_of(request)
-    return site.page(request, "message.html.jinja", language, kind="use_your_link")
+    return site.page(
+        request,
+        "message.html.jinja",
+        language,
+        kind="use_your_link",
+        links_action=site.path(language, "links"),
+    )
+
+
+async def new_links(request: Request) -> Response:
+    """POST an address: when it is subscribed, revoke its preference links and mail a new
+    one. The answer is the same whether or not the address is known."""
+    site = site_of(request)
+    language = site.language_of(request)
+    wait = site.form_limit.hit(client_bucket(request))
+    if wait:
+        return too_many(request, site, language, wait)
+    form = await read_form(request)
+    response = site.page(request, "message.html.jinja", language, kind="links_sent")
+    address = _text(form, "email").strip()
+    if address and not _text(form, HONEYPOT):
+        response.background = BackgroundTask(_mail_links, site, None, address)
+    return response
+
+
+def _mail_links(site: Site, public_id: str | None, address: str | None) -> None:
+    """Mail new links (a background task: its outcome is never shown on the page)."""
+    try:
+        sent = links.send_links(
+            site.settings, site.factory, public_id=public_id, email=address, now=site.clock()
+        )
+    except (DigestError, ValueError, OSError) as exc:
+        log.warning("new links were not mailed: %s", type(exc).__name__)
+    else:
+        log.info("new links %s", "mailed" if sent else "not mailed (unknown, or mailed lately)")
 
 
 # --- preferences, export, erase -----------------------------------------------------------
@@ -360,11 +435,87 @@ def _load_profile(site: Site, public_id: str) -> dict[str, Any] | None:
         return _profile(found) if found is not None else None
 
 
-def _preferences_token(site: Site, request: Request) -> str | None:
+@dataclass
+class PreferencesLink:
+    """What a preferences URL's token gives: whose it is, and whether it still works."""
+
+    public_id: str | None = None
+    problem: str | None = None
+    """None, "link_invalid" (forged, cut), or "link_old" (expired or revoked)."""
+    fresh: bool = False
+    """Young enough (`FRESH_LINK`) to export or erase with."""
+
+
+def _preferences_link(site: Site, request: Request) -> PreferencesLink:
+    now = site.clock()
+    token = str(request.path_params["token"])
     try:
-        return site.tokens.read_preferences(str(request.path_params["token"]))
+        link: LinkToken = site.tokens.read_preferences_link(token, now=now)
+    except TokenExpired:
+        return PreferencesLink(_genuine_id(site, token), "link_old")
     except TokenInvalid:
+        return PreferencesLink(problem="link_invalid")
+    return PreferencesLink(link.public_id, None, now - link.issued_at <= FRESH_LINK)
+
+
+def _genuine_id(site: Site, token: str) -> str | None:
+    """The public_id of a genuine (signed by us) but expired preferences token."""
+    try:
+        return site.tokens.read_preferences_link(token, expired_ok=True).public_id
+    except TokenError:
         return None
+
+
+def _revoked(site: Site, public_id: str, token: str) -> bool:
+    """Whether the subscriber asked for new links after this token was made."""
+    issued = site.tokens.read_preferences_link(token, expired_ok=True).issued_at
+    with site.factory() as session:
+        found = registry.by_public_id(session, public_id)
+        return found is not None and links.links_revoked(found, issued)
+
+
+async def _usable_link(request: Request, site: Site, language: str) -> PreferencesLink | Response:
+    """The preferences link of this request, or the page that says why it cannot be used
+    (invalid: 400; expired or revoked: 410 with a button to mail a new one)."""
+    link = _preferences_link(site, request)
+    token = str(request.path_params["token"])
+    if (
+        link.problem is None
+        and link.public_id is not None
+        and await run_in_threadpool(_revoked, site, link.public_id, token)
+    ):
+        link.problem = "link_old"
+    if link.problem == "link_invalid" or link.public_id is None:
+        return site.page(request, "message.html.jinja", language, status=400, kind="link_invalid")
+    if link.problem == "link_old":
+        return _old_link_page(request, site, language, token)
+    return link
+
+
+def _old_link_page(request: Request, site: Site, language: str, token: str) -> Response:
+    return site.page(
+        request,
+        "message.html.jinja",
+        language,
+        status=410,
+        kind="link_old",
+        renew_action=site.path(language, "preferences", token, "renew"),
+        csrf=csrf_token(request),
+        csrf_field=CSRF_FIELD,
+    )
+
+
+async def _checked_form(request: Request, site: Site, language: str) -> FormData | Response:
+    """Rate limit and the CSRF checks that need no body, then the form, then its token."""
+    wait = site.form_limit.hit(client_bucket(request))
+    if wait:
+        return too_many(request, site, language, wait)
+    if not csrf_possible(request, site.settings.publication.base_url):
+        return forbidden(request, site, language)
+    form = await read_form(request)
+    if not csrf_ok(request, form.get(CSRF_FIELD)):
+        return forbidden(request, site, language)
+    return form
 
 
 def _preferences_page(
@@ -378,6 +529,7 @@ def _preferences_page(
     status: int = 200,
     errors: dict[str, str] | None = None,
     saved: bool = False,
+    fresh: bool = False,
 ) -> Response:
     token = str(request.path_params["token"])
     return site.page(
@@ -399,8 +551,11 @@ def _preferences_page(
         action=site.path(language, "preferences", token),
         export_action=site.path(language, "preferences", token, "export"),
         erase_action=site.path(language, "preferences", token, "erase"),
+        renew_action=site.path(language, "preferences", token, "renew"),
+        fresh=fresh,
+        fresh_hours=int(FRESH_LINK.total_seconds() // 3600),
         unsubscribe_url=site.path(
-            language, "unsubscribe", site.tokens.unsubscribe_token(public_id)
+            language, "unsubscribe", site.tokens.unsubscribe_token(public_id, now=site.clock())
         ),
     )
 
@@ -409,19 +564,25 @@ async def preferences_page(request: Request) -> Response:
     """GET the preferences form; POST saves it (CSRF) and comes back with "saved"."""
     site = site_of(request)
     language = site.language_of(request)
-    public_id = _preferences_token(site, request)
-    if public_id is None:
-        return site.page(request, "message.html.jinja", language, status=400, kind="link_invalid")
+    link = await _usable_link(request, site, language)
+    if isinstance(link, Response):
+        return link
+    public_id = str(link.public_id)
+    form = FormData()
+    if request.method == "POST":
+        checked = await _checked_form(request, site, language)
+        if isinstance(checked, Response):
+            return checked
+        form = checked
     profile = await run_in_threadpool(_load_profile, site, public_id)
     if profile is None:
         return site.page(request, "message.html.jinja", language, status=404, kind="not_listed")
     topics = await run_in_threadpool(offered_topics, site)
-    if request.method == "GET":
+    if request.method != "POST":  # GET and HEAD only look
         saved = request.query_params.get("saved") == "1"
-        return _preferences_page(request, site, language, public_id, profile, topics, saved=saved)
-    form = await read_form(request)
-    if not csrf_ok(request, form.get(CSRF_FIELD)):
-        return site.page(request, "message.html.jinja", language, status=403, kind="csrf")
+        return _preferences_page(
+            request, site, language, public_id, profile, topics, saved=saved, fresh=link.fresh
+        )
     wanted = {
         "name": _text(form, "name"),
         "language": _text(form, "language") or profile["language"],
@@ -442,6 +603,7 @@ async def preferences_page(request: Request) -> Response:
             topics,
             status=400,
             errors=errors,
+            fresh=link.fresh,
         )
     return RedirectResponse(request.url.path + "?saved=1", status_code=303)
 
@@ -493,15 +655,19 @@ def _export(site: Site, public_id: str) -> dict[str, Any] | None:
 
 
 async def export(request: Request) -> Response:
-    """POST: everything we hold about the subscriber, as a JSON download (CSRF)."""
+    """POST: everything we hold about the subscriber, as a JSON download (CSRF; needs a
+    fresh link)."""
     site = site_of(request)
     language = site.language_of(request)
-    public_id = _preferences_token(site, request)
-    if public_id is None:
-        return site.page(request, "message.html.jinja", language, status=400, kind="link_invalid")
-    form = await read_form(request)
-    if not csrf_ok(request, form.get(CSRF_FIELD)):
-        return site.page(request, "message.html.jinja", language, status=403, kind="csrf")
+    link = await _usable_link(request, site, language)
+    if isinstance(link, Response):
+        return link
+    public_id = str(link.public_id)
+    form = await _checked_form(request, site, language)
+    if isinstance(form, Response):
+        return form
+    if not link.fresh:
+        return _fresh_link_needed(request, site, language)
     data = await run_in_threadpool(_export, site, public_id)
     if data is None:
         return site.page(request, "message.html.jinja", language, status=404, kind="not_listed")
@@ -524,15 +690,19 @@ def _erase(site: Site, public_id: str) -> bool:
 
 
 async def erase(request: Request) -> Response:
-    """POST with the "yes" box ticked: delete everything but the suppression hash (CSRF)."""
+    """POST with the "yes" box ticked: delete everything but the suppression hash (CSRF;
+    needs a fresh link)."""
     site = site_of(request)
     language = site.language_of(request)
-    public_id = _preferences_token(site, request)
-    if public_id is None:
-        return site.page(request, "message.html.jinja", language, status=400, kind="link_invalid")
-    form = await read_form(request)
-    if not csrf_ok(request, form.get(CSRF_FIELD)):
-        return site.page(request, "message.html.jinja", language, status=403, kind="csrf")
+    link = await _usable_link(request, site, language)
+    if isinstance(link, Response):
+        return link
+    public_id = str(link.public_id)
+    form = await _checked_form(request, site, language)
+    if isinstance(form, Response):
+        return form
+    if not link.fresh:
+        return _fresh_link_needed(request, site, language)
     if _text(form, "confirm") != "yes":
         profile = await run_in_threadpool(_load_profile, site, public_id)
         if profile is None:
@@ -547,8 +717,42 @@ async def erase(request: Request) -> Response:
             topics,
             status=400,
             errors={"erase": "tick"},
+            fresh=link.fresh,
         )
     erased = await run_in_threadpool(_erase, site, public_id)
     if not erased:
         return site.page(request, "message.html.jinja", language, status=404, kind="not_listed")
     return site.page(request, "message.html.jinja", language, kind="erased")
+
+
+def _fresh_link_needed(request: Request, site: Site, language: str) -> Response:
+    token = str(request.path_params["token"])
+    return site.page(
+        request,
+        "message.html.jinja",
+        language,
+        status=403,
+        kind="fresh_link_needed",
+        renew_action=site.path(language, "preferences", token, "renew"),
+        csrf=csrf_token(request),
+        csrf_field=CSRF_FIELD,
+        fresh_hours=int(FRESH_LINK.total_seconds() // 3600),
+    )
+
+
+async def renew(request: Request) -> Response:
+    """POST from a preferences page or an expired link's page: mail the subscriber a fresh
+    preferences link (revoking the older ones). CSRF; the token may be expired or revoked,
+    but must be ours."""
+    site = site_of(request)
+    language = site.language_of(request)
+    token = str(request.path_params["token"])
+    public_id = _genuine_id(site, token)
+    if public_id is None:
+        return site.page(request, "message.html.jinja", language, status=400, kind="link_invalid")
+    form = await _checked_form(request, site, language)
+    if isinstance(form, Response):
+        return form
+    response = site.page(request, "message.html.jinja", language, kind="links_sent")
+    response.background = BackgroundTask(_mail_links, site, public_id, None)
+    return response

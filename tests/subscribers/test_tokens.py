@@ -1,4 +1,5 @@
-"""Link tokens: purpose-bound, tamper-proof, expiring only for confirmation, rotatable keys."""
+"""Link tokens: purpose-bound, tamper-proof, expiring (but for unsubscribing), rotatable keys
+kept only for a set time."""
 
 from __future__ import annotations
 
@@ -21,16 +22,17 @@ def make(tokens: Tokens, purpose: Purpose, public_id: str) -> str:
     if purpose is Purpose.CONFIRM:
         return tokens.confirm_token(public_id, now=NOW)
     if purpose is Purpose.UNSUBSCRIBE:
-        return tokens.unsubscribe_token(public_id)
-    return tokens.preferences_token(public_id)
+        return tokens.unsubscribe_token(public_id, now=NOW)
+    return tokens.preferences_token(public_id, now=NOW)
 
 
 def reader(tokens: Tokens, purpose: Purpose) -> Callable[[str], str]:
     if purpose is Purpose.CONFIRM:
         return lambda token: tokens.read_confirm(token, now=NOW + timedelta(hours=1))
+    later = NOW + timedelta(hours=1)
     if purpose is Purpose.UNSUBSCRIBE:
-        return tokens.read_unsubscribe
-    return tokens.read_preferences
+        return lambda token: tokens.read_unsubscribe(token, now=later)
+    return lambda token: tokens.read_preferences(token, now=later)
 
 
 @pytest.mark.parametrize("purpose", list(Purpose))
@@ -105,12 +107,49 @@ def test_a_token_stamped_slightly_after_now_still_confirms() -> None:
     assert TOKENS.read_confirm(token, now=NOW) == PUBLIC_ID
 
 
-def test_unsubscribe_and_preferences_tokens_never_expire() -> None:
-    # They carry no timestamp at all, so no clock can expire them.
-    for purpose in (Purpose.UNSUBSCRIBE, Purpose.PREFERENCES):
-        token = make(TOKENS, purpose, PUBLIC_ID)
-        assert token.count(".") == 1
-        assert reader(TOKENS, purpose)(token) == PUBLIC_ID
+def test_unsubscribe_tokens_never_expire_preferences_tokens_do() -> None:
+    unsubscribe = make(TOKENS, Purpose.UNSUBSCRIBE, PUBLIC_ID)
+    assert TOKENS.read_unsubscribe(unsubscribe, now=NOW + timedelta(days=3650)) == PUBLIC_ID
+    preferences = make(TOKENS, Purpose.PREFERENCES, PUBLIC_ID)
+    assert TOKENS.read_preferences(preferences, now=NOW + timedelta(days=90)) == PUBLIC_ID
+    with pytest.raises(TokenExpired, match="older than 90 days"):
+        TOKENS.read_preferences(preferences, now=NOW + timedelta(days=90, seconds=1))
+    link = TOKENS.read_preferences_link(preferences, now=NOW + timedelta(days=400), expired_ok=True)
+    assert link.public_id == PUBLIC_ID and link.issued_at == NOW.replace(microsecond=0)
+    short = Tokens(["current key"], link_days=5)
+    with pytest.raises(TokenExpired, match="older than 5 days"):
+        short.read_preferences(
+            short.preferences_token(PUBLIC_ID, now=NOW), now=NOW + timedelta(days=6)
+        )
+
+
+@pytest.mark.parametrize("purpose", list(Purpose))
+def test_previous_keys_verify_only_until_their_day(purpose: Purpose) -> None:
+    before = Tokens(["old key"])
+    old_token = make(before, purpose, PUBLIC_ID)
+    until = NOW + timedelta(days=3)  # within a confirmation link's 7 days
+    after = Tokens(["new key", "old key"], previous_until=until)
+    if purpose is Purpose.CONFIRM:
+        assert after.read_confirm(old_token, now=until - timedelta(seconds=1)) == PUBLIC_ID
+        with pytest.raises(TokenInvalid):
+            after.read_confirm(old_token, now=until)
+        return
+    read = after.read_unsubscribe if purpose is Purpose.UNSUBSCRIBE else after.read_preferences
+    assert read(old_token, now=until - timedelta(seconds=1)) == PUBLIC_ID
+    with pytest.raises(TokenInvalid):
+        read(old_token, now=until)
+    new_token = make(after, purpose, PUBLIC_ID)
+    assert reader(Tokens(["new key"]), purpose)(new_token) == PUBLIC_ID
+
+
+def test_links_are_signed_with_a_derived_key_not_the_secret() -> None:
+    import hashlib
+    import hmac
+
+    token = make(TOKENS, Purpose.UNSUBSCRIBE, PUBLIC_ID)
+    public_id, stamp, signature = token.split(".")
+    raw = hmac.new(b"current key", f"unsubscribe|{public_id}|{stamp}".encode(), hashlib.sha256)
+    assert base64.urlsafe_b64encode(raw.digest()[:16]).decode().rstrip("=") != signature
 
 
 @pytest.mark.parametrize("purpose", list(Purpose))
@@ -131,7 +170,7 @@ def test_rotation_keeps_old_tokens_working(purpose: Purpose) -> None:
 @pytest.mark.parametrize("purpose", [Purpose.UNSUBSCRIBE, Purpose.PREFERENCES])
 def test_unsubscribe_tokens_have_a_fixed_length(purpose: Purpose) -> None:
     length = TOKENS.token_length(purpose)
-    assert length == 22 + 1 + 43  # public_id, ".", base64 of an HMAC-SHA256
+    assert length == 22 + 1 + 8 + 1 + 22  # public_id, stamp, 128 bits of an HMAC-SHA256
     lengths = {len(make(TOKENS, purpose, new_public_id())) for _ in range(500)}
     assert lengths == {length}
     assert make(TOKENS, purpose, PUBLIC_ID) == make(TOKENS, purpose, PUBLIC_ID), "deterministic"

@@ -4,7 +4,7 @@ unsubscribe, preferences, export and erase, with every bad input we can think of
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from digest import config
+from digest.errors import ConfigError
 from digest.pipeline import transport
 from digest.web import create_app
 from subscribers import registry, suppression
@@ -42,7 +43,7 @@ def subscriber(factory: sessionmaker[Session], address: str) -> Subscriber | Non
 
 
 def tokens_of(settings: config.Settings) -> Tokens:
-    return transport.tokens(settings)
+    return transport.tokens(settings, clock=lambda: MONDAY)
 
 
 # --- home, languages ----------------------------------------------------------------------
@@ -122,7 +123,7 @@ def test_sign_up_mails_one_confirmation_and_records_consent(
     assert person.consent_source is ConsentSource.FORM
     assert person.consent_version == "v1" and person.consent_ip is None
     mails = outbox(web_settings)
-    assert len(mails) == 1 and mails[0]["To"] == "Ana <ana@example.net>"
+    assert len(mails) == 1 and mails[0]["To"] == "ana@example.net"  # no name typed into a form
     assert mails[0]["Content-Language"] == "nl"
     assert link_in(mails[0], "/nl/confirm/").startswith("/nl/confirm/")
 
@@ -392,13 +393,31 @@ def test_unsubscribe_links_survive_a_key_rotation(
     rotated = WEB.replace(
         'secret_key = "web-test-secret-key-0123456789abcdef"',
         'secret_key = "a-brand-new-key-9876543210fedcba"\n'
-        'previous_secret_keys = "web-test-secret-key-0123456789abcdef"',
+        'previous_secret_keys = "web-test-secret-key-0123456789abcdef"\n'
+        'previous_secret_keys_until = "2027-01-01"',
     )
     settings = make_settings(rotated)  # type: ignore[operator]
-    with client_for(create_app(settings, factory=factory)) as client:
+    # Past the set day the previous key verifies nothing any more.
+    later = datetime(2027, 1, 1, tzinfo=UTC)
+    with client_for(create_app(settings, factory=factory, clock=lambda: later)) as client:
+        assert client.post(f"/en/unsubscribe/{old}").status_code == 400
+    with client_for(create_app(settings, factory=factory, clock=lambda: MONDAY)) as client:
         assert client.post(f"/en/unsubscribe/{old}").status_code == 200
     person = subscriber(factory, "ana@example.net")
     assert person is not None and person.status is SubscriberStatus.UNSUBSCRIBED
+
+
+def test_previous_keys_need_the_day_they_stop_working(make_settings: object) -> None:
+    from tests.web.conftest import WEB
+
+    rotated = WEB.replace(
+        'secret_key = "web-test-secret-key-0123456789abcdef"',
+        'secret_key = "a-brand-new-key-9876543210fedcba"\n'
+        'previous_secret_keys = "web-test-secret-key-0123456789abcdef"',
+    )
+    settings = make_settings(rotated)  # type: ignore[operator]
+    with pytest.raises(ConfigError, match="previous_secret_keys_until"):
+        create_app(settings)
 
 
 def test_unsubscribing_someone_already_erased_still_answers_200(

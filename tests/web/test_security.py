@@ -12,6 +12,7 @@ from digest.pipeline import transport
 from digest.web import create_app
 from digest.web.pages import best_language
 from digest.web.security import CSP, RateLimit, is_private, redact
+from tests.test_draft import MONDAY
 from tests.web.conftest import TestClient, add, client_for, csrf_of, link_in, outbox
 
 
@@ -41,7 +42,7 @@ def test_public_pages_may_be_cached_private_ones_never(
     client: TestClient, web_settings: config.Settings, factory: sessionmaker[Session]
 ) -> None:
     public_id = add(web_settings, factory, "ana@example.net")
-    keys = transport.tokens(web_settings)
+    keys = transport.tokens(web_settings, clock=lambda: MONDAY)
     assert "cache-control" not in client.get("/en/").headers
     for path in (
         f"/en/unsubscribe/{keys.unsubscribe_token(public_id)}",
@@ -74,7 +75,7 @@ def test_no_token_or_address_reaches_the_logs(
     client.get(confirm)
     client.post(confirm)
     public_id = add(web_settings, factory, "bram@example.be")
-    keys = transport.tokens(web_settings)
+    keys = transport.tokens(web_settings, clock=lambda: MONDAY)
     unsubscribe = keys.unsubscribe_token(public_id)
     prefs = f"/en/preferences/{keys.preferences_token(public_id)}"
     csrf = csrf_of(client.get(prefs).text)
