@@ -98,6 +98,9 @@ class IssueSettings:
     news_window_days: int = setting(14, "Never include news first seen longer ago than this.")
     event_horizon_days: int = setting(30, "How far ahead upcoming events are shown.")
     daily_schedule: str = setting("08:00", "When the daily issue goes out, for daily subscribers.")
+    daily_event_horizon_days: int = setting(
+        3, "How far ahead the daily issue shows upcoming events (the weekly: event_horizon_days)."
+    )
     approval: str = setting(
         "auto", 'Send without review ("auto") or wait for an editor ("editor").'
     )

@@ -7,6 +7,8 @@
     issue-watch        every 5 minutes, and at start             both issue ticks: drafts ahead,
                                                                  approvals, deadlines, catch-up
     retry-deliveries   every 10 minutes, and at start            scheduling.retry_tick
+    resume-paused      every minute, and at start                resuming.resume_tick: relay
+                                                                 pauses tried again (backoff)
     purge-pending      cron daily 03:30                          scheduling.purge_tick
     publish            cron daily 04:30                          scheduling.publish_tick
 
@@ -56,7 +58,7 @@ from digest import pipeline
 from digest.compose import slots
 from digest.config import Settings
 from digest.deliver import Sender
-from digest.pipeline import scheduling
+from digest.pipeline import resuming, scheduling
 from digest.pipeline.logfmt import fields
 from digest.pipeline.scheduling import Notify, TickReport
 from digest.store import db, runs
@@ -67,6 +69,7 @@ log = logging.getLogger(__name__)
 JOBS_TABLE = "apscheduler_jobs"
 WATCH_EVERY = timedelta(minutes=5)
 RETRY_EVERY = timedelta(minutes=10)
+RESUME_EVERY = timedelta(minutes=1)
 PURGE_AT = (3, 30)
 PUBLISH_AT = (4, 30)
 WORKERS = 8
@@ -147,6 +150,13 @@ def job_specs(settings: Settings) -> list[JobSpec]:
             "deliveries waiting for a retry, sends cut off by a stop",
         ),
         JobSpec(
+            "resume-paused",
+            interval(RESUME_EVERY),
+            _every(RESUME_EVERY),
+            True,
+            "issues the relay paused, tried again after 1, 2, 5, 10, 30, 60 min",
+        ),
+        JobSpec(
             "purge-pending",
             cron(*PURGE_AT),
             f"daily {PURGE_AT[0]:02d}:{PURGE_AT[1]:02d}",
@@ -202,6 +212,12 @@ def _retry(rt: Runtime, now: datetime) -> TickReport:
     )
 
 
+def _resume(rt: Runtime, now: datetime) -> TickReport:
+    return resuming.resume_tick(
+        rt.settings, rt.factory, now=now, stop=rt.stop, make_sender=rt.make_sender
+    )
+
+
 WORK: dict[str, tuple[tuple[str, Tick], ...]] = {
     "collect": (
         ("collect", lambda rt, now: scheduling.collect_tick(rt.settings, rt.factory, now=now)),
@@ -210,6 +226,7 @@ WORK: dict[str, tuple[tuple[str, Tick], ...]] = {
     "issue-daily": (("issue-daily", _issue("daily")),),
     "issue-watch": (("issue-weekly", _issue("weekly")), ("issue-daily", _issue("daily"))),
     "retry-deliveries": (("retry-deliveries", _retry),),
+    "resume-paused": (("resume-paused", _resume),),
     "purge-pending": (
         ("purge-pending", lambda rt, now: scheduling.purge_tick(rt.settings, rt.factory, now=now)),
     ),

@@ -42,7 +42,7 @@ from digest.compose import slots
 from digest.config import Settings
 from digest.deliver import Sender
 from digest.errors import DeliveryError, DigestError
-from digest.pipeline import sending
+from digest.pipeline import pauses, sending
 from digest.pipeline.logfmt import fields
 from digest.store import db, deliveries, issues, runs
 from digest.store.models import Delivery, DeliveryState, Issue, IssueStatus
@@ -186,7 +186,7 @@ def _publish(
 # --- sending -----------------------------------------------------------------------------------
 
 
-def _send(
+def send_issue(
     settings: Settings,
     factory: sessionmaker[Session],
     number: int,
@@ -225,11 +225,15 @@ def _send(
         f"failed, {counts.get(DeliveryState.BOUNCED, 0)} bounced"
     )
     if sent.paused:
+        with factory() as session:
+            paused = issues.by_number(session, number)
+            kind, advice = pauses.kind_of(paused), pauses.advice(paused)
         report.say(
-            f"issue #{number} paused: {sent.paused}",
+            f"issue #{number} paused: {sent.paused}" + (f"; {advice}" if advice else ""),
             event="issue.paused",
             level=logging.ERROR,
             issue=number,
+            kind=kind.value if kind else None,
         )
     elif sent.finished:
         if sent.attempted:
@@ -264,14 +268,14 @@ def retry_tick(
     make_sender: Callable[[], Sender] | None = None,
 ) -> TickReport:
     """Resume every issue being sent that has deliveries due: 4xx retries whose time came,
-    and rows a stopped or crashed send left behind. Paused issues wait for the operator
-    (`digest send N`), as the pause says."""
+    and rows a stopped or crashed send left behind. Paused issues are left to
+    `resuming.resume_tick` (relay pauses) or to a person (`digest send N`)."""
     report = TickReport("retry-deliveries")
     stop = stop or threading.Event()
     with factory() as session:
         numbers = _resumable(session, now)
     for number in numbers:
-        _send(settings, factory, number, now, stop, make_sender, report)
+        send_issue(settings, factory, number, now, stop, make_sender, report)
     return report
 
 
@@ -368,7 +372,7 @@ class _Tick:
         return f"{what}:{self.cadence}:{slot.isoformat()}"
 
     def send(self, number: int) -> None:
-        _send(
+        send_issue(
             self.settings, self.factory, number, self.now, self.stop, self.make_sender, self.report
         )
 
@@ -398,7 +402,7 @@ def issue_tick(
         make_sender,
         TickReport(f"issue-{cadence}"),
     )
-    if cadence == "daily" and not _has_readers(factory, Cadence.DAILY):
+    if cadence == "daily" and not has_readers(factory, cadence):
         tick.report.detail("no confirmed daily subscriber: no daily issue", event="issue.idle")
         return tick.report
     schedule = pipeline.schedule_of(settings, cadence)
@@ -412,11 +416,15 @@ def issue_tick(
     return tick.report
 
 
-def _has_readers(factory: sessionmaker[Session], cadence: Cadence) -> bool:
+def has_readers(factory: sessionmaker[Session], cadence: str) -> bool:
+    """Whether someone confirmed reads the `cadence` issue."""
     with factory() as session:
         found = session.scalar(
             sa.select(Subscriber.id)
-            .where(Subscriber.cadence == cadence, Subscriber.status == SubscriberStatus.CONFIRMED)
+            .where(
+                Subscriber.cadence == Cadence(cadence),
+                Subscriber.status == SubscriberStatus.CONFIRMED,
+            )
             .limit(1)
         )
     return found is not None

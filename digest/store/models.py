@@ -275,6 +275,10 @@ class Issue(Base):
     paused_kind: Mapped[str | None] = mapped_column(sa.String(20))
     """`PauseKind` of the pause: "relay" resumes by itself, "operator" waits for a person."""
     paused_at: Mapped[datetime | None]
+    resume_attempts: Mapped[int] = mapped_column(default=0)
+    """Automatic resumes tried since a relay pause began (the scheduler's backoff step)."""
+    resume_at: Mapped[datetime | None]
+    """When the scheduler tries the paused send again; None while no pause is being retried."""
 
     announced: Mapped[list[IssueEvent]] = relationship(
         back_populates="issue", cascade="all, delete-orphan"
