@@ -143,6 +143,9 @@ class Desk:
     sources: tuple[SourceRow, ...]
     subscriber_languages: tuple[str, ...] = ()
     """The publication's languages, then any other a subscriber still has."""
+    attention: tuple[tuple[str, str], ...] = ()
+    """(level, text) of what the issues under way need, as `digest status` says it:
+    level "critical" (paused, stuck, in flight with no sender, late) or "warning"."""
 
 
 def _raw_curation(issue: Issue) -> dict[str, Any]:
@@ -253,6 +256,12 @@ def desk(
             )
             for s in session.scalars(sa.select(Source).order_by(Source.active.desc(), Source.name))
         )
+    from digest.pipeline import health  # the scheduler's module, loaded with the desk only
+
+    with factory() as session:
+        attention = tuple(
+            (health.LEVELS[f.level], f.text) for f in health.issue_findings(session, now)
+        )
     ordered: dict[str, dict[str, int]] = {
         s.value: people[s.value] for s in SubscriberStatus if s.value in people
     }
@@ -266,6 +275,7 @@ def desk(
         subscribers=ordered,
         sources=sources,
         subscriber_languages=(*known, *sorted(seen - set(known))),
+        attention=attention,
     )
 
 

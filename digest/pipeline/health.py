@@ -260,6 +260,18 @@ def gather(settings: Settings, factory: sessionmaker[Session], *, now: datetime)
     return status
 
 
+def issue_findings(session: Session, now: datetime) -> list[Finding]:
+    """What the issues under way need (paused, stuck, in flight, late, retries waiting,
+    failed), worst first: the desk shows the same as `digest status`."""
+    found = [
+        Finding(f.level, f"issue #{issue.number}: {f.text}")
+        for issue in _issues(session, now)
+        for f in issue.findings
+        if f.level > OK
+    ]
+    return sorted(found, key=lambda f: -f.level)
+
+
 def schema_missing(engine: sa.Engine) -> list[str]:
     """Tables and columns of this version's models that the database does not have."""
     inspector = sa.inspect(engine)

@@ -23,13 +23,13 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from digest import config
 from digest.config import Settings
 from digest.pipeline import open_database, transport, utcnow
-from digest.web import admin, archive, public
+from digest.web import admin, archive, probes, public
 from digest.web.pages import Site
 from digest.web.security import AccessLog, BodyLimit, RateLimit, SecurityHeaders
 
@@ -50,7 +50,9 @@ def routes() -> list[BaseRoute]:
     """Every route of the app (relative to the base URL's path)."""
     return [
         Route("/", public.root, methods=_GET),
-        Route("/healthz", _health, methods=_GET),
+        Route("/healthz", probes.healthz, methods=_GET),
+        Route("/readyz", probes.readyz, methods=_GET),
+        Route("/metrics", probes.metrics, methods=_GET),
         Route("/events.ics", archive.calendar, methods=_GET),
         Route("/events/{slug}.ics", archive.event_file, methods=_GET),
         Route("/feeds/{lang}.atom", archive.feed, methods=_GET),
@@ -77,11 +79,6 @@ def routes() -> list[BaseRoute]:
         Route("/{lang}/preferences/{token}/export", public.export, methods=_POST),
         Route("/{lang}/preferences/{token}/erase", public.erase, methods=_POST),
     ]
-
-
-async def _health(request: Request) -> Response:
-    """For the reverse proxy or a monitor: the process answers."""
-    return PlainTextResponse("ok\n")
 
 
 async def _error_page(request: Request, exc: Exception) -> Response:
