@@ -22,10 +22,12 @@ Dates are formatted with Babel (CLDR): "maandag 7 december 2026", "lundi 7 déce
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import re
 from datetime import date, datetime, timedelta
-from io import BytesIO
+from io import BytesIO, StringIO
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -42,6 +44,8 @@ from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
 
 from digest.compose import PlanItem
+
+log = logging.getLogger(__name__)
 
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 DOMAIN = "digest"
@@ -60,8 +64,13 @@ def translations(language: str) -> NullTranslations:
     path = LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
     if not path.is_file():
         return NullTranslations()
-    with path.open("rb") as source:
+    # Babel prints what it finds wrong in a catalogue to standard output: into the log
+    # instead, one line each (standard output is the command's own).
+    printed = StringIO()
+    with path.open("rb") as source, contextlib.redirect_stdout(printed):
         catalog = read_po(source, locale=language, domain=DOMAIN)
+    for line in printed.getvalue().splitlines():
+        log.warning(f"catalogue {path}: {line.removeprefix('WARNING: ')}")
     compiled = BytesIO()
     write_mo(compiled, catalog, use_fuzzy=False)
     compiled.seek(0)
