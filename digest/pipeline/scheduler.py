@@ -366,8 +366,22 @@ def current_runtime() -> Runtime:
 
 
 def run_job(job_id: str) -> str:
-    """What the job store calls (by the reference `digest.pipeline.scheduler:run_job`)."""
-    return execute(current_runtime(), job_id)
+    """What the job store calls (by the reference `digest.pipeline.scheduler:run_job`).
+
+    A database that is away when the job starts or records its run is said in one line,
+    without a traceback; the job runs again at its next time."""
+    try:
+        return execute(current_runtime(), job_id)
+    except sa.exc.SQLAlchemyError as exc:
+        if not db.is_transient(exc):
+            raise
+        text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        log.error(
+            f"{job_id} could not run: the database is unavailable "
+            f"({text[0] if text else type(exc).__name__}); it runs again at its next time",
+            extra=fields(event="job.failed", job=job_id, reason="database"),
+        )
+        return "database unavailable"
 
 
 # --- the scheduler -----------------------------------------------------------------------------

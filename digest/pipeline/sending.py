@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from functools import partial
 from urllib.parse import urlsplit
 
 import jinja2
@@ -361,14 +362,15 @@ def _send_ledger(
         done = total - _open_rows(session, issue_id)
     while not stop.is_set():
         now = clock()
-        with db.transaction(factory) as session:
-            deliveries.heartbeat(session, issue_id, owner, now=now)
-            claimed = deliveries.claim(session, issue_id, now=now, limit=batch)
+        claimed = db.retrying(
+            factory,
+            partial(_claim, issue_id=issue_id, owner=owner, now=now, batch=batch),
+            what=f"claiming messages of issue #{number}",
+        )
         if not claimed:
             if streak:
                 # Nothing left to try now: the held failures are what they seem.
-                with db.transaction(factory) as session:
-                    _record(session, streak, key, settings, clock())
+                _record_retrying(factory, streak, key, settings, clock())
                 streak = []
             if not _wait_for_retry(factory, issue_id, clock, stop, delivery.retry_seconds):
                 break
@@ -400,25 +402,55 @@ def _send_ledger(
             report.paused = budget.reason(number)
         streak = _flush(factory, streak + answered, key, settings, clock())
         unstarted = [i for i in by_id if i not in seen]
-        with db.transaction(factory) as session:
-            # Held failures go back uncounted when the budget tripped.
-            held = [r.id for r, _ in streak] if report.paused else []
-            deliveries.release(session, [*unstarted, *held], now=clock())
-            if report.paused:
-                paused = session.get_one(Issue, issue_id)
-                paused.paused_reason = report.paused
-                paused.paused_kind = PauseKind.RELAY
-                paused.paused_at = clock()
+        # Held failures go back uncounted when the budget tripped.
+        held = [r.id for r, _ in streak] if report.paused else []
+        released = partial(
+            _release, ids=[*unstarted, *held], issue_id=issue_id, paused=report.paused, now=clock()
+        )
+        db.retrying(factory, released, what=f"releasing messages of issue #{number}")
         if report.paused:
             streak = []
             break
     if streak:
-        with db.transaction(factory) as session:
-            if stop.is_set():
-                deliveries.release(session, [r.id for r, _ in streak], now=clock())
-            else:
-                _record(session, streak, key, settings, clock())
+        if stop.is_set():
+            released = partial(
+                _release, ids=[r.id for r, _ in streak], issue_id=issue_id, paused=None, now=clock()
+            )
+            db.retrying(factory, released, what=f"releasing messages of issue #{number}")
+        else:
+            _record_retrying(factory, streak, key, settings, clock())
     _conclude(factory, issue_id, clock(), report)
+
+
+def _claim(
+    session: Session, *, issue_id: int, owner: str, now: datetime, batch: int
+) -> list[Claimed]:
+    deliveries.heartbeat(session, issue_id, owner, now=now)
+    return deliveries.claim(session, issue_id, now=now, limit=batch)
+
+
+def _release(
+    session: Session, *, ids: list[int], issue_id: int, paused: str | None, now: datetime
+) -> None:
+    deliveries.release(session, ids, now=now)
+    if paused:
+        issue = session.get_one(Issue, issue_id)
+        issue.paused_reason = paused
+        issue.paused_kind = PauseKind.RELAY
+        issue.paused_at = now
+
+
+def _record_retrying(
+    factory: sessionmaker[Session],
+    answered: Sequence[tuple[deliveries.Result, Claimed]],
+    key: bytes,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    """`_record` in a transaction of its own, waiting for the database if it is away: the
+    results of accepted messages are never dropped (that would send them twice)."""
+    work = partial(_record, answered=answered, key=key, settings=settings, now=now)
+    db.retrying(factory, work, what="recording the results of sent messages")
 
 
 def _flush(
@@ -431,8 +463,7 @@ def _flush(
     """Record the answers up to the last success; return the failures after it (held)."""
     streak, settled = _settle(answered)
     if settled:
-        with db.transaction(factory) as session:
-            _record(session, settled, key, settings, now)
+        _record_retrying(factory, settled, key, settings, now)
     return streak
 
 
@@ -562,19 +593,21 @@ def _conclude(
     factory: sessionmaker[Session], issue_id: int, now: datetime, report: SendReport
 ) -> None:
     """Mark the issue sent (and public) once no row is open; fill the report's counts."""
-    with db.transaction(factory) as session:
-        counts = deliveries.counts(session, issue_id)
-        report.counts = counts
-        report.variants = deliveries.variant_counts(session, issue_id)
-        report.next_retry_at = deliveries.next_retry(session, issue_id)
-        issue = session.get_one(Issue, issue_id)
-        if counts[DeliveryState.PENDING] == counts[DeliveryState.SENDING] == 0 and not (
-            report.paused
-        ):
-            issue.status = IssueStatus.SENT
-            issue.sent_at = issue.sent_at or now
-            issue.published_at = issue.published_at or now
-            report.finished = True
+    work = partial(_conclude_in, issue_id=issue_id, now=now, report=report)
+    db.retrying(factory, work, what="concluding the send")
+
+
+def _conclude_in(session: Session, *, issue_id: int, now: datetime, report: SendReport) -> None:
+    counts = deliveries.counts(session, issue_id)
+    report.counts = counts
+    report.variants = deliveries.variant_counts(session, issue_id)
+    report.next_retry_at = deliveries.next_retry(session, issue_id)
+    issue = session.get_one(Issue, issue_id)
+    if counts[DeliveryState.PENDING] == counts[DeliveryState.SENDING] == 0 and not (report.paused):
+        issue.status = IssueStatus.SENT
+        issue.sent_at = issue.sent_at or now
+        issue.published_at = issue.published_at or now
+        report.finished = True
 
 
 class ErrorBudget:
