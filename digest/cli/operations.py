@@ -13,7 +13,7 @@ import click
 import sqlalchemy as sa
 
 from digest import config
-from digest.cli.context import Context, pass_context
+from digest.cli.context import Context, as_of_option, parse_as_of, pass_context
 from digest.errors import ConfigError, DigestError
 from digest.store.models import Base
 
@@ -110,3 +110,31 @@ def preflight(ctx: Context, for_web: bool) -> None:
     empty = " (empty: its tables are made at start)" if missing else ""
     click.echo(f"✓ database {shown}{empty}")
     click.echo(f"ready (pid {os.getpid()})")
+
+
+@click.command()
+@as_of_option
+@pass_context
+def purge(ctx: Context, as_of: str | None) -> None:
+    """Apply [retention] now (the scheduler does it daily at 03:30): delivery rows of issues
+    sent more than deliveries_days ago become per-issue counts; entries and events no
+    source carried for items_days are deleted (the archive keeps what it showed); outbox
+    files older than outbox_days go; unsubscribed, bounced and complained people are
+    erased after unsubscribed_grace_days (the suppression hash stays). Unconfirmed
+    sign-ups older than [subscribers] purge_pending_days are deleted too.
+    """
+    from datetime import timedelta
+
+    from digest import pipeline
+    from digest.pipeline import retention
+    from digest.store import db
+    from subscribers import registry
+
+    settings, factory = ctx.settings, ctx.factory
+    now = parse_as_of(settings, as_of) or pipeline.utcnow()
+    days = settings.subscribers.purge_pending_days
+    with db.transaction(factory) as session:
+        pending = registry.purge_pending(session, older_than=timedelta(days=days), now=now)
+    done = retention.purge(settings, factory, now=now)
+    click.echo(f"{pending} unconfirmed sign-ups older than {days} days deleted")
+    click.echo(done.message)

@@ -32,7 +32,7 @@ from digest.deliver import Sender
 from digest.deliver.message import verp_address
 from digest.deliver.notice import build_notice, sender_domain
 from digest.errors import ConfigError, DigestError
-from digest.pipeline import Drafted, draft, environment, preview, schedule_of, utcnow
+from digest.pipeline import Drafted, draft, environment, preview, retention, schedule_of, utcnow
 from digest.pipeline.transport import dkim_signer, open_sender
 from digest.render import RenderedEmail
 from digest.render.environment import translation_context
@@ -215,7 +215,9 @@ def desk(
             sa.select(Issue).order_by(Issue.number.desc()).limit(RECENT_ISSUES)
         ).all()
         counts = _delivery_counts(session, [issue.id for issue in recent])
-        rows = tuple(_issue_row(i, language, counts.get(i.id, {})) for i in recent)
+        rows = tuple(
+            _issue_row(i, language, counts.get(i.id) or retention.totals(i)) for i in recent
+        )
         upcoming = []
         for cadence in ("weekly", "daily"):
             slot, existing = _next_slot(settings, session, cadence, now)

@@ -161,7 +161,7 @@ def job_specs(settings: Settings) -> list[JobSpec]:
             cron(*PURGE_AT),
             f"daily {PURGE_AT[0]:02d}:{PURGE_AT[1]:02d}",
             False,
-            "delete unconfirmed subscribers after [subscribers] purge_pending_days",
+            "unconfirmed subscribers, and [retention]: old deliveries, items, outbox, people",
         ),
         JobSpec(
             "publish",

@@ -3,7 +3,8 @@
     collect_tick   fetch the sources that are due (each keeps its own next-fetch time)
     issue_tick     the weekly or the daily issue of its slot: draft, approve, send, publish
     retry_tick     deliveries a 4xx left for later, and sends cut off by a shutdown
-    purge_tick     subscribers still unconfirmed after [subscribers] purge_pending_days
+    purge_tick     subscribers still unconfirmed after [subscribers] purge_pending_days, and
+                   [retention]: old deliveries, entries, events, outbox, former subscribers
     publish_tick   the public files again (events.ics moves on with the days)
 
 The issue of a slot with [issue] approval = "auto":
@@ -42,7 +43,7 @@ from digest.compose import slots
 from digest.config import Settings
 from digest.deliver import Sender
 from digest.errors import DeliveryError, DigestError
-from digest.pipeline import pauses, sending
+from digest.pipeline import pauses, retention, sending
 from digest.pipeline.logfmt import fields
 from digest.store import db, deliveries, issues, runs
 from digest.store.models import Delivery, DeliveryState, Issue, IssueStatus
@@ -142,7 +143,9 @@ def collect_tick(
 
 
 def purge_tick(settings: Settings, factory: sessionmaker[Session], *, now: datetime) -> TickReport:
-    """Delete subscribers who never confirmed, and the scheduler's history past `HISTORY`."""
+    """Delete subscribers who never confirmed, and the scheduler's history past `HISTORY`;
+    apply [retention] (`retention.purge`): old deliveries folded into counts, old entries
+    and events, the outbox, former subscribers after their grace."""
     report = TickReport("purge-pending")
     days = settings.subscribers.purge_pending_days
     with db.transaction(factory) as session:
@@ -155,6 +158,15 @@ def purge_tick(settings: Settings, factory: sessionmaker[Session], *, now: datet
         report.detail(text, event="subscribers.purged", count=0)
     if pruned:
         report.detail(f"{pruned} old job runs and marks pruned", event="runs.pruned")
+    try:
+        kept = retention.purge(settings, factory, now=now)
+    except DigestError as exc:
+        report.say(f"retention failed: {exc}", event="retention.failed", level=logging.ERROR)
+        return report
+    if kept.anything:
+        report.say(kept.message, event="retention.done", rows=kept.delivery_rows)
+    else:
+        report.detail(kept.message, event="retention.done")
     return report
 
 

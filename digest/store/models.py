@@ -279,6 +279,9 @@ class Issue(Base):
     """Automatic resumes tried since a relay pause began (the scheduler's backoff step)."""
     resume_at: Mapped[datetime | None]
     """When the scheduler tries the paused send again; None while no pause is being retried."""
+    delivery_totals: Mapped[str | None] = mapped_column(sa.Text)
+    """JSON state → count of its delivery rows once retention folded them away
+    (`[retention] deliveries_days`); None while the rows are kept."""
 
     announced: Mapped[list[IssueEvent]] = relationship(
         back_populates="issue", cascade="all, delete-orphan"
