@@ -283,6 +283,9 @@ class BouncesSettings:
     imap_password: Secret = setting(
         Secret(), "IMAP password: set DIGEST_BOUNCES__IMAP_PASSWORD (or _FILE)."
     )
+    imap_ca_file: Path | None = setting(
+        None, "CA certificates to verify the IMAP server with (empty: the system's)."
+    )
     imap_folder: str = setting("INBOX", "Folder the bounce reports arrive in.")
     imap_processed_folder: str = setting(
         "digest-processed", "Folder processed reports are moved to (made when missing)."

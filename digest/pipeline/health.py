@@ -6,8 +6,8 @@ Every finding has a level, and the worst one is the exit status of `digest statu
 (Nagios plugin convention, usable from cron):
 
     0 OK        all is well
-    1 WARNING   a source failing, deliveries waiting for a retry or failed, the bounce
-                mailbox unreadable
+    1 WARNING   a source failing, deliveries waiting for a retry or failed, a job whose
+                last run failed (the bounce mailbox unreadable, publishing failed)
     2 CRITICAL  an issue paused, late or stuck in `sending` with no live sender, rows in
                 flight with no sender, the scheduler not seen for a while, the database
                 behind the code (tables or columns missing), or the database unreachable
@@ -197,6 +197,9 @@ class Status:
                     + "); run `digest upgrade`",
                 )
             )
+        for job in self.jobs:
+            if job.last_outcome == "failed":
+                found.append(Finding(WARNING, f"job {job.id} failed: {job.last_message}"))
         for source in self.source_problems:
             state = "inactive" if not source.active else f"failing x{source.failures}"
             found.append(Finding(WARNING, f"source {source.name} {state}"))

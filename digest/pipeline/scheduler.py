@@ -9,6 +9,7 @@
     retry-deliveries   every 10 minutes, and at start            scheduling.retry_tick
     resume-paused      every minute, and at start                resuming.resume_tick: relay
                                                                  pauses tried again (backoff)
+    bounces            every [bounces] every, and at start       scheduling.bounces_tick
     purge-pending      cron daily 03:30                          scheduling.purge_tick
     publish            cron daily 04:30                          scheduling.publish_tick
 
@@ -157,6 +158,13 @@ def job_specs(settings: Settings) -> list[JobSpec]:
             "issues the relay paused, tried again after 1, 2, 5, 10, 30, 60 min",
         ),
         JobSpec(
+            "bounces",
+            interval(settings.bounces.every),
+            _every(settings.bounces.every),
+            True,
+            "read the bounce mailbox ([bounces]), move processed mail aside",
+        ),
+        JobSpec(
             "purge-pending",
             cron(*PURGE_AT),
             f"daily {PURGE_AT[0]:02d}:{PURGE_AT[1]:02d}",
@@ -227,6 +235,9 @@ WORK: dict[str, tuple[tuple[str, Tick], ...]] = {
     "issue-watch": (("issue-weekly", _issue("weekly")), ("issue-daily", _issue("daily"))),
     "retry-deliveries": (("retry-deliveries", _retry),),
     "resume-paused": (("resume-paused", _resume),),
+    "bounces": (
+        ("bounces", lambda rt, now: scheduling.bounces_tick(rt.settings, rt.factory, now=now)),
+    ),
     "purge-pending": (
         ("purge-pending", lambda rt, now: scheduling.purge_tick(rt.settings, rt.factory, now=now)),
     ),

@@ -5,6 +5,7 @@
     retry_tick     deliveries a 4xx left for later, and sends cut off by a shutdown
     purge_tick     subscribers still unconfirmed after [subscribers] purge_pending_days, and
                    [retention]: old deliveries, entries, events, outbox, former subscribers
+    bounces_tick   the bounce mailbox ([bounces] maildir or IMAP), processed mail moved aside
     publish_tick   the public files again (events.ics moves on with the days)
 
 The issue of a slot with [issue] approval = "auto":
@@ -43,7 +44,7 @@ from digest.compose import slots
 from digest.config import Settings
 from digest.deliver import Sender
 from digest.errors import DeliveryError, DigestError
-from digest.pipeline import pauses, retention, sending
+from digest.pipeline import bouncebox, pauses, retention, sending
 from digest.pipeline.logfmt import fields
 from digest.store import db, deliveries, issues, runs
 from digest.store.models import Delivery, DeliveryState, Issue, IssueStatus
@@ -167,6 +168,30 @@ def purge_tick(settings: Settings, factory: sessionmaker[Session], *, now: datet
         report.say(kept.message, event="retention.done", rows=kept.delivery_rows)
     else:
         report.detail(kept.message, event="retention.done")
+    return report
+
+
+def bounces_tick(
+    settings: Settings, factory: sessionmaker[Session], *, now: datetime
+) -> TickReport:
+    """Read the bounce mailbox ([bounces]) and apply what came back; a mailbox that cannot
+    be read is an error of the run (`digest status` shows it)."""
+    report = TickReport("bounces")
+    if not bouncebox.configured(settings):
+        report.detail("no bounce mailbox: [bounces] maildir or imap_host", event="bounces.idle")
+        return report
+    try:
+        read = bouncebox.read_mailbox(settings, factory, now=now)
+    except DigestError as exc:
+        report.say(f"bounce mailbox: {exc}", event="bounces.failed", level=logging.ERROR)
+        return report
+    for line in read.lines:
+        if line.startswith(("✗", "!", "?")):
+            report.detail(line, event="bounces.message")
+    if read.messages:
+        report.say(read.message, event="bounces.done", messages=read.messages)
+    else:
+        report.detail(read.message, event="bounces.done")
     return report
 
 
