@@ -18,7 +18,7 @@ a long lock on SQLite while a send or the web app writes.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from digest.config import Settings
+from digest.errors import ConfigError
 from digest.pipeline.transport import suppression_key
 from digest.store import db, deliveries
 from digest.store.models import Delivery, Entry, Event, Issue, IssueStatus
@@ -47,6 +48,8 @@ class Purged:
     outbox_files: int = 0
     outbox_bytes: int = 0
     people: int = 0
+    skipped: list[str] = field(default_factory=list)
+    """Parts left out, and why (a missing secret)."""
 
     @property
     def message(self) -> str:
@@ -56,7 +59,7 @@ class Purged:
             f"counts, {self.entries} entries and {self.events} events deleted, "
             f"{self.outbox_files} outbox files ({self.outbox_bytes // 1024} KiB) deleted, "
             f"{self.people} former subscribers erased"
-        )
+        ) + "".join(f"; {why}" for why in self.skipped)
 
     @property
     def anything(self) -> bool:
@@ -158,7 +161,11 @@ def _erase_former(
     now: datetime,
     done: Purged,
 ) -> None:
-    key = suppression_key(settings)
+    try:
+        key = suppression_key(settings)
+    except ConfigError as exc:
+        done.skipped.append(f"former subscribers not erased: {exc}")
+        return
     while True:
         with db.transaction(factory) as session:
             people = session.scalars(

@@ -164,7 +164,9 @@ def purge_tick(settings: Settings, factory: sessionmaker[Session], *, now: datet
     except DigestError as exc:
         report.say(f"retention failed: {exc}", event="retention.failed", level=logging.ERROR)
         return report
-    if kept.anything:
+    if kept.skipped:
+        report.say(kept.message, event="retention.done", level=logging.WARNING)
+    elif kept.anything:
         report.say(kept.message, event="retention.done", rows=kept.delivery_rows)
     else:
         report.detail(kept.message, event="retention.done")

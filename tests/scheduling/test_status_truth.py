@@ -24,6 +24,8 @@ from tests.scheduling.conftest import add_readers
 from tests.smtpserver import SmtpServer
 
 NOW = datetime.now(UTC)
+"""When the module was imported: past slots and retry times are set around it. What must
+be fresh at the moment `digest status` runs (a sender's heartbeat) uses `datetime.now`."""
 SLOT_DAY = (NOW - timedelta(days=2)).date()
 
 
@@ -64,7 +66,7 @@ def test_a_retry_waiting_is_a_warning(
     publication: Any, factory: sessionmaker[Session], smtp_server: SmtpServer
 ) -> None:
     settings, _ = sent_with_one_retry(publication, factory, smtp_server)
-    set_rows(factory, next_attempt_at=NOW + timedelta(hours=1))
+    set_rows(factory, next_attempt_at=datetime.now(UTC) + timedelta(hours=1))
     output = status(settings, 1)
     assert "1 waiting for a retry" in output
     assert "delivery: 1 issue to look at" in output
@@ -87,7 +89,7 @@ def test_an_issue_stuck_in_sending_with_no_live_sender_is_critical(
     assert "no problem" not in output
 
     # The same with a live sender that beat a moment ago: it is being sent, a warning only.
-    set_issue(factory, sender_heartbeat_at=NOW)
+    set_issue(factory, sender_heartbeat_at=datetime.now(UTC))
     output = status(settings, 1)
     assert "stuck" not in output
 
@@ -100,7 +102,7 @@ def test_rows_in_flight_with_a_dead_sender_are_critical(
                           capture_output=True, text=True).stdout.strip()  # fmt: skip
     host = runs.process_owner().split(":")[0]
     set_rows(factory, state=DeliveryState.SENDING)
-    set_issue(factory, sender_lock=f"{host}:{gone}:cafe", sender_heartbeat_at=NOW)
+    set_issue(factory, sender_lock=f"{host}:{gone}:cafe", sender_heartbeat_at=datetime.now(UTC))
     output = status(settings, 2)
     assert "1 in flight with no live sender" in output, output
 
@@ -109,13 +111,14 @@ def test_a_paused_issue_says_why_and_what_happens_next(
     publication: Any, factory: sessionmaker[Session], smtp_server: SmtpServer
 ) -> None:
     settings, _ = sent_with_one_retry(publication, factory, smtp_server)
-    set_rows(factory, next_attempt_at=NOW + timedelta(hours=1))
+    now = datetime.now(UTC)
+    set_rows(factory, next_attempt_at=now + timedelta(hours=1))
     set_issue(
         factory,
         paused_reason="the relay refused every connection",
         paused_kind="relay",
-        paused_at=NOW - timedelta(minutes=1),
-        resume_at=NOW + timedelta(minutes=1),
+        paused_at=now - timedelta(minutes=1),
+        resume_at=now + timedelta(minutes=1),
     )
     output = status(settings, 2)
     assert "paused: the relay refused every connection (the relay's trouble: the scheduler " in (
