@@ -198,3 +198,53 @@ def test_patience_runs_out_with_a_message_not_a_traceback(tmp_path: Path) -> Non
     with pytest.raises(db.DatabaseUnavailable, match="did not answer while testing for"):
         db.retrying(factory, lambda session: session.execute(sa.text("SELECT 1")),
                     what="testing", patience=2.0)  # fmt: skip
+
+
+def test_a_sqlite_lock_during_a_send_is_waited_for(
+    publication: Any,
+    factory: sessionmaker[Session],
+    smtp_server: SmtpServer,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    database_url: str,
+) -> None:
+    """Another process holds the SQLite database locked for longer than SQLite's own busy
+    timeout (made 0.1 s here, 30 s in use) in the middle of a send."""
+    monkeypatch.setattr(db, "SQLITE_BUSY_MS", 100)
+    factory.kw["bind"].dispose()  # new connections get the short busy timeout
+    settings = publication(MONDAY.date(), server=smtp_server, delivery={"rate_per_second": 30.0})
+    readers = READERS[:120]
+    add_readers(settings, factory, readers, since=MONDAY - timedelta(days=30))
+    pipeline.collect_sources(settings, factory, now=MONDAY - timedelta(hours=1))
+    caplog.set_level(logging.WARNING)
+    outcome: dict[str, Any] = {}
+
+    def send() -> None:
+        try:
+            outcome["said"] = scheduling.issue_tick(settings, factory, "weekly", now=MONDAY)
+        except BaseException as exc:  # the test reports whatever escaped
+            outcome["raised"] = exc
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    deadline = time.monotonic() + 300
+    while len(smtp_server.messages) < 20:
+        assert sender.is_alive(), outcome
+        assert time.monotonic() < deadline, "the send did not start"
+        time.sleep(0.05)
+    holder = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    time.sleep(2)  # the lock is held: the send must wait, however fast or slow it is
+    holder.execute("COMMIT")
+    holder.close()
+    sender.join(timeout=600)
+    assert not sender.is_alive()
+
+    assert "raised" not in outcome, outcome
+    assert "issue #1 sent: 120 sent" in outcome["said"].message, outcome["said"].message
+    assert any(getattr(r, FIELDS, {}).get("event") == "database.retry" for r in caplog.records), (
+        "the lock fell inside the send and was waited for"
+    )
+    received = Counter(m.rcpt_tos[0] for m in smtp_server.messages)
+    assert sum(received.values()) - len(received) <= settings.delivery.connections
+    assert set(received) == {address for address, _, _ in readers}
