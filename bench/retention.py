@@ -56,7 +56,7 @@ def simulate(folder: Path, subscribers: int, weeks: int, retain: bool) -> dict[s
         },
         env={},
     )
-    engine = db.connect(f"sqlite:///{path}")
+    engine = db.connect(f"sqlite:///{path}", create=True)
     factory = db.session_factory(engine)
     with db.transaction(factory) as session:
         source = Source(

@@ -378,7 +378,7 @@ def main() -> None:
 
 
 # Commands with modules of their own register here (imported last: they use the group).
-from digest.cli import delivery, operations, web  # noqa: E402
+from digest.cli import delivery, upkeep, web  # noqa: E402
 from digest.cli import schedule as schedule_commands  # noqa: E402
 from digest.cli.subscribers import subscribers_group  # noqa: E402
 
@@ -389,5 +389,5 @@ cli.add_command(delivery.bounces_group)
 cli.add_command(web.serve)
 cli.add_command(schedule_commands.schedule)
 cli.add_command(schedule_commands.status)
-cli.add_command(operations.preflight)
-cli.add_command(operations.purge)
+cli.add_command(upkeep.preflight)
+cli.add_command(upkeep.purge)

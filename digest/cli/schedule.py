@@ -12,7 +12,7 @@ import click
 
 from digest import pipeline
 from digest.cli.context import Context, pass_context
-from digest.errors import ConfigError
+from digest.errors import DigestError
 from digest.pipeline import logfmt
 
 
@@ -67,7 +67,7 @@ def status(ctx: Context, as_json: bool) -> None:
 
     try:
         report = health.gather(ctx.settings, ctx.factory, now=pipeline.utcnow())
-    except (sa.exc.OperationalError, sa.exc.InterfaceError, ConfigError) as exc:
+    except (sa.exc.OperationalError, sa.exc.InterfaceError, DigestError) as exc:
         text = f"CRITICAL: the database cannot be read: {_first_line(exc)}"
         if as_json:
             click.echo(json.dumps({"level": health.CRITICAL, "findings": [text]}, indent=2))

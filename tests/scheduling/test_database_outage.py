@@ -170,7 +170,7 @@ def test_a_sqlite_lock_longer_than_its_busy_timeout_is_waited_for(
 ) -> None:
     monkeypatch.setattr(db, "SQLITE_BUSY_MS", 100)
     path = tmp_path / "locked.db"
-    engine = db.connect(f"sqlite:///{path}")
+    engine = db.connect(f"sqlite:///{path}", create=True)
     factory = db.session_factory(engine)
     holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     holder.execute("BEGIN EXCLUSIVE")

@@ -24,7 +24,7 @@ def app_on(tmp_path: Path, clock: Clock) -> tuple[Any, Any, Path]:
     path = tmp_path / "digest.toml"
     path.write_text(f'[database]\nurl = "sqlite:///{folder}/digest.db"\n{WEB}', encoding="utf-8")
     settings = config.load(path, env={})
-    factory = db.session_factory(db.connect(f"sqlite:///{folder}/digest.db"))
+    factory = db.session_factory(db.connect(f"sqlite:///{folder}/digest.db", create=True))
     return create_app(settings, factory=factory, clock=clock), factory, folder
 
 

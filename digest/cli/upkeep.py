@@ -1,5 +1,5 @@
-"""`digest preflight` and `digest purge`: what an operator (or systemd) runs around the
-scheduler and the web app."""
+"""`digest preflight` and `digest purge`: the upkeep an operator (or systemd) runs around
+the scheduler and the web app."""
 
 from __future__ import annotations
 
