@@ -151,6 +151,9 @@ class IssueSettings:
     news_window_days: int = setting(14, "Never include news first seen longer ago than this.")
     event_horizon_days: int = setting(30, "How far ahead upcoming events are shown.")
     daily_schedule: str = setting("08:00", "When the daily issue goes out, for daily subscribers.")
+    daily_event_horizon_days: int = setting(
+        3, "How far ahead the daily issue shows upcoming events (the weekly: event_horizon_days)."
+    )
     approval: str = setting(
         "auto", 'Send without review ("auto") or wait for an editor ("editor").'
     )
@@ -366,6 +369,45 @@ class CollectSettings:
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    """[retention]: what is kept how long (`digest purge`, and the scheduler daily)."""
+
+    deliveries_days: int = setting(
+        90, "Delivery rows of sent issues older than this become per-issue counts."
+    )
+    items_days: int = setting(
+        365, "Entries and events no source carried for this long are deleted (the archive stays)."
+    )
+    outbox_days: int = setting(14, "Messages in the outbox folder older than this are deleted.")
+    unsubscribed_grace_days: int = setting(
+        30, "Unsubscribed, bounced and complained people are erased after this (hash kept)."
+    )
+
+
+@dataclass(frozen=True)
+class BouncesSettings:
+    """[bounces]: the mailbox the scheduler reads bounce reports from (none by default)."""
+
+    maildir: Path | None = setting(
+        None, "A Maildir the VERP address delivers to; processed mail moves to .processed."
+    )
+    imap_host: str = setting("", "IMAP server (TLS on imap_port, 993) instead of a Maildir.")
+    imap_port: int = setting(993, "IMAP over TLS port.")
+    imap_username: str = setting("", "IMAP user.")
+    imap_password: Secret = setting(
+        Secret(), "IMAP password: set DIGEST_BOUNCES__IMAP_PASSWORD (or _FILE)."
+    )
+    imap_ca_file: Path | None = setting(
+        None, "CA certificates to verify the IMAP server with (empty: the system's)."
+    )
+    imap_folder: str = setting("INBOX", "Folder the bounce reports arrive in.")
+    imap_processed_folder: str = setting(
+        "digest-processed", "Folder processed reports are moved to (made when missing)."
+    )
+    every: timedelta = setting(timedelta(minutes=10), "How often the mailbox is read.")
+
+
+@dataclass(frozen=True)
 class SourceSettings:
     """[[sources]]: one feed, calendar or page (also addable with `digest sources add`)."""
 
@@ -388,6 +430,8 @@ SECTIONS: dict[str, type[Any]] = {
     "labels": LabelsSettings,
     "web": WebSettings,
     "collect": CollectSettings,
+    "retention": RetentionSettings,
+    "bounces": BouncesSettings,
 }
 
 
@@ -405,6 +449,8 @@ class Settings:
     labels: LabelsSettings = field(default_factory=LabelsSettings)
     web: WebSettings = field(default_factory=WebSettings)
     collect: CollectSettings = field(default_factory=CollectSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+    bounces: BouncesSettings = field(default_factory=BouncesSettings)
     sources: tuple[SourceSettings, ...] = ()
     path: Path | None = None
     """The config file these settings came from (None: defaults only)."""

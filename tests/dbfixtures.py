@@ -65,11 +65,13 @@ def session(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 
 def write_config(directory: Path, database_url: str, extra: str = "") -> Path:
-    """Write a digest.toml for a test and return its path."""
+    """Write a digest.toml for a test and return its path. Sources get 60 s each: parsing
+    in a child process is slow on a loaded machine, and no test but those of the timeout
+    itself (which set their own) may fail a source for want of time."""
     path = directory / "digest.toml"
     path.write_text(
         f'[database]\nurl = "{database_url}"\n[collect]\nallow_networks = ["127.0.0.0/8"]\n'
-        f"timeout_seconds = 5\nper_host_interval_seconds = 0\n{extra}",
+        f"timeout_seconds = 60\nper_host_interval_seconds = 0\n{extra}",
         encoding="utf-8",
     )
     return path

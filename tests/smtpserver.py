@@ -167,8 +167,14 @@ class SmtpServer:
     ) -> None:
         self.stop()
 
-    def start(self) -> None:
-        """Listen on a free port (aiosmtpd cannot bind port 0 itself, so one is picked)."""
+    def start(self, *, port: int | None = None) -> None:
+        """Listen on a free port (aiosmtpd cannot bind port 0 itself, so one is picked), or
+        on `port` again (a relay that restarts: `stop()`, then `start(port=server.port)`)."""
+        if port is not None:
+            controller = _Controller(self, port)
+            controller.start()
+            self._controller, self.port = controller, port
+            return
         for attempt in range(5):
             port = _free_port()
             controller = _Controller(self, port)

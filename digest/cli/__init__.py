@@ -334,39 +334,54 @@ def publish(ctx: Context, issue: int | None, force: bool, as_of: str | None) -> 
 @as_of_option
 @pass_context
 def run(ctx: Context, as_of: str | None) -> None:
-    """The main job: collect, draft, approve (when [issue] approval = "auto"), send once the
-    issue's time has come, publish. Safe to re-run at any time: a sent issue is not sent
-    again, a cut-off send resumes.
+    """The main job, for cron: everything whose time has come, for the weekly and the daily
+    issue alike. Collect; per cadence (the daily one when someone reads it daily) draft,
+    approve (when [issue] approval = "auto") and send once the issue's time has come;
+    retry deliveries that are due; try again issues the relay paused (after 1, 2, 5, 10,
+    30, then every 60 minutes); publish. Safe to re-run at any time: a sent issue is not
+    sent again, a cut-off send resumes.
 
-    Exits 1 when a source failed or the send paused (the rest of the run still happens).
+    Exits 1 when a source failed or a send paused (the rest of the run still happens).
     """
     from digest.cli.delivery import Progress, print_send_report
-    from digest.pipeline import sending
+    from digest.pipeline import resuming, scheduling, sending
 
     settings, factory = ctx.settings, ctx.factory
     now = parse_as_of(settings, as_of)
     report = pipeline.collect_sources(settings, factory, now=now)
     print_collect_report(report)
-    made = pipeline.draft(settings, factory, now=now)
-    echo(f"issue #{made.number}: {'drafted' if made.created else 'draft updated'}")
     failed = bool(report.failed)
-    due = made.slot <= (now or pipeline.utcnow())
-    if made.plan.is_empty:
-        echo(f"issue #{made.number} is empty: nothing new since the last one; not sent")
-    elif not due:
-        echo(f"issue #{made.number} goes out at its slot, {made.slot:%Y-%m-%d %H:%M} UTC")
-    elif settings.issue.approval == "auto" or pipeline.is_approved(factory, made.number):
-        sending.approve(settings, factory, made.number, now=now)
-        progress = Progress()
-        sent = sending.send(settings, factory, number=made.number, now=now, progress=progress)
-        progress.end()
-        print_send_report(sent)
-        failed = failed or bool(sent.paused)
-    else:
-        echo(
-            f"issue #{made.number} waits for an editor's approval "
-            f'(`digest approve {made.number}`); [issue] approval = "editor"'
-        )
+    for cadence in scheduling.CADENCES:
+        if cadence == "daily" and not scheduling.has_readers(factory, cadence):
+            echo("daily: nobody reads the daily issue; none drafted")
+            continue
+        made = pipeline.draft(settings, factory, now=now, cadence=cadence)
+        echo(f"issue #{made.number}: {'drafted' if made.created else 'draft updated'}")
+        due = made.slot <= (now or pipeline.utcnow())
+        if made.plan.is_empty:
+            echo(f"issue #{made.number} is empty: nothing new since the last one; not sent")
+        elif not due:
+            echo(f"issue #{made.number} goes out at its slot, {made.slot:%Y-%m-%d %H:%M} UTC")
+        elif settings.issue.approval == "auto" or pipeline.is_approved(factory, made.number):
+            sending.approve(settings, factory, made.number, now=now)
+            progress = Progress()
+            sent = sending.send(settings, factory, number=made.number, now=now, progress=progress)
+            progress.end()
+            print_send_report(sent)
+            failed = failed or bool(sent.paused)
+        else:
+            echo(
+                f"issue #{made.number} waits for an editor's approval "
+                f'(`digest approve {made.number}`); [issue] approval = "editor"'
+            )
+    moment = now or pipeline.utcnow()
+    for tick in (
+        scheduling.retry_tick(settings, factory, now=moment),
+        resuming.resume_tick(settings, factory, now=moment),
+    ):
+        for line in tick.lines:
+            echo(line)
+        failed = failed or tick.failed
     published = pipeline.publish(settings, factory, now=now)
     echo(f"published: {len(published.written)} files written into {published.output_dir}")
     if failed:
@@ -397,7 +412,7 @@ def main() -> None:
 
 
 # Commands with modules of their own register here (imported last: they use the group).
-from digest.cli import delivery, operations, web  # noqa: E402
+from digest.cli import delivery, operations, upkeep, web  # noqa: E402
 from digest.cli import schedule as schedule_commands  # noqa: E402
 from digest.cli.subscribers import subscribers_group  # noqa: E402
 
@@ -413,3 +428,5 @@ cli.add_command(delivery.bounces_group)
 cli.add_command(web.serve)
 cli.add_command(schedule_commands.schedule)
 cli.add_command(schedule_commands.status)
+cli.add_command(upkeep.preflight)
+cli.add_command(upkeep.purge)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import zoneinfo
 from datetime import datetime
 
@@ -11,6 +12,7 @@ import click
 
 from digest import pipeline
 from digest.cli.context import Context, pass_context
+from digest.errors import DigestError
 from digest.pipeline import logfmt
 from digest.terminal import echo, secho
 
@@ -52,17 +54,37 @@ def schedule(ctx: Context, log_format: str, log_level: str) -> None:
 @pass_context
 def status(ctx: Context, as_json: bool) -> None:
     """Show the scheduler's jobs (next run, last result), the sources that fail, and the
-    issues under way with any delivery problem (paused, retries waiting, failed, bounced)."""
+    issues under way with any delivery problem (paused and why, stuck, in flight, retries
+    waiting, failed, bounced).
+
+    Exit status, for Nagios and cron: 0 all is well; 1 warning (a source failing,
+    deliveries waiting for a retry or failed); 2 critical (an issue paused, late or stuck
+    with no live sender, the scheduler not seen for 15 minutes, the database behind the
+    code or unreachable). The last line says the level and why.
+    """
+    import sqlalchemy as sa
+
     from digest.pipeline import health
 
-    report = health.gather(ctx.settings, ctx.factory, now=pipeline.utcnow())
+    try:
+        report = health.gather(ctx.settings, ctx.factory, now=pipeline.utcnow())
+    except (sa.exc.OperationalError, sa.exc.InterfaceError, DigestError) as exc:
+        text = f"CRITICAL: the database cannot be read: {_first_line(exc)}"
+        if as_json:
+            click.echo(json.dumps({"level": health.CRITICAL, "findings": [text]}, indent=2))
+        else:
+            click.echo(text)
+        sys.exit(health.CRITICAL)
+    findings = report.findings
     if as_json:
         data = dataclasses.asdict(report)
         data["scheduler_quiet"] = report.scheduler_quiet
         for row, issue in zip(data["issues"], report.issues, strict=True):
             row["problems"] = issue.problems
+        data["level"] = report.level
+        data["findings"] = [{"level": health.LEVELS[f.level], "text": f.text} for f in findings]
         click.echo(json.dumps(data, default=str, indent=2))
-        return
+        sys.exit(report.level)
     zone = zoneinfo.ZoneInfo(ctx.settings.publication.timezone)
 
     def at(moment: datetime | None, missing: str = "-") -> str:
@@ -80,7 +102,7 @@ def status(ctx: Context, as_json: bool) -> None:
     elif report.scheduler_quiet:
         click.secho(
             f"  no job finished since {at(report.last_activity)}: is `digest schedule` running?",
-            fg="yellow",
+            fg="red",
         )
     problems = report.source_problems
     click.echo(f"\nsources: {report.sources_total}, {len(problems)} with problems")
@@ -102,10 +124,24 @@ def status(ctx: Context, as_json: bool) -> None:
             f"  #{issue.number:<4} {issue.cadence:<7} {at(issue.slot)}  {issue.status:<9}"
             + (f" {counts}" if counts else "")
         )
-        for problem in issue.problems:
-            secho(f"      {problem}", fg="red")
+        for finding in issue.findings:
+            secho(f"      {finding.text}", fg="red" if finding.level else None)
+    for finding in report.extra:
+        secho(f"\n{finding.text}", fg="red")
+    if report.schema_missing:
+        secho(f"\n{next(f.text for f in findings if 'behind' in f.text)}", fg="red")
     troubled = len(report.delivery_problems)
     if troubled:
         click.echo(f"\ndelivery: {troubled} issue{'s' if troubled > 1 else ''} to look at")
     else:
         click.echo("\ndelivery: no problem")
+    word = health.LEVELS[report.level].upper()
+    worst = [f.text for f in findings if f.level == report.level]
+    summary = f"{word}: " + "; ".join(worst[:3]) + (" …" if len(worst) > 3 else "")
+    click.echo(f"\n{summary if report.level else 'OK: all is well'}")
+    sys.exit(report.level)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__

@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
-import logging
-
 import click
 
 from digest.cli.context import Context, pass_context
+from digest.pipeline import logfmt
 
 
 @click.command()
 @click.option("--host", metavar="ADDRESS", help="Address to listen on (default: [web] host).")
 @click.option("--port", type=int, metavar="PORT", help="Port to listen on (default: [web] port).")
+@click.option(
+    "--log-format",
+    type=click.Choice(logfmt.FORMATS),
+    default="text",
+    show_default=True,
+    help="text: one key=value line per event (logfmt); json: one JSON object per line.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
 @pass_context
-def serve(ctx: Context, host: str | None, port: int | None) -> None:
+def serve(
+    ctx: Context, host: str | None, port: int | None, log_format: str, log_level: str
+) -> None:
     """Serve the subscriber pages, the archive, the feeds and the editor's desk.
 
     Put it behind a reverse proxy that terminates HTTPS (see docs/web.md); X-Forwarded-For
@@ -25,9 +39,9 @@ def serve(ctx: Context, host: str | None, port: int | None) -> None:
 
     settings = ctx.settings
     app = create_app(settings, factory=ctx.factory)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    # The same lines as the scheduler's (with syslog priorities under journald), uvicorn's
+    # own included: it logs through the root logger with log_config=None.
+    logfmt.configure(log_format, log_level)
     chosen_host = host or settings.web.host
     chosen_port = port if port is not None else settings.web.port
     click.echo(f"serving {settings.publication.title} on http://{chosen_host}:{chosen_port}/")

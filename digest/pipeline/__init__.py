@@ -404,14 +404,18 @@ def labels_of(settings: Settings) -> compose.Labels:
     )
 
 
-def rules_of(settings: Settings) -> compose.Rules:
-    """Return what compose needs to know of the settings."""
+def rules_of(settings: Settings, cadence: str = "weekly") -> compose.Rules:
+    """Return what compose needs to know of the settings, for the `cadence` issue (the
+    daily one shows events `daily_event_horizon_days` ahead)."""
+    horizon = settings.issue.event_horizon_days
+    if cadence == "daily":
+        horizon = settings.issue.daily_event_horizon_days
     return compose.Rules(
         title=settings.publication.title,
         languages=tuple(settings.publication.languages),
         timezone=settings.publication.timezone,
         news_window_days=settings.issue.news_window_days,
-        event_horizon_days=settings.issue.event_horizon_days,
+        event_horizon_days=horizon,
         other_languages=settings.issue.other_languages,
         max_per_section=settings.issue.max_items_per_section,
         excerpt_words=settings.issue.excerpt_words,
@@ -453,9 +457,11 @@ def _draft_once(
         plan = compose_plan(
             items.news_candidates(session, since=news_since),
             items.event_candidates(
-                session, after=now, announced=issues.announcements_before(session, slot)
+                session,
+                after=now,
+                announced=issues.announcements_before(session, slot, cadence=cadence),
             ),
-            rules=rules_of(settings),
+            rules=rules_of(settings, cadence),
             now=now,
             number=existing.number if existing else issues.next_number(session),
             cadence=cadence,

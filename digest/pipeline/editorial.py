@@ -33,7 +33,7 @@ from digest.deliver import Sender
 from digest.deliver.message import verp_address
 from digest.deliver.notice import build_notice, sender_domain
 from digest.errors import ConfigError, DigestError
-from digest.pipeline import Drafted, draft, environment, preview, schedule_of, utcnow
+from digest.pipeline import Drafted, draft, environment, preview, retention, schedule_of, utcnow
 from digest.pipeline.transport import dkim_signer, open_sender
 from digest.render import RenderedEmail
 from digest.render.email import RenderError, describe_error
@@ -147,6 +147,9 @@ class Desk:
     sources: tuple[SourceRow, ...]
     subscriber_languages: tuple[str, ...] = ()
     """The publication's languages, then any other a subscriber still has."""
+    attention: tuple[tuple[str, str], ...] = ()
+    """(level, text) of what the issues under way need, as `digest status` says it:
+    level "critical" (paused, stuck, in flight with no sender, late) or "warning"."""
 
 
 def _raw_curation(issue: Issue) -> dict[str, Any]:
@@ -217,7 +220,9 @@ def desk(
             sa.select(Issue).order_by(Issue.number.desc()).limit(RECENT_ISSUES)
         ).all()
         counts = _delivery_counts(session, [issue.id for issue in recent])
-        rows = tuple(_issue_row(i, language, counts.get(i.id, {})) for i in recent)
+        rows = tuple(
+            _issue_row(i, language, counts.get(i.id) or retention.totals(i)) for i in recent
+        )
         upcoming = []
         for cadence in ("weekly", "daily"):
             slot, existing = _next_slot(settings, session, cadence, now)
@@ -258,6 +263,12 @@ def desk(
             )
             for s in session.scalars(sa.select(Source).order_by(Source.active.desc(), Source.name))
         )
+    from digest.pipeline import health  # the scheduler's module, loaded with the desk only
+
+    with factory() as session:
+        attention = tuple(
+            (health.LEVELS[f.level], f.text) for f in health.issue_findings(session, now)
+        )
     ordered: dict[str, dict[str, int]] = {
         s.value: people[s.value] for s in SubscriberStatus if s.value in people
     }
@@ -271,6 +282,7 @@ def desk(
         subscribers=ordered,
         sources=sources,
         subscriber_languages=(*known, *sorted(seen - set(known))),
+        attention=attention,
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -65,27 +66,82 @@ def _text(value: Any) -> str:
     return text
 
 
-class KeyValueFormatter(logging.Formatter):
-    """Format a record as one logfmt line: time, level, logger, fields, msg."""
+SYSLOG_PRIORITY = {
+    logging.CRITICAL: 2,
+    logging.ERROR: 3,
+    logging.WARNING: 4,
+    logging.INFO: 6,
+    logging.DEBUG: 7,
+}
+"""Python level → syslog priority (crit, err, warning, info, debug)."""
+
+
+def priority(level: int) -> int:
+    """The syslog priority of a Python log level (levels between round down in severity)."""
+    for threshold in sorted(SYSLOG_PRIORITY, reverse=True):
+        if level >= threshold:
+            return SYSLOG_PRIORITY[threshold]
+    return 7
+
+
+class _Prefixed(logging.Formatter):
+    """A line, optionally led by "<N>", the syslog priority journald reads from a stream
+    (so `journalctl -p err` finds our errors)."""
+
+    def __init__(self, *, syslog_prefix: bool = False) -> None:
+        super().__init__()
+        self.syslog_prefix = syslog_prefix
+
+    def line(self, record: logging.LogRecord) -> str:
+        raise NotImplementedError
 
     def format(self, record: logging.LogRecord) -> str:
+        text = self.line(record)
+        return f"<{priority(record.levelno)}>{text}" if self.syslog_prefix else text
+
+
+class KeyValueFormatter(_Prefixed):
+    """Format a record as one logfmt line: time, level, logger, fields, msg."""
+
+    def line(self, record: logging.LogRecord) -> str:
         return " ".join(f"{key}={_text(value)}" for key, value in _pairs(record, self).items())
 
 
-class JsonFormatter(logging.Formatter):
+class JsonFormatter(_Prefixed):
     """Format a record as one JSON object per line."""
 
-    def format(self, record: logging.LogRecord) -> str:
+    def line(self, record: logging.LogRecord) -> str:
         return json.dumps(_pairs(record, self), ensure_ascii=False, default=str)
 
 
 FORMATS = ("text", "json")
 
 
-def configure(log_format: str = "text", level: str = "info") -> None:
-    """Send every log line to standard error in `log_format` ("text" = key=value, or "json")."""
+def under_journald() -> bool:
+    """Whether standard error is connected to the journal (systemd sets JOURNAL_STREAM to
+    the device and inode of the stream it gave the service)."""
+    stream = os.environ.get("JOURNAL_STREAM", "")
+    device, _, inode = stream.partition(":")
+    if not (device.isdigit() and inode.isdigit()):
+        return False
+    try:
+        stat = os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError):
+        return False
+    return (stat.st_dev, stat.st_ino) == (int(device), int(inode))
+
+
+def configure(
+    log_format: str = "text", level: str = "info", *, syslog_prefix: bool | None = None
+) -> None:
+    """Send every log line to standard error in `log_format` ("text" = key=value, or "json"),
+    each led by its syslog priority ("<3>") when `syslog_prefix` (default: when standard
+    error is the journal). Python warnings go to the log too, never to standard output."""
+    prefix = under_journald() if syslog_prefix is None else syslog_prefix
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if log_format == "json" else KeyValueFormatter())
+    formatter = JsonFormatter if log_format == "json" else KeyValueFormatter
+    handler.setFormatter(formatter(syslog_prefix=prefix))
+    logging.captureWarnings(True)
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)

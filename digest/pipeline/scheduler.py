@@ -7,6 +7,9 @@
     issue-watch        every 5 minutes, and at start             both issue ticks: drafts ahead,
                                                                  approvals, deadlines, catch-up
     retry-deliveries   every 10 minutes, and at start            scheduling.retry_tick
+    resume-paused      every minute, and at start                resuming.resume_tick: relay
+                                                                 pauses tried again (backoff)
+    bounces            every [bounces] every, and at start       scheduling.bounces_tick
     purge-pending      cron daily 03:30                          scheduling.purge_tick
     publish            cron daily 04:30                          scheduling.publish_tick
 
@@ -56,7 +59,7 @@ from digest import pipeline
 from digest.compose import slots
 from digest.config import Settings
 from digest.deliver import Sender
-from digest.pipeline import scheduling
+from digest.pipeline import resuming, scheduling
 from digest.pipeline.logfmt import fields
 from digest.pipeline.scheduling import Notify, TickReport
 from digest.store import db, runs
@@ -67,6 +70,7 @@ log = logging.getLogger(__name__)
 JOBS_TABLE = "apscheduler_jobs"
 WATCH_EVERY = timedelta(minutes=5)
 RETRY_EVERY = timedelta(minutes=10)
+RESUME_EVERY = timedelta(minutes=1)
 PURGE_AT = (3, 30)
 PUBLISH_AT = (4, 30)
 WORKERS = 8
@@ -147,11 +151,25 @@ def job_specs(settings: Settings) -> list[JobSpec]:
             "deliveries waiting for a retry, sends cut off by a stop",
         ),
         JobSpec(
+            "resume-paused",
+            interval(RESUME_EVERY),
+            _every(RESUME_EVERY),
+            True,
+            "issues the relay paused, tried again after 1, 2, 5, 10, 30, 60 min",
+        ),
+        JobSpec(
+            "bounces",
+            interval(settings.bounces.every),
+            _every(settings.bounces.every),
+            True,
+            "read the bounce mailbox ([bounces]), move processed mail aside",
+        ),
+        JobSpec(
             "purge-pending",
             cron(*PURGE_AT),
             f"daily {PURGE_AT[0]:02d}:{PURGE_AT[1]:02d}",
             False,
-            "delete unconfirmed subscribers after [subscribers] purge_pending_days",
+            "unconfirmed subscribers, and [retention]: old deliveries, items, outbox, people",
         ),
         JobSpec(
             "publish",
@@ -202,6 +220,12 @@ def _retry(rt: Runtime, now: datetime) -> TickReport:
     )
 
 
+def _resume(rt: Runtime, now: datetime) -> TickReport:
+    return resuming.resume_tick(
+        rt.settings, rt.factory, now=now, stop=rt.stop, make_sender=rt.make_sender
+    )
+
+
 WORK: dict[str, tuple[tuple[str, Tick], ...]] = {
     "collect": (
         ("collect", lambda rt, now: scheduling.collect_tick(rt.settings, rt.factory, now=now)),
@@ -210,6 +234,10 @@ WORK: dict[str, tuple[tuple[str, Tick], ...]] = {
     "issue-daily": (("issue-daily", _issue("daily")),),
     "issue-watch": (("issue-weekly", _issue("weekly")), ("issue-daily", _issue("daily"))),
     "retry-deliveries": (("retry-deliveries", _retry),),
+    "resume-paused": (("resume-paused", _resume),),
+    "bounces": (
+        ("bounces", lambda rt, now: scheduling.bounces_tick(rt.settings, rt.factory, now=now)),
+    ),
     "purge-pending": (
         ("purge-pending", lambda rt, now: scheduling.purge_tick(rt.settings, rt.factory, now=now)),
     ),
@@ -349,8 +377,22 @@ def current_runtime() -> Runtime:
 
 
 def run_job(job_id: str) -> str:
-    """What the job store calls (by the reference `digest.pipeline.scheduler:run_job`)."""
-    return execute(current_runtime(), job_id)
+    """What the job store calls (by the reference `digest.pipeline.scheduler:run_job`).
+
+    A database that is away when the job starts or records its run is said in one line,
+    without a traceback; the job runs again at its next time."""
+    try:
+        return execute(current_runtime(), job_id)
+    except sa.exc.SQLAlchemyError as exc:
+        if not db.is_transient(exc):
+            raise
+        text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        log.error(
+            f"{job_id} could not run: the database is unavailable "
+            f"({text[0] if text else type(exc).__name__}); it runs again at its next time",
+            extra=fields(event="job.failed", job=job_id, reason="database"),
+        )
+        return "database unavailable"
 
 
 # --- the scheduler -----------------------------------------------------------------------------

@@ -3,7 +3,9 @@
     collect_tick   fetch the sources that are due (each keeps its own next-fetch time)
     issue_tick     the weekly or the daily issue of its slot: draft, approve, send, publish
     retry_tick     deliveries a 4xx left for later, and sends cut off by a shutdown
-    purge_tick     subscribers still unconfirmed after [subscribers] purge_pending_days
+    purge_tick     subscribers still unconfirmed after [subscribers] purge_pending_days, and
+                   [retention]: old deliveries, entries, events, outbox, former subscribers
+    bounces_tick   the bounce mailbox ([bounces] maildir or IMAP), processed mail moved aside
     publish_tick   the public files again (events.ics moves on with the days)
 
 The issue of a slot with [issue] approval = "auto":
@@ -42,7 +44,7 @@ from digest.compose import slots
 from digest.config import Settings
 from digest.deliver import Sender
 from digest.errors import DeliveryError, DigestError
-from digest.pipeline import sending
+from digest.pipeline import bouncebox, pauses, retention, sending
 from digest.pipeline.logfmt import fields
 from digest.store import db, deliveries, issues, runs
 from digest.store.models import Delivery, DeliveryState, Issue, IssueStatus
@@ -142,7 +144,9 @@ def collect_tick(
 
 
 def purge_tick(settings: Settings, factory: sessionmaker[Session], *, now: datetime) -> TickReport:
-    """Delete subscribers who never confirmed, and the scheduler's history past `HISTORY`."""
+    """Delete subscribers who never confirmed, and the scheduler's history past `HISTORY`;
+    apply [retention] (`retention.purge`): old deliveries folded into counts, old entries
+    and events, the outbox, former subscribers after their grace."""
     report = TickReport("purge-pending")
     days = settings.subscribers.purge_pending_days
     with db.transaction(factory) as session:
@@ -155,6 +159,41 @@ def purge_tick(settings: Settings, factory: sessionmaker[Session], *, now: datet
         report.detail(text, event="subscribers.purged", count=0)
     if pruned:
         report.detail(f"{pruned} old job runs and marks pruned", event="runs.pruned")
+    try:
+        kept = retention.purge(settings, factory, now=now)
+    except DigestError as exc:
+        report.say(f"retention failed: {exc}", event="retention.failed", level=logging.ERROR)
+        return report
+    if kept.skipped:
+        report.say(kept.message, event="retention.done", level=logging.WARNING)
+    elif kept.anything:
+        report.say(kept.message, event="retention.done", rows=kept.delivery_rows)
+    else:
+        report.detail(kept.message, event="retention.done")
+    return report
+
+
+def bounces_tick(
+    settings: Settings, factory: sessionmaker[Session], *, now: datetime
+) -> TickReport:
+    """Read the bounce mailbox ([bounces]) and apply what came back; a mailbox that cannot
+    be read is an error of the run (`digest status` shows it)."""
+    report = TickReport("bounces")
+    if not bouncebox.configured(settings):
+        report.detail("no bounce mailbox: [bounces] maildir or imap_host", event="bounces.idle")
+        return report
+    try:
+        read = bouncebox.read_mailbox(settings, factory, now=now)
+    except DigestError as exc:
+        report.say(f"bounce mailbox: {exc}", event="bounces.failed", level=logging.ERROR)
+        return report
+    for line in read.lines:
+        if line.startswith(("✗", "!", "?")):
+            report.detail(line, event="bounces.message")
+    if read.messages:
+        report.say(read.message, event="bounces.done", messages=read.messages)
+    else:
+        report.detail(read.message, event="bounces.done")
     return report
 
 
@@ -186,7 +225,7 @@ def _publish(
 # --- sending -----------------------------------------------------------------------------------
 
 
-def _send(
+def send_issue(
     settings: Settings,
     factory: sessionmaker[Session],
     number: int,
@@ -225,11 +264,15 @@ def _send(
         f"failed, {counts.get(DeliveryState.BOUNCED, 0)} bounced"
     )
     if sent.paused:
+        with factory() as session:
+            paused = issues.by_number(session, number)
+            kind, advice = pauses.kind_of(paused), pauses.advice(paused)
         report.say(
-            f"issue #{number} paused: {sent.paused}",
+            f"issue #{number} paused: {sent.paused}" + (f"; {advice}" if advice else ""),
             event="issue.paused",
             level=logging.ERROR,
             issue=number,
+            kind=kind.value if kind else None,
         )
     elif sent.finished:
         if sent.attempted:
@@ -264,14 +307,14 @@ def retry_tick(
     make_sender: Callable[[], Sender] | None = None,
 ) -> TickReport:
     """Resume every issue being sent that has deliveries due: 4xx retries whose time came,
-    and rows a stopped or crashed send left behind. Paused issues wait for the operator
-    (`digest send N`), as the pause says."""
+    and rows a stopped or crashed send left behind. Paused issues are left to
+    `resuming.resume_tick` (relay pauses) or to a person (`digest send N`)."""
     report = TickReport("retry-deliveries")
     stop = stop or threading.Event()
     with factory() as session:
         numbers = _resumable(session, now)
     for number in numbers:
-        _send(settings, factory, number, now, stop, make_sender, report)
+        send_issue(settings, factory, number, now, stop, make_sender, report)
     return report
 
 
@@ -368,7 +411,7 @@ class _Tick:
         return f"{what}:{self.cadence}:{slot.isoformat()}"
 
     def send(self, number: int) -> None:
-        _send(
+        send_issue(
             self.settings, self.factory, number, self.now, self.stop, self.make_sender, self.report
         )
 
@@ -398,7 +441,7 @@ def issue_tick(
         make_sender,
         TickReport(f"issue-{cadence}"),
     )
-    if cadence == "daily" and not _has_readers(factory, Cadence.DAILY):
+    if cadence == "daily" and not has_readers(factory, cadence):
         tick.report.detail("no confirmed daily subscriber: no daily issue", event="issue.idle")
         return tick.report
     schedule = pipeline.schedule_of(settings, cadence)
@@ -412,11 +455,15 @@ def issue_tick(
     return tick.report
 
 
-def _has_readers(factory: sessionmaker[Session], cadence: Cadence) -> bool:
+def has_readers(factory: sessionmaker[Session], cadence: str) -> bool:
+    """Whether someone confirmed reads the `cadence` issue."""
     with factory() as session:
         found = session.scalar(
             sa.select(Subscriber.id)
-            .where(Subscriber.cadence == cadence, Subscriber.status == SubscriberStatus.CONFIRMED)
+            .where(
+                Subscriber.cadence == Cadence(cadence),
+                Subscriber.status == SubscriberStatus.CONFIRMED,
+            )
             .limit(1)
         )
     return found is not None

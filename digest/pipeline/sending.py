@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from functools import partial
 from urllib.parse import urlsplit
 
 import jinja2
@@ -452,10 +453,10 @@ class CommitRecorder(AnswerRecorder):
 
     def answered(self, job: Job, result: SendResult) -> None:
         if result.ok:
-            with db.transaction(self.factory) as session:
-                deliveries.mark_sent(
-                    session, int(str(job.key)), reply=result.reply, now=self.clock()
-                )
+            work = partial(
+                _mark_sent, delivery_id=int(str(job.key)), reply=result.reply, now=self.clock()
+            )
+            db.retrying(self.factory, work, what="recording an accepted message")
 
 
 def _recorder(
@@ -509,14 +510,15 @@ def _send_ledger(
     while not stop.is_set():
         now = clock()
         limit = batch if budget.successes else min(batch, canary)
-        with db.transaction(factory) as session:
-            deliveries.heartbeat(session, issue_id, owner, now=now)
-            claimed = deliveries.claim(session, issue_id, now=now, limit=limit)
+        claimed = db.retrying(
+            factory,
+            partial(_claim, issue_id=issue_id, owner=owner, now=now, batch=limit),
+            what=f"claiming messages of issue #{number}",
+        )
         if not claimed:
             if streak:
                 # Nothing left to try now: the held failures are what they seem.
-                with db.transaction(factory) as session:
-                    _record(session, streak, key, settings, clock())
+                _record_retrying(factory, streak, key, settings, clock())
                 streak = []
             if not _wait_for_retry(factory, issue_id, clock, stop, delivery.retry_seconds):
                 break
@@ -617,29 +619,74 @@ def _send_ledger(
             kept = [a for a in streak + answered if a[2] in _KEEP_ON_PAUSE]
             held = [a[0].id for a in streak + answered if a[2] not in _KEEP_ON_PAUSE]
             if kept:
-                with db.transaction(factory) as session:
-                    _record(session, kept, key, settings, clock())
+                _record_retrying(factory, kept, key, settings, clock())
             streak = []
         else:
             held = []
             streak = _flush(factory, streak + answered, key, settings, clock())
         unstarted = [i for i in by_id if i not in seen]
-        with db.transaction(factory) as session:
-            deliveries.release(session, [*unstarted, *held], now=clock())
-            if report.paused:
-                paused = session.get_one(Issue, issue_id)
-                paused.paused_reason = report.paused
-                paused.paused_kind = report.paused_kind or PauseKind.RELAY
-                paused.paused_at = clock()
+        released = partial(
+            _release,
+            ids=[*unstarted, *held],
+            issue_id=issue_id,
+            paused=report.paused,
+            kind=report.paused_kind or PauseKind.RELAY,
+            now=clock(),
+        )
+        db.retrying(factory, released, what=f"releasing messages of issue #{number}")
         if report.paused:
             break
     if streak:
-        with db.transaction(factory) as session:
-            if stop.is_set():
-                deliveries.release(session, [r.id for r, _, _ in streak], now=clock())
-            else:
-                _record(session, streak, key, settings, clock())
+        if stop.is_set():
+            released = partial(
+                _release, ids=[r.id for r, _, _ in streak], issue_id=issue_id, paused=None,
+                kind=PauseKind.RELAY, now=clock(),
+            )  # fmt: skip
+            db.retrying(factory, released, what=f"releasing messages of issue #{number}")
+        else:
+            _record_retrying(factory, streak, key, settings, clock())
     _conclude(factory, issue_id, clock(), report)
+
+
+def _mark_sent(session: Session, *, delivery_id: int, reply: str, now: datetime) -> None:
+    deliveries.mark_sent(session, delivery_id, reply=reply, now=now)
+
+
+def _claim(
+    session: Session, *, issue_id: int, owner: str, now: datetime, batch: int
+) -> list[Claimed]:
+    deliveries.heartbeat(session, issue_id, owner, now=now)
+    return deliveries.claim(session, issue_id, now=now, limit=batch)
+
+
+def _release(
+    session: Session,
+    *,
+    ids: list[int],
+    issue_id: int,
+    paused: str | None,
+    kind: PauseKind,
+    now: datetime,
+) -> None:
+    deliveries.release(session, ids, now=now)
+    if paused:
+        issue = session.get_one(Issue, issue_id)
+        issue.paused_reason = paused
+        issue.paused_kind = kind
+        issue.paused_at = now
+
+
+def _record_retrying(
+    factory: sessionmaker[Session],
+    answered: Sequence[Answer],
+    key: bytes,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    """`_record` in a transaction of its own, waiting for the database if it is away: the
+    results of accepted messages are never dropped (that would send them twice)."""
+    work = partial(_record, answered=answered, key=key, settings=settings, now=now)
+    db.retrying(factory, work, what="recording the results of sent messages")
 
 
 _KEEP_ON_PAUSE = (Verdict.SENT, Verdict.UNKNOWN, Verdict.REFUSED)
@@ -688,8 +735,7 @@ def _flush(
     """Record the answers up to the last success; return the failures after it (held)."""
     streak, settled = _settle(answered)
     if settled:
-        with db.transaction(factory) as session:
-            _record(session, settled, key, settings, now)
+        _record_retrying(factory, settled, key, settings, now)
     return streak
 
 
@@ -839,20 +885,22 @@ def _conclude(
     factory: sessionmaker[Session], issue_id: int, now: datetime, report: SendReport
 ) -> None:
     """Mark the issue sent (and public) once no row is open; fill the report's counts."""
-    with db.transaction(factory) as session:
-        counts = deliveries.counts(session, issue_id)
-        report.counts = counts
-        report.variants = deliveries.variant_counts(session, issue_id)
-        report.next_retry_at = deliveries.next_retry(session, issue_id)
-        report.unknown_total = deliveries.unknown_count(session, issue_id)
-        issue = session.get_one(Issue, issue_id)
-        if counts[DeliveryState.PENDING] == counts[DeliveryState.SENDING] == 0 and not (
-            report.paused
-        ):
-            issue.status = IssueStatus.SENT
-            issue.sent_at = issue.sent_at or now
-            issue.published_at = issue.published_at or now
-            report.finished = True
+    work = partial(_conclude_in, issue_id=issue_id, now=now, report=report)
+    db.retrying(factory, work, what="concluding the send")
+
+
+def _conclude_in(session: Session, *, issue_id: int, now: datetime, report: SendReport) -> None:
+    counts = deliveries.counts(session, issue_id)
+    report.counts = counts
+    report.variants = deliveries.variant_counts(session, issue_id)
+    report.next_retry_at = deliveries.next_retry(session, issue_id)
+    report.unknown_total = deliveries.unknown_count(session, issue_id)
+    issue = session.get_one(Issue, issue_id)
+    if counts[DeliveryState.PENDING] == counts[DeliveryState.SENDING] == 0 and not (report.paused):
+        issue.status = IssueStatus.SENT
+        issue.sent_at = issue.sent_at or now
+        issue.published_at = issue.published_at or now
+        report.finished = True
 
 
 class ErrorBudget:

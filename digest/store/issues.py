@@ -143,13 +143,19 @@ def _record_announcements(session: Session, issue: Issue, plan: IssuePlan) -> No
                 )
 
 
-def announcements_before(session: Session, slot: datetime) -> dict[int, AnnouncedEvent]:
-    """Return, per event id, how the latest issue that went out before `slot` described it."""
+def announcements_before(
+    session: Session, slot: datetime, *, cadence: str | None = None
+) -> dict[int, AnnouncedEvent]:
+    """Return, per event id, how the latest issue that went out before `slot` described it;
+    with `cadence`, only issues of that cadence count: a change is news to the readers who
+    were told about the event, not to those of the other cadence (whose issue announcing
+    it must not use the change up)."""
     query = (
         sa.select(IssueEvent, Issue.slot)
         .join(Issue)
         .where(
             Issue.slot < slot,
+            sa.true() if cadence is None else Issue.cadence == cadence,
             sa.or_(Issue.status == IssueStatus.SENT, Issue.published_at.is_not(None)),
         )
         .order_by(Issue.slot)

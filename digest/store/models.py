@@ -307,6 +307,13 @@ class Issue(Base):
     """What would not render when the issue was last drafted: items left out of a
     variant ("[fr] 'Title': file:line: error") and override templates that do not parse.
     The desk and `digest status` show them; empty when all renders."""
+    resume_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    """Automatic resumes tried since a relay pause began (the scheduler's backoff step)."""
+    resume_at: Mapped[datetime | None]
+    """When the scheduler tries the paused send again; None while no pause is being retried."""
+    delivery_totals: Mapped[str | None] = mapped_column(sa.Text)
+    """JSON state → count of its delivery rows once retention folded them away
+    (`[retention] deliveries_days`); None while the rows are kept."""
 
     announced: Mapped[list[IssueEvent]] = relationship(
         back_populates="issue", cascade="all, delete-orphan"

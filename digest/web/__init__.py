@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.types import Scope
 
@@ -35,7 +35,7 @@ from digest import config
 from digest.config import Settings
 from digest.errors import DigestError
 from digest.pipeline import open_database, transport, utcnow
-from digest.web import admin, archive, public
+from digest.web import admin, archive, probes, public
 from digest.web.pages import Site
 from digest.web.security import (
     AccessLog,
@@ -90,7 +90,9 @@ def routes() -> list[BaseRoute]:
     """Every route of the app (relative to the base URL's path)."""
     return [
         Route("/", public.root, methods=_GET),
-        Route("/healthz", _health, methods=_GET),
+        Route("/healthz", probes.healthz, methods=_GET),
+        Route("/readyz", probes.readyz, methods=_GET),
+        Route("/metrics", probes.metrics, methods=_GET),
         Route("/events.ics", archive.calendar, methods=_GET),
         Route("/events/{slug}.ics", archive.event_file, methods=_GET),
         Route("/calendars/{name}.ics", archive.named_calendar, methods=_GET),
@@ -124,11 +126,6 @@ def routes() -> list[BaseRoute]:
         Route("/{lang}/preferences/{token}/erase", public.erase, methods=_POST),
         Route("/{lang}/preferences/{token}/renew", public.renew, methods=_POST),
     ]
-
-
-async def _health(request: Request) -> Response:
-    """For the reverse proxy or a monitor: the process answers."""
-    return PlainTextResponse("ok\n")
 
 
 def _language_of_path(site: Site, path: str) -> str:

@@ -20,9 +20,9 @@ from tests.smtpserver import SmtpServer
 MONDAY = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
 
 
-def status(settings: Any, *extra: str) -> str:
+def status(settings: Any, *extra: str, code: int = 0) -> str:
     result = CliRunner().invoke(cli, ["--config", str(settings.path), "status", *extra])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == code, result.output
     return result.output
 
 
@@ -32,6 +32,7 @@ def test_status_before_the_scheduler_ever_ran(make_settings: Any) -> None:
     for job in scheduler.JOB_IDS:
         assert f"  {job} " in output
     assert "delivery: no problem" in output
+    assert output.splitlines()[-1] == "OK: all is well"
 
 
 def test_status_shows_next_runs_last_results_and_problems(
@@ -59,7 +60,7 @@ def test_status_shows_next_runs_last_results_and_problems(
     with factory() as session, session.begin():
         session.scalars(sa.select(Issue)).one().paused_reason = "paused issue #1: the relay said no"
 
-    output = status(settings)
+    output = status(settings, code=2)
     assert "jobs (times in Europe/Brussels)" in output
     weekly = next(line for line in output.splitlines() if line.startswith("  issue-weekly"))
     assert "mon 08:00" in weekly and "next Mon " in weekly and " 08:00" in weekly
@@ -74,10 +75,12 @@ def test_status_shows_next_runs_last_results_and_problems(
     assert "1 bounced" in output
     assert "delivery: 1 issue to look at" in output
 
-    data = json.loads(status(settings, "--json"))
+    assert "CRITICAL: " in output.splitlines()[-1]
+    data = json.loads(status(settings, "--json", code=2))
     assert [job["id"] for job in data["jobs"]] == list(scheduler.JOB_IDS)
     assert all(job["stored"] for job in data["jobs"])
     (issue,) = data["issues"]
     assert issue["counts"] == {"sent": 2, "pending": 1, "bounced": 1}
-    assert issue["problems"][0] == "paused: paused issue #1: the relay said no"
+    assert issue["problems"][0].startswith("paused: paused issue #1: the relay said no")
+    assert data["level"] == 2
     assert data["source_problems"][0]["name"] == "broken-agenda"

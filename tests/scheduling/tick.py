@@ -26,7 +26,7 @@ def main(argv: list[str]) -> int:
     factory = pipeline.open_database(settings)
     now = datetime.fromisoformat(moment)
     Path(ready).touch()
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 300
     while not Path(go).exists():
         if time.monotonic() > deadline:
             print("never told to start", file=sys.stderr)
