@@ -176,6 +176,10 @@ def write_publication(folder: Path) -> Path:
         "[web]\nsecure_cookies = false\nsubscribe_per_ip_per_hour = 10\n",
         encoding="utf-8",
     )
+    # Only `digest init` creates a database; a benchmark makes its own, as init does.
+    from digest.store import db
+
+    db.connect(f"sqlite:///{folder / 'bench.db'}", create=True).dispose()
     return path
 
 

@@ -139,7 +139,7 @@ def show_stories(config_path: Path, number: int) -> None:
     from digest import config, pipeline
     from digest.store import issues
 
-    factory = pipeline.open_database(config.load(config_path, env={}))
+    factory = pipeline.open_database(config.load(config_path, env=DATABASE_ENV))
     with factory() as session:
         plan = issues.plan_of(issues.by_number(session, number))
     variant = plan.variant("en")

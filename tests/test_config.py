@@ -208,7 +208,7 @@ def test_titles_sender_names_and_labels_per_language(tmp_path: Path) -> None:
         ('[labels.topics.housing]\nes = "Vivienda"\n', r"\[labels.topics.housing\]: 'es'"),
         ('[publication]\ntitles = "Digest"\n', "expected a table"),
         ("[labels.sections]\nnews = { nl = 3 }\n", "expected a string"),
-        ("[publish]\nfeed_issues = 0\n", "feed_issues and feed_items must be at least 1"),
+        ("[publish]\nfeed_issues = 0\n", "feed_issues: 0; it must be more than 0"),
     ],
 )
 def test_labels_name_what_is_wrong(tmp_path: Path, text: str, message: str) -> None:

@@ -7,6 +7,7 @@ items are collected into a real database, drafted, and sent to a real SMTP serve
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import unicodedata
 from dataclasses import replace
@@ -228,10 +229,14 @@ def test_an_item_that_does_not_render_is_left_out_and_the_rest_is_sent(
 ) -> None:
     from digest.store import issues
     from digest.store.models import Issue
-    from tests.render.test_isolation import BROKEN_MJML
+    from tests.render.test_isolation import BROKEN_MJML, html_showing_override
     from tests.test_send import PEOPLE, settings_for
 
     settings = settings_for(make_settings, tmp_path, smtp_server)
+    overrides = html_showing_override(tmp_path / "overrides")
+    settings = dataclasses.replace(
+        settings, render=dataclasses.replace(settings.render, templates_dir=overrides)
+    )
     add_people(settings, factory)
     pipeline.collect_sources(settings, factory, now=MONDAY - timedelta(days=1))
     number = pipeline.draft(settings, factory, now=MONDAY).number

@@ -33,7 +33,8 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("example")
     materialize(folder, TODAY)
     path = folder / "digest.toml"
-    for args in (("collect", "--all"), ("draft", "--as-of", "2026-11-23T07:00")):
+    steps = (("init", str(folder)), ("collect", "--all"), ("draft", "--as-of", "2026-11-23T07:00"))
+    for args in steps:
         done = digest(path, *args)
         assert done.returncode == 0, done.stderr
     return path

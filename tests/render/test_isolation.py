@@ -41,8 +41,20 @@ def with_broken_items(plan: IssuePlan, language: str) -> tuple[IssuePlan, list[s
     return plan, [first.title, second.title]
 
 
-def test_an_item_that_fails_to_render_is_left_out_and_named() -> None:
-    env = make_environment(None)
+def html_showing_override(directory: Path) -> Path:
+    """An operator's templates folder whose item card also shows the item's HTML. The
+    built-in cards show text excerpts, which cannot break MJML; such an override can:
+    that is the MJML error an issue must survive."""
+    builtin = Path(__file__).resolve().parents[2] / "templates" / "email" / "_entry.mjml.jinja"
+    (directory / "email").mkdir(parents=True)
+    (directory / "email" / "_entry.mjml.jinja").write_text(
+        builtin.read_text(encoding="utf-8") + "{{ item.summary_html|safe }}\n", encoding="utf-8"
+    )
+    return directory
+
+
+def test_an_item_that_fails_to_render_is_left_out_and_named(tmp_path: Path) -> None:
+    env = make_environment(html_showing_override(tmp_path / "overrides"))
     plan, culprits = with_broken_items(example_plan(), "en")
     rendered = render_for_inbox(plan, "en", links("en"), env)
     assert sorted(o.title for o in rendered.omitted) == sorted(culprits)
