@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from digest.cli import cli
 from tests.dbfixtures import write_config
+from tests.services import unavailable
 from tests.web.conftest import WEB
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -46,7 +47,7 @@ def test_the_units_keep_running_and_are_private(name: str) -> None:
 def test_systemd_analyze_rates_the_units_below_4(name: str) -> None:
     tool = shutil.which("systemd-analyze")
     if tool is None:
-        pytest.skip("systemd-analyze is not installed here")
+        unavailable("systemd-analyze is not installed here (Debian: systemd)")
     done = subprocess.run(
         [tool, "security", "--offline=yes", str(EXAMPLES / name)],
         capture_output=True,

@@ -28,6 +28,7 @@ from digest.pipeline import health, scheduler, sending
 from digest.store.models import Delivery, DeliveryState
 from subscribers.model import Subscriber, SubscriberStatus
 from tests.scheduling.conftest import patient
+from tests.services import unavailable
 from tests.smtpserver import certificate
 from tests.test_returns import complaint, dsn, sent_message
 from tests.test_send import add_people, approved_issue, settings_for
@@ -157,9 +158,9 @@ service imap-login {{
 def dovecot() -> Iterator[tuple[int, Path]]:
     binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
     if not Path(binary).exists():
-        pytest.skip("Dovecot is not installed (Debian: dovecot-imapd)")
+        unavailable("Dovecot is not installed (Debian: dovecot-imapd)")
     if os.geteuid() != 0:
-        pytest.skip("this test starts Dovecot as root (it drops to the dovecot user)")
+        unavailable("this test starts Dovecot as root (it drops to the dovecot user)")
     root = Path(tempfile.mkdtemp(prefix="digest-imap-"))
     root.chmod(0o755)
     cert, key = certificate()

@@ -32,6 +32,7 @@ from digest.pipeline.logfmt import FIELDS
 from digest.store import db
 from digest.store.models import DeliveryState, IssueStatus
 from tests.scheduling.conftest import add_readers, issues_of, ledger
+from tests.services import unavailable
 from tests.smtpserver import SmtpServer
 
 MONDAY = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
@@ -84,7 +85,7 @@ def _free_port() -> int:
 def cluster() -> Iterator[Cluster]:
     binaries = _binaries()
     if binaries is None:
-        pytest.skip("PostgreSQL's initdb is not installed (Debian: postgresql)")
+        unavailable("PostgreSQL's initdb is not installed (Debian: postgresql)")
     folder = Path(tempfile.mkdtemp(prefix="digest-pg-"))
     data = folder / "data"
     if os.geteuid() == 0:
