@@ -13,6 +13,7 @@ security choices are described in docs/web.md.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
@@ -124,9 +125,11 @@ def create_app(
     *,
     factory: sessionmaker[Session] | None = None,
     clock: Callable[[], datetime] = utcnow,
+    ticker: Callable[[], float] = time.monotonic,
 ) -> Starlette:
     """Return the web app for `settings` (its database opened unless `factory` is given).
 
+    `ticker` (seconds) times the in-memory answers' freshness (`web.cache`).
     Raises `ConfigError` when a secret the app needs is missing: [web] secret_key (links
     and sessions) or [subscribers] suppression_key (unsubscribing, erasing).
     """
@@ -140,6 +143,7 @@ def create_app(
         clock=clock,
         signup_limit=RateLimit(max(1, settings.web.subscribe_per_ip_per_hour), 3600),
         login_limit=RateLimit(LOGIN_ATTEMPTS, 900),
+        ticker=ticker,
     )
     mounted: list[BaseRoute] = routes()
     if site.prefix:
