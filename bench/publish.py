@@ -8,9 +8,10 @@ story keys and titles, so feeds and search see N issues' worth of stories), and 
 - **one new**: one more issue is published and `digest publish` runs again;
 - **nothing new**: `digest publish` runs once more with nothing changed.
 
-CPU seconds of this process (`time.process_time`) and wall seconds are printed, and the
-growth of each step from N to 10N (1.0 = the same cost at every size). SQLite file in a
-temporary folder; no network.
+Each size runs in its own interpreter (after a warm-up publish of 2 issues), as each
+`digest publish` does. CPU seconds of that process (`time.process_time`) and wall seconds
+(an fsync per written file included) are printed, and the growth of each step from N to
+10N (1.0 = the same cost at every size). SQLite file in a temporary folder; no network.
 
     .venv/bin/python bench/publish.py [--sizes 5,50,500]
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -87,6 +89,7 @@ def _timed(step: Callable[[], object]) -> tuple[float, float]:
 
 def measure(size: int, folder: Path) -> dict[str, tuple[float, float]]:
     """Publish an archive of `size` issues three ways; return step → (CPU s, wall s)."""
+    folder.mkdir(parents=True)
     materialize(folder, MONDAY.date())
     text = (folder / "digest.toml").read_text(encoding="utf-8")
     url = f"sqlite:///{folder}/digest.db"
@@ -115,35 +118,46 @@ def measure(size: int, folder: Path) -> dict[str, tuple[float, float]]:
     return figures
 
 
+def _measure_apart(size: int) -> dict[str, tuple[float, float]]:
+    """`measure(size)` in a fresh interpreter, as `digest publish` runs (one process each):
+    what one size leaves in memory must not slow the next one down."""
+    command = [sys.executable, __file__, "--one", str(size)]
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    figures: dict[str, list[float]] = json.loads(done.stdout.strip().splitlines()[-1])
+    return {step: (cpu, wall) for step, (cpu, wall) in figures.items()}
+
+
+def _ratio(after: float, before: float) -> str:
+    return f"{after / max(before, 1e-9):.2f}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="5,50,500", help="archive sizes, comma-separated")
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one is not None:
+        with tempfile.TemporaryDirectory(prefix="digest-bench-publish-") as folder:
+            measure(2, Path(folder) / "warm-up")  # imports, templates, catalogues
+            print(json.dumps(measure(args.one, Path(folder) / "measured")))
+        return 0
     sizes = [int(size) for size in args.sizes.split(",")]
     results: dict[int, dict[str, tuple[float, float]]] = {}
-    with tempfile.TemporaryDirectory(prefix="digest-bench-publish-") as folder:
-        measure(2, Path(folder))  # warm up: imports, template compilation, catalogues
     for size in sizes:
-        with tempfile.TemporaryDirectory(prefix="digest-bench-publish-") as folder:
-            results[size] = measure(size, Path(folder))
+        results[size] = _measure_apart(size)
         row = "  ".join(
             f"{step} {cpu:6.2f} s CPU {wall:6.2f} s" for step, (cpu, wall) in results[size].items()
         )
         print(f"{size:5d} issues: {row}", flush=True)
     print()
-    for before, after in itertools.pairwise(sizes):
-        growth = "  ".join(
-            f"{step} ×{results[after][step][0] / max(results[before][step][0], 1e-9):.2f}"
-            for step in results[before]
-        )
-        print(f"CPU growth {before} → {after} issues: {growth}")
+    for unit, index in (("CPU", 0), ("wall", 1)):
+        for before, after in itertools.pairwise(sizes):
+            growth = "  ".join(
+                f"{step} ×{_ratio(results[after][step][index], results[before][step][index])}"
+                for step in results[before]
+            )
+            print(f"{unit} growth {before} → {after} issues: {growth}")
     print("(×1.0 = the same cost at every size; ×10 = linear in the archive)")
-    for before, after in itertools.pairwise(sizes):
-        growth = "  ".join(
-            f"{step} ×{results[after][step][1] / max(results[before][step][1], 1e-9):.2f}"
-            for step in results[before]
-        )
-        print(f"wall growth {before} → {after} issues: {growth}")
     return 0
 
 

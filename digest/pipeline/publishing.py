@@ -400,12 +400,11 @@ def _language_files(
         shown = plan.variant(language).sections[at].items[position]
         content = render_item_entry(plan, shown, language, base, env)
         chosen.append(replace(story, content_html=content))
-    newest_first: dict[str, search.IndexedItem] = {}
+    newest_first: dict[str, dict[str, Any]] = {}
     for summary in reversed(summaries):
         for record in reversed(summary["search"]):
-            indexed = search.IndexedItem(**record)
-            newest_first.setdefault(f"{indexed.title}\x1f{indexed.url}", indexed)
-    files[layout.search_index(language)] = search.index_bytes(newest_first.values())
+            newest_first.setdefault(f"{record['title']}\x1f{record['url']}", record)
+    files[layout.search_index(language)] = search.records_bytes(list(newest_first.values()))
     files[layout.archive_search(language)] = render_search_page(
         language=language, site=site, env=env
     ).encode("utf-8")

@@ -9,6 +9,7 @@ that stops half-way leaves one that under-promises (those files are rendered aga
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 from digest.publish import PublishReport, SiteBuild
@@ -31,9 +32,7 @@ def write_site(
         known = previous.unchanged(output_dir, relative, sha256)
         if known is not None:
             report.unchanged.append(relative)
-            manifest.files[relative] = type(known)(
-                sha256=sha256, size=known.size, mtime_ns=known.mtime_ns, inputs=inputs
-            )
+            manifest.files[relative] = replace(known, inputs=inputs)
             continue
         if write_atomic(path, data):
             report.written.append(relative)
