@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -265,36 +265,24 @@ def _summary(plan: IssuePlan, one: Published, language: str, site: Site) -> dict
     day = issue_day(plan)
     url = site.url(layout.issue_page(plan.number, language))
     stories: list[dict[str, Any]] = []
-    records: list[dict[str, Any]] = []
     day_text = format_day(day, language)
     for at, section in enumerate(variant.sections):
         for position, item in enumerate(section.items):
             story_published = item.published_at or one.published_at
-            stories.append(
-                {
-                    "key": item.key,
-                    "title": item.title or item.key,
-                    "link": item.link or url,
-                    "published_at": story_published.isoformat(),
-                    "updated_at": max(story_published, one.published_at).isoformat(),
-                    "summary": search.shorten(item.summary_text),
-                    "categories": [plan.labels.topic(t, language) for t in item.topics],
-                    "language": item.language,
-                    "at": [at, position],
-                }
-            )
-            records.append(
-                asdict(
-                    search.IndexedItem(
-                        title=item.title,
-                        url=item.link or url,
-                        issue_url=url,
-                        number=plan.number,
-                        day=day_text,
-                        summary=search.shorten(item.summary_text),
-                    )
-                )
-            )
+            story = {
+                "key": item.key,
+                "title": item.title or item.key,
+                "link": item.link or url,
+                "published_at": story_published.isoformat(),
+                "updated_at": max(story_published, one.published_at).isoformat(),
+                "summary": search.shorten(item.summary_text),
+                "categories": [plan.labels.topic(t, language) for t in item.topics],
+                "language": item.language,
+                "at": [at, position],
+            }
+            if item.title != story["title"]:
+                story["search_title"] = item.title  # untitled: the search index keeps it so
+            stories.append(story)
     return {
         "subject": subject(plan, variant),
         "day": day.isoformat(),
@@ -303,8 +291,23 @@ def _summary(plan: IssuePlan, one: Published, language: str, site: Site) -> dict
         "day_text": day_text,
         "preheader": preheader(variant),
         "stories": stories,
-        "search": records,
     }
+
+
+def _search_records(number: int, summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The search index's records of one issue (`search.IndexedItem`'s fields, in order),
+    from its summary: a story's search record is its title, link and summary."""
+    return [
+        {
+            "title": story.get("search_title", story["title"]),
+            "url": story["link"],
+            "issue_url": summary["url"],
+            "number": number,
+            "day": summary["day_text"],
+            "summary": story["summary"],
+        }
+        for story in summary["stories"]
+    ]
 
 
 def _entry(number: int, summary: dict[str, Any]) -> ArchiveEntry:
@@ -406,8 +409,8 @@ def _language_files(
         content = render_item_entry(plan, shown, language, base, env)
         chosen.append(replace(story, content_html=content))
     newest_first: dict[str, dict[str, Any]] = {}
-    for summary in reversed(summaries):
-        for record in reversed(summary["search"]):
+    for one, summary in zip(reversed(published), reversed(summaries), strict=True):
+        for record in reversed(_search_records(one.number, summary)):
             newest_first.setdefault(f"{record['title']}\x1f{record['url']}", record)
     files[layout.search_index(language)] = search.records_bytes(list(newest_first.values()))
     files[layout.archive_search(language)] = render_search_page(

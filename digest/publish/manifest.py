@@ -3,7 +3,7 @@
 The manifest (`.digest-publish.json` in the output folder) records, for every file written,
 the SHA-256 of its bytes, its size and mtime, and the hash of the inputs it was rendered
 from; and for every published issue what the archive index, the feeds and the search
-index need of it (subject, first titles, stories, search records), under the hash of its
+index need of it (subject, day, first titles, stories), under the hash of its
 inputs. A publish then renders only the issue pages whose inputs changed (the issue's
 plan or dates, its neighbours, the site, the templates, the settings, digest's version)
 and whose file is still what the manifest says; and writes a file only when its bytes
@@ -26,7 +26,7 @@ from typing import Any
 from digest import __version__
 
 MANIFEST = ".digest-publish.json"
-_FORMAT = 1
+_FORMAT = 2
 
 
 def digest_of(*parts: str | bytes) -> str:
