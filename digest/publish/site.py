@@ -9,6 +9,7 @@ that stops half-way leaves one that under-promises (those files are rendered aga
 from __future__ import annotations
 
 import hashlib
+from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
 
@@ -38,7 +39,9 @@ def write_site(
             report.written.append(relative)
         else:
             report.unchanged.append(relative)
-        manifest.files[relative] = record_of(path, sha256, inputs)
+        # Another publish into this folder may have removed it: unrecorded, it is written next.
+        with suppress(FileNotFoundError):
+            manifest.files[relative] = record_of(path, sha256, inputs)
     for relative, record in sorted(build.kept.items()):
         report.unchanged.append(relative)
         manifest.files[relative] = record
