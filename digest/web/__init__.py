@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
@@ -225,9 +226,11 @@ def create_app(
     *,
     factory: sessionmaker[Session] | None = None,
     clock: Callable[[], datetime] = utcnow,
+    ticker: Callable[[], float] = time.monotonic,
 ) -> Starlette:
     """Return the web app for `settings` (its database opened unless `factory` is given).
 
+    `ticker` (seconds) times the in-memory answers' freshness (`web.cache`).
     Raises `ConfigError` when a secret the app needs is missing: [web] secret_key (links
     and sessions) or [subscribers] suppression_key (unsubscribing, erasing).
     """
@@ -250,6 +253,7 @@ def create_app(
             RateLimit(LOGIN_ATTEMPTS, 900), RateLimit(LOGIN_ATTEMPTS_OVERALL, 900)
         ),
         form_limit=RouteLimit(RateLimit(FORM_POSTS, 600), RateLimit(FORM_POSTS_OVERALL, 600)),
+        ticker=ticker,
     )
     mounted: list[BaseRoute] = routes()
     if site.prefix:
