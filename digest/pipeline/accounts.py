@@ -64,20 +64,25 @@ _hasher = argon2.PasswordHasher()
 
 # What each role and each API scope may do. Editors curate, test and approve; admins also
 # manage sources, subscribers and accounts, and read the audit log. API scopes nest.
+# (Two tables: a role and a scope may share a name, "admin", and differ.)
 _EDITOR = frozenset({"read", "curate", "test", "approve", "draft", "collect"})
-_GRANTS: dict[str, frozenset[str]] = {
-    Role.EDITOR.value: _EDITOR,
-    Role.ADMIN.value: _EDITOR | {"sources", "subscribers", "accounts", "audit", "subscribe"},
-    ApiScope.SUBSCRIBE.value: frozenset({"subscribe"}),
-    ApiScope.READ.value: frozenset({"subscribe", "read"}),
-    ApiScope.ADMIN.value: frozenset({"subscribe", "read", "draft", "collect", "subscribers"}),
+_ROLE_GRANTS: dict[Role, frozenset[str]] = {
+    Role.EDITOR: _EDITOR,
+    Role.ADMIN: _EDITOR | {"sources", "subscribers", "accounts", "audit", "subscribe"},
+}
+_SCOPE_GRANTS: dict[ApiScope, frozenset[str]] = {
+    ApiScope.SUBSCRIBE: frozenset({"subscribe"}),
+    ApiScope.READ: frozenset({"subscribe", "read"}),
+    ApiScope.ADMIN: frozenset({"subscribe", "read", "draft", "collect", "subscribers"}),
 }
 
 
-def permits(grant: Role | ApiScope | str, action: str) -> bool:
+def permits(grant: Role | ApiScope, action: str) -> bool:
     """Whether an account's role or an API key's scope allows `action` ("approve",
-    "subscribers", "audit", "read", "draft", …); unknown grants allow nothing."""
-    return action in _GRANTS.get(str(grant), frozenset())
+    "subscribers", "audit", "read", "draft", …)."""
+    if isinstance(grant, ApiScope):
+        return action in _SCOPE_GRANTS[grant]
+    return action in _ROLE_GRANTS[grant]
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from digest import config
 from digest.config import Settings
 from digest.errors import DigestError
 from digest.pipeline import open_database, transport, utcnow
-from digest.web import admin, archive, public
+from digest.web import accounts, admin, archive, public
 from digest.web.pages import Site
 from digest.web.security import AccessLog, BodyLimit, RateLimit, SecurityHeaders
 
@@ -67,6 +67,8 @@ def routes() -> list[BaseRoute]:
         Route("/admin", admin.admin_root, methods=_GET),
         Route("/{lang}/admin/", admin.dashboard, methods=_GET),
         Route("/{lang}/admin/login", admin.login, methods=_BOTH),
+        Route("/{lang}/admin/login/link", accounts.login_link, methods=_BOTH),
+        Route("/{lang}/admin/audit", accounts.audit_page, methods=_GET),
         Route("/{lang}/admin/logout", admin.logout, methods=_POST),
         Route("/{lang}/admin/issues/{number:int}", admin.issue, methods=_GET),
         Route("/{lang}/admin/issues/{number:int}/curate", admin.curate, methods=_POST),
