@@ -17,6 +17,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
+from http import HTTPStatus
 
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
@@ -31,7 +32,7 @@ from digest import config
 from digest.config import Settings
 from digest.errors import DigestError
 from digest.pipeline import open_database, transport, utcnow
-from digest.web import accounts, admin, archive, public
+from digest.web import accounts, admin, api, archive, public
 from digest.web.pages import Site
 from digest.web.security import AccessLog, BodyLimit, RateLimit, SecurityHeaders
 
@@ -43,6 +44,7 @@ BODY_LIMIT = 1_000_000
 LOGIN_ATTEMPTS = 10
 """Login attempts per client address in 15 minutes."""
 
+HTTP_PHRASES = {status.value: status.phrase for status in HTTPStatus}
 _GET = ["GET"]
 _POST = ["POST"]
 _BOTH = ["GET", "POST"]
@@ -64,6 +66,7 @@ def routes() -> list[BaseRoute]:
         Route("/archive/{lang}/", archive.archive_index, methods=_GET),
         Route("/archive/{lang}/index.html", archive.archive_index, methods=_GET),
         Route("/archive/{lang}/{number:int}.html", archive.issue_page, methods=_GET),
+        *api.routes(),
         Route("/admin", admin.admin_root, methods=_GET),
         Route("/{lang}/admin/", admin.dashboard, methods=_GET),
         Route("/{lang}/admin/login", admin.login, methods=_BOTH),
@@ -98,6 +101,12 @@ async def _error_page(request: Request, exc: Exception) -> Response:
     site: Site = request.app.state.site
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     path = request.url.path[len(site.prefix) :]
+    if path.startswith("/api/"):
+        return api.error(
+            status,
+            {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(status, "error"),
+            HTTP_PHRASES.get(status, "error"),
+        )
     first = path.lstrip("/").split("/")[0]
     language = first if first in site.languages else site.settings.default_language
     kind = {404: "not_found", 405: "not_found", 413: "too_large"}.get(status, "error")
