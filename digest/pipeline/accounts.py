@@ -22,7 +22,6 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.utils import parseaddr
 from urllib.parse import quote
 
 import argon2
@@ -359,7 +358,7 @@ def _mail(
         rendered,
         sender=sender,
         to_address=address,
-        to_name=parseaddr(name)[0] or name,
+        to_name=name,
         message_id=f"sign-in.{now:%Y%m%d%H%M%S}.{secrets.token_hex(6)}",
         date=now,
         envelope_from=envelope,
