@@ -60,6 +60,8 @@ Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 MAX_BODY = 16_384
 """Bytes of a JSON body at most (a sign-up is far smaller)."""
 ISSUES_LISTED = 50
+MAX_NUMBER = 2**31 - 1
+"""The largest issue number a database integer column holds."""
 
 
 def error(status: int, code: str, message: str, **headers: str) -> JSONResponse:
@@ -300,6 +302,8 @@ async def issue(request: Request) -> Response:
     """One issue with its delivery counts."""
     site = site_of(request)
     number = int(request.path_params["number"])
+    if number > MAX_NUMBER:  # no database integer is that large (found by schemathesis)
+        return error(404, "not_found", f"there is no issue {number}")
     found = await run_in_threadpool(issues_json, site.factory, number)
     if found is None:
         return error(404, "not_found", f"there is no issue {number}")
@@ -369,13 +373,21 @@ async def draft(request: Request) -> Response:
 
 
 @cache
-def _description() -> bytes:
-    return resources.files("digest.web").joinpath("openapi.json").read_bytes()
+def description() -> dict[str, Any]:
+    """The packaged OpenAPI description (`openapi.json` beside this module)."""
+    found: dict[str, Any] = json.loads(
+        resources.files("digest.web").joinpath("openapi.json").read_bytes()
+    )
+    return found
 
 
 async def openapi(request: Request) -> Response:
-    """This API's OpenAPI 3.1 description."""
-    return Response(_description(), media_type="application/json")
+    """This API's OpenAPI 3.1 description, with this publication's languages as the
+    sign-up's choices."""
+    described = json.loads(json.dumps(description()))
+    signup = described["components"]["schemas"]["Signup"]["properties"]
+    signup["language"]["enum"] = list(site_of(request).languages)
+    return JSONResponse(described)
 
 
 async def not_found(request: Request) -> Response:

@@ -338,6 +338,9 @@ def test_collect_draft_and_issues_with_their_delivery_counts(
         one = client.get(f"/api/v1/issues/{number}", headers=read)
         assert one.json() == first
         assert client.get("/api/v1/issues/999", headers=read).status_code == 404
+        # Larger than any database integer: still a plain 404.
+        huge = client.get(f"/api/v1/issues/{2**63}", headers=read)
+        assert huge.status_code == 404 and huge.json()["error"] == "not_found"
     actions = {(e.actor, e.action) for e in audit.entries(factory)}
     assert ("api:admin-key", "collected") in actions
     assert ("api:admin-key", "drafted") in actions
@@ -346,7 +349,9 @@ def test_collect_draft_and_issues_with_their_delivery_counts(
 # --- the description ----------------------------------------------------------------------
 
 
-def test_the_openapi_file_describes_every_route(api_client: TestClient) -> None:
+def test_the_openapi_file_describes_every_route(
+    api_client: TestClient, settings: config.Settings
+) -> None:
     answer = api_client.get("/api/v1/openapi.json")
     assert answer.status_code == 200
     described = answer.json()
@@ -371,6 +376,8 @@ def test_the_openapi_file_describes_every_route(api_client: TestClient) -> None:
             if operation.get("security") == []:
                 continue
             assert {"401", "403"} <= set(operation["responses"]), (method, path)
-    # The file in the package is the one served, and it is valid JSON.
-    packaged = Path(api.__file__).with_name("openapi.json")
-    assert json.loads(packaged.read_text(encoding="utf-8")) == described
+    # The file in the package is the one served, with the publication's languages added.
+    packaged = json.loads(Path(api.__file__).with_name("openapi.json").read_text("utf-8"))
+    language = described["components"]["schemas"]["Signup"]["properties"]["language"]
+    assert language.pop("enum") == list(settings.publication.languages)
+    assert packaged == described
