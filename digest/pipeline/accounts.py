@@ -19,7 +19,6 @@ import functools
 import hashlib
 import hmac
 import secrets
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import quote
@@ -41,8 +40,10 @@ from subscribers.errors import InvalidAddress
 from subscribers.keys import KeyPurpose, derive_key
 
 __all__ = [
+    "MIN_PASSWORD",
     "SIGN_IN_MINUTES",
     "AccountRow",
+    "SignedIn",
     "add_account",
     "check_password",
     "has_accounts",
@@ -51,6 +52,7 @@ __all__ = [
     "read_sign_in",
     "remove_account",
     "send_sign_in",
+    "sign_in_token",
 ]
 
 SIGN_IN_MINUTES = 15
@@ -375,8 +377,3 @@ def _mail(
             close()
     if not result.ok:
         raise DigestError(f"the sign-in mail to {address} was refused: {result.reply}")
-
-
-def roles() -> Sequence[str]:
-    """The roles an account may have."""
-    return [role.value for role in Role]
