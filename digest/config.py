@@ -341,6 +341,11 @@ class WebSettings:
     subscribe_per_ip_per_hour: int = setting(
         10, "Sign-up form posts accepted per IP address and hour."
     )
+    api_allowed_origins: list[str] = setting(
+        [],
+        "Origins whose pages may post sign-ups to /api/v1/subscribers (CORS), e.g. "
+        '["https://hub.example.org"]; "*" for any.',
+    )
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ class KeyPurpose(enum.StrEnum):
     SESSION = "session"  # the desk's session cookie
     CSRF = "csrf"  # form tokens
     MESSAGE_ID = "message-id"  # the keyed part of Message-IDs and VERP addresses
+    SIGN_IN = "sign-in"  # the editor's emailed sign-in links
 
 
 def derive_key(secret: str | bytes, purpose: str, *, length: int = 32) -> bytes:

@@ -20,6 +20,7 @@ from digest import __version__, config, layout, pipeline
 from digest.cli.context import Context, DigestGroup, as_of_option, parse_as_of, pass_context
 from digest.config import SOURCE_KINDS, SourceSettings
 from digest.errors import DigestError
+from digest.pipeline import audit
 from digest.store import db, sources
 from digest.terminal import echo, secho
 
@@ -32,11 +33,17 @@ from digest.terminal import echo, secho
     metavar="PATH",
     help="Configuration file (default: ./digest.toml, or $DIGEST_CONFIG).",
 )
+@click.option(
+    "--by",
+    envvar="DIGEST_BY",
+    metavar="NAME",
+    help="Who the audit log names for this command (default: the OS user; $DIGEST_BY).",
+)
 @click.version_option(__version__, prog_name="digest")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None) -> None:
+def cli(ctx: click.Context, config_path: str | None, by: str | None) -> None:
     """Collect news and events into a multilingual digest: email, Atom feed, calendar."""
-    ctx.obj = Context(config_path)
+    ctx.obj = Context(config_path, by)
     ctx.call_on_close(ctx.obj.close)
 
 
@@ -218,6 +225,7 @@ def draft(ctx: Context, daily: bool, as_of: str | None) -> None:
     )
     zone = zoneinfo.ZoneInfo(ctx.settings.publication.timezone)
     verb = "drafted" if made.created else "updated the draft of"
+    audit.record(ctx.factory, ctx.actor, "drafted", f"issue {made.number}", verb)
     echo(f"{verb} issue #{made.number} for {made.slot.astimezone(zone):%a %d %b %Y %H:%M}")
     for variant in made.plan.variants:
         counts = ", ".join(f"{len(s.items)} {s.name}" for s in variant.sections) or "nothing"
@@ -412,7 +420,7 @@ def main() -> None:
 
 
 # Commands with modules of their own register here (imported last: they use the group).
-from digest.cli import delivery, operations, upkeep, web  # noqa: E402
+from digest.cli import delivery, editors, operations, upkeep, web  # noqa: E402
 from digest.cli import schedule as schedule_commands  # noqa: E402
 from digest.cli.subscribers import subscribers_group  # noqa: E402
 
@@ -430,3 +438,6 @@ cli.add_command(schedule_commands.schedule)
 cli.add_command(schedule_commands.status)
 cli.add_command(upkeep.preflight)
 cli.add_command(upkeep.purge)
+cli.add_command(editors.editors_group)
+cli.add_command(editors.api_keys_group)
+cli.add_command(editors.audit_command)

@@ -27,6 +27,15 @@ class Context:
     """What every command needs, loaded on first use."""
 
     config_path: str | None
+    by: str | None = None
+    """`digest --by NAME`: who the audit log names for this command (default: the OS user)."""
+
+    @property
+    def actor(self) -> str:
+        """The audit log's name for whoever runs this command."""
+        from digest.pipeline import audit
+
+        return audit.cli_actor(self.by)
 
     @cached_property
     def settings(self) -> Settings:

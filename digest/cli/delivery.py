@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from digest.cli.context import Context, as_of_option, parse_as_of, pass_context
-from digest.pipeline import returns, sending
+from digest.pipeline import audit, returns, sending
 from digest.store.models import DeliveryState
 
 
@@ -24,6 +24,7 @@ from digest.store.models import DeliveryState
 def approve(ctx: Context, issue: int) -> None:
     """Approve draft ISSUE so that `digest send` (or the scheduler) sends it."""
     approved = sending.approve(ctx.settings, ctx.factory, issue)
+    audit.record(ctx.factory, ctx.actor, "approved", f"issue {approved.number}")
     click.echo(f"issue #{approved.number} is {approved.status.value}")
 
 
@@ -96,6 +97,7 @@ def send(
         result = sending.send_test(
             settings, factory, test_to, number=issue, language=language, now=now
         )
+        audit.record(factory, ctx.actor, "test_sent", f"issue {issue or 'latest'}", test_to)
         if not result.ok:
             raise click.ClickException(f"the test message to {test_to} was refused: {result.reply}")
         click.echo(f"test message sent to {test_to}: {result.reply}")
@@ -118,8 +120,19 @@ def send(
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     print_send_report(report)
+    audit.record(factory, ctx.actor, "sent", f"issue {report.number}", _sent_detail(report))
     if report.paused or not report.finished:
         sys.exit(1)
+
+
+def _sent_detail(report: sending.SendReport) -> str:
+    """The audit log's words for a send: how many were tried, and how it ended."""
+    ending = (
+        f"paused: {report.paused}"
+        if report.paused
+        else ("finished" if report.finished else "unfinished")
+    )
+    return f"{report.attempted} attempted; {ending}"
 
 
 def _on_signals(stop: threading.Event) -> dict[int, Any]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from digest.cli.context import Context, pass_context
-from digest.pipeline import people
+from digest.pipeline import audit, people
 from subscribers.csvio import COLUMNS
 from subscribers.model import Cadence, SubscriberStatus
 
@@ -103,6 +103,13 @@ def subscribers_import(ctx: Context, file: Path, confirmed: bool) -> None:
     imported; the exit status is then 1.
     """
     report = people.import_subscribers(ctx.settings, ctx.factory, file, confirmed=confirmed)
+    audit.record(
+        ctx.factory,
+        ctx.actor,
+        "imported",
+        file.name,
+        f"{report.imported} imported, {len(report.rejected)} skipped",
+    )
     click.echo(f"imported {report.imported}, skipped {len(report.rejected)}")
     for rejected in report.rejected:
         click.echo(f"  {rejected}")
@@ -204,6 +211,9 @@ def subscribers_remove(ctx: Context, email: str, how: str | None) -> None:
     """
     removal = people.Removal(how) if how else people.Removal.DELETE
     removed = people.remove_subscriber(ctx.settings, ctx.factory, email, how=removal)
+    if removal is people.Removal.ERASE:
+        # Never the address: the log must not undo the erasure.
+        audit.record(ctx.factory, ctx.actor, "erased", "a subscriber")
     if removal is people.Removal.DELETE:
         click.echo(
             f"removed {removed.email}; the address is not suppressed and may be added again "

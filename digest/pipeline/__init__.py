@@ -29,7 +29,8 @@ from digest.compose import slots
 from digest.compose.plan import compose as compose_plan
 from digest.config import Settings, database_url, source_location
 from digest.errors import DigestError, GoneError, HTTPStatusError, RateLimitedError, SourceError
-from digest.publish import PublishReport
+from digest.publish import PublishReport, SiteBuild
+from digest.publish.manifest import Manifest
 from digest.publish.site import write_site
 from digest.render import Links, Omitted, RenderedEmail, overrides
 from digest.render.email import check_items, describe_error, render_for_inbox
@@ -636,12 +637,17 @@ def mark_published(
 
 
 def build_site(
-    settings: Settings, factory: sessionmaker[Session], *, now: datetime | None = None
-) -> dict[str, bytes]:
-    """Build every public file in memory: archive site, feeds, search index, calendars."""
+    settings: Settings,
+    factory: sessionmaker[Session],
+    *,
+    now: datetime | None = None,
+    previous: Manifest | None = None,
+) -> SiteBuild:
+    """Build the public files in memory: archive site, feeds, search index, calendars
+    (with `previous`, the last publish's manifest, only what changed is rendered)."""
     from digest.pipeline import publishing  # it uses this module's helpers
 
-    return publishing.build_site(settings, factory, now=now or utcnow())
+    return publishing.build_site(settings, factory, now=now or utcnow(), previous=previous)
 
 
 def publish(
@@ -651,11 +657,14 @@ def publish(
     now: datetime | None = None,
     force: bool = False,
 ) -> PublishReport:
-    """Write the public files into [publish] output_dir; refuse (unless `force`) to replace
-    a published feed by one with fewer issues."""
+    """Write the public files into [publish] output_dir, rendering only what changed since
+    the last publish there (`publish.manifest`); refuse (unless `force`) to replace a
+    published feed by one with fewer issues."""
     from digest.pipeline.operations import check_feeds_not_shrinking
 
-    files = build_site(settings, factory, now=now)
+    output_dir = settings.publish.output_dir
+    previous = Manifest.load(output_dir)
+    built = build_site(settings, factory, now=now, previous=previous)
     if not force:
-        check_feeds_not_shrinking(settings, files, settings.publish.output_dir)
-    return write_site(settings.publish.output_dir, files)
+        check_feeds_not_shrinking(settings, built.files, output_dir)
+    return write_site(output_dir, built, previous)

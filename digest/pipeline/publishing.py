@@ -1,31 +1,40 @@
 """Build every public file in memory: the archive website, the Atom feeds, the calendars.
 
-`build_site` returns path → bytes (paths from `digest/layout.py`); `publish.site` writes
-them. Per language: the archive index, one page per published issue, the search page and
-its index, the feed of the latest issues and the feed of every story, and a calendar;
-then `events.ics` (every upcoming event the sources know), one calendar per topic, and one
-`.ics` per occurrence for "add to calendar".
+`build_site` returns a `SiteBuild` (path → bytes, paths from `digest/layout.py`);
+`publish.site` writes them. Per language: the archive index, one page per published
+issue, the search page and its index, the feed of the latest issues and the feed of every
+story, and a calendar; then `events.ics` (every upcoming event the sources know), one
+calendar per topic, and one `.ics` per occurrence for "add to calendar".
+
+Only what changed is rendered: with the manifest of the last publish (`publish.manifest`),
+an issue whose inputs are unchanged is not parsed (its summary for the index, feeds and
+search comes from the manifest) and its pages are not rendered when their files are still
+the ones written; the feeds render only the entries they keep.
 """
 
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from pathlib import Path
+from typing import Any
 
 import jinja2
 from sqlalchemy.orm import Session, sessionmaker
 
 from digest import __version__, layout
-from digest.compose import EventCandidate, IssuePlan, PlanItem, Rules
+from digest.compose import EventCandidate, IssuePlan, Labels, PlanItem, Rules
 from digest.compose.plan import upcoming_events
 from digest.config import Settings
-from digest.publish import search
-from digest.publish.atom import FeedIssue, FeedItem, atom_feed, atom_items_feed
+from digest.publish import SiteBuild, search
+from digest.publish.atom import FeedIssue, FeedItem, atom_feed, atom_items_feed, latest_stories
+from digest.publish.manifest import Manifest, digest_of, folder_digest
 from digest.publish.media import copy_images
 from digest.render import images
 from digest.render.email import preheader, subject
+from digest.render.environment import BUILTIN_TEMPLATES
 from digest.render.feed import render_issue_entry, render_item_entry
 from digest.render.i18n import format_day, language_name, translations
 from digest.render.ics import event_calendar, event_file
@@ -46,36 +55,92 @@ from digest.store import issues, items, series
 
 @dataclass(frozen=True)
 class Published:
-    """A published issue's complete plan (every item shown, today's labels) and dates."""
+    """A published issue as stored: its number, dates, and the hash of its inputs."""
 
-    plan: IssuePlan
+    number: int
     published_at: datetime
     updated_at: datetime
+    stored_plan: str
+    key: str
+    """Hash of everything its summaries depend on (plan, dates, settings, templates)."""
+
+
+@dataclass
+class _Plans:
+    """The plans of published issues, parsed only when something must be rendered from
+    them (an issue already in the manifest, unchanged, is never parsed)."""
+
+    published: dict[int, Published]
+    labels: Labels
+    parsed: dict[int, IssuePlan] = field(default_factory=dict)
+
+    def __call__(self, number: int) -> IssuePlan:
+        plan = self.parsed.get(number)
+        if plan is None:
+            stored = IssuePlan.from_json(self.published[number].stored_plan)
+            plan = replace(stored.complete(), labels=self.labels)
+            self.parsed[number] = plan
+        return plan
+
+
+def inputs_fingerprint(settings: Settings) -> str:
+    """A hash of everything every public file depends on besides the issues and events:
+    digest's version and rendering code, the templates (built-in and the operator's), the
+    message catalogues and the settings that reach a page."""
+    code = Path(__file__).resolve().parent.parent
+    return digest_of(
+        __version__,
+        folder_digest(code / "render", code / "publish", suffixes=(".py", ".po", ".js")),
+        folder_digest(Path(__file__).resolve().parent, suffixes=(".py",)),
+        folder_digest(BUILTIN_TEMPLATES, settings.render.templates_dir),
+        repr(settings.publication),
+        repr(settings.issue),
+        repr(settings.publish),
+        repr(settings.render),
+        repr(settings.labels),
+    )
 
 
 def build_site(
-    settings: Settings, factory: sessionmaker[Session], *, now: datetime
-) -> dict[str, bytes]:
-    """Build every public file in memory: archive, feeds, search index, calendars."""
+    settings: Settings,
+    factory: sessionmaker[Session],
+    *,
+    now: datetime,
+    previous: Manifest | None = None,
+) -> SiteBuild:
+    """Build the public files in memory: archive, feeds, search index, calendars.
+
+    With `previous` (the manifest of the last publish into [publish] output_dir), an
+    issue page whose inputs did not change and whose file is still the one written is not
+    rendered again (it is in `kept`), and an unchanged issue's plan is not even parsed:
+    the index, feeds and search index use its summary from the manifest.
+    """
     from digest.pipeline import environment, labels_of, rules_of  # the pipeline's own
 
+    previous = previous if previous is not None else Manifest()
     env = environment(settings)
     pub = settings.publication
     languages = list(pub.languages)
     labels = labels_of(settings)
+    fingerprint = inputs_fingerprint(settings)
     with factory() as session:
-        published = [
-            Published(
-                plan=replace(issues.plan_of(issue).complete(), labels=labels),
-                published_at=issue.published_at,
-                updated_at=max(issue.published_at, issue.updated_at),
-            )
-            for issue in issues.published(session)
-            if issue.published_at is not None
-        ]
+        rows = issues.published_rows(session)
         events = items.event_candidates(session, after=now, announced={})
         defined = series.by_uid(session)
-    published.sort(key=lambda p: p.plan.number)
+    published = [
+        Published(
+            number=number,
+            published_at=published_at,
+            updated_at=max(published_at, updated_at),
+            stored_plan=stored,
+            key=digest_of(
+                fingerprint, str(number), stored, published_at.isoformat(), updated_at.isoformat()
+            ),
+        )
+        for number, published_at, updated_at, stored in rows
+    ]
+    published.sort(key=lambda p: p.number)
+    plans = _Plans({p.number: p for p in published}, labels)
     tag_start = min((p.published_at for p in published), default=now).date()
     rules = replace(rules_of(settings), event_horizon_days=settings.collect.calendar_window_days)
     upcoming = upcoming_events(events, rules=rules, now=now)
@@ -88,9 +153,37 @@ def build_site(
         titles={language: pub.title_in(language) for language in languages},
         calendars=tuple(calendars),
     )
-    files: dict[str, bytes] = {}
+    build = SiteBuild()
+    rebuilt: list[int] = []
+    for one in published:
+        known = previous.issues.get(one.number)
+        if known is not None and known.get("key") == one.key:
+            build.issues[one.number] = known
+        else:
+            rebuilt.append(one.number)
+            build.issues[one.number] = {
+                "key": one.key,
+                "languages": {
+                    language: _summary(plans(one.number), one, language, site)
+                    for language in languages
+                },
+            }
+    page_inputs = digest_of(fingerprint, repr(site))
     for language in languages:
-        files.update(_language_files(settings, site, published, language, tag_start, now, env))
+        _language_files(
+            settings,
+            site,
+            published,
+            plans,
+            language,
+            tag_start,
+            now,
+            env,
+            build,
+            previous=previous,
+            page_inputs=page_inputs,
+        )
+    files = build.files
     files["index.html"] = files[layout.archive_index(languages[0])]
     files[layout.search_script()] = search.script()
 
@@ -124,18 +217,19 @@ def build_site(
         files[layout.event_ics(item.uid, item.recurrence_id)] = event_file(
             item, now=now, organizer=pub.sender, prodid=prodid
         )
-    # [render] images = "copy": every image the pages and feeds show, served by us.
+    # [render] images = "copy": every image the issues rendered this time show, served by
+    # us (copies made by earlier publishes stay in media/; `copy_images` skips them).
     shown_items = [
         item
-        for one in published
-        for variant in one.plan.variants
+        for number in rebuilt
+        for variant in plans(number).variants
         for section in variant.sections
         for item in section.items
     ]
     sources = [i.image_url for i in shown_items if i.image_url]
     sources += [src for i in shown_items for src in images.image_sources(i.summary_html)]
     files.update(copy_images(settings, sources))
-    return files
+    return build
 
 
 def _cancelled(events: Sequence[EventCandidate], rules: Rules, now: datetime) -> list[PlanItem]:
@@ -180,89 +274,161 @@ def _calendar_links(settings: Settings, topics: Sequence[str]) -> list[CalendarL
     return links
 
 
+def _summary(plan: IssuePlan, one: Published, language: str, site: Site) -> dict[str, Any]:
+    """What the index, the feeds and the search index need of `plan` in `language`, as
+    JSON the manifest keeps (so an unchanged issue is never parsed or rendered again)."""
+    variant = plan.variant(language)
+    day = issue_day(plan)
+    url = site.url(layout.issue_page(plan.number, language))
+    stories: list[dict[str, Any]] = []
+    day_text = format_day(day, language)
+    for at, section in enumerate(variant.sections):
+        for position, item in enumerate(section.items):
+            story_published = item.published_at or one.published_at
+            story = {
+                "key": item.key,
+                "title": item.title or item.key,
+                "link": item.link or url,
+                "published_at": story_published.isoformat(),
+                "updated_at": max(story_published, one.published_at).isoformat(),
+                "summary": search.shorten(item.summary_text),
+                "categories": [plan.labels.topic(t, language) for t in item.topics],
+                "language": item.language,
+                "at": [at, position],
+            }
+            if item.title != story["title"]:
+                story["search_title"] = item.title  # untitled: the search index keeps it so
+            stories.append(story)
+    return {
+        "subject": subject(plan, variant),
+        "day": day.isoformat(),
+        "url": url,
+        "titles": list(first_titles(plan, language)),
+        "day_text": day_text,
+        "preheader": preheader(variant),
+        "stories": stories,
+    }
+
+
+def _search_records(number: int, summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The search index's records of one issue (`search.IndexedItem`'s fields, in order),
+    from its summary: a story's search record is its title, link and summary."""
+    return [
+        {
+            "title": story.get("search_title", story["title"]),
+            "url": story["link"],
+            "issue_url": summary["url"],
+            "number": number,
+            "day": summary["day_text"],
+            "summary": story["summary"],
+        }
+        for story in summary["stories"]
+    ]
+
+
+def _entry(number: int, summary: dict[str, Any]) -> ArchiveEntry:
+    return ArchiveEntry(
+        number=number,
+        subject=summary["subject"],
+        day=date.fromisoformat(summary["day"]),
+        url=summary["url"],
+        titles=tuple(summary["titles"]),
+        day_text=summary["day_text"],
+    )
+
+
 def _language_files(
     settings: Settings,
     site: Site,
     published: Sequence[Published],
+    plans: Callable[[int], IssuePlan],
     language: str,
     tag_start: date,
     now: datetime,
     env: jinja2.Environment,
-) -> dict[str, bytes]:
-    """The archive pages, search index and feeds of one language."""
+    build: SiteBuild,
+    *,
+    previous: Manifest,
+    page_inputs: str,
+) -> None:
+    """The archive pages, search index and feeds of one language, into `build`."""
     pub = settings.publication
     base = pub.base_url
-    files: dict[str, bytes] = {}
-    entries: list[ArchiveEntry] = []
-    for one in published:
-        variant = one.plan.variant(language)
-        entries.append(
-            ArchiveEntry(
-                number=one.plan.number,
-                subject=subject(one.plan, variant),
-                day=issue_day(one.plan),
-                url=site.url(layout.issue_page(one.plan.number, language)),
-                titles=first_titles(one.plan, language),
-            )
-        )
-    feed_issues: list[FeedIssue] = []
-    stories: list[FeedItem] = []
-    indexed: list[search.IndexedItem] = []
+    output_dir = settings.publish.output_dir
+    files = build.files
+    summaries = [build.issues[one.number]["languages"][language] for one in published]
+    entries = [
+        _entry(one.number, summary) for one, summary in zip(published, summaries, strict=True)
+    ]
     for position, one in enumerate(published):
-        entry = entries[position]
-        previous = entries[position - 1] if position > 0 else None
-        following = entries[position + 1] if position + 1 < len(entries) else None
+        before = published[position - 1] if position > 0 else None
+        after = published[position + 1] if position + 1 < len(published) else None
+        path = layout.issue_page(one.number, language)
+        inputs = digest_of(
+            page_inputs,
+            language,
+            one.key,
+            before.key if before is not None else "",
+            after.key if after is not None else "",
+        )
+        build.inputs[path] = inputs
+        kept = previous.current(output_dir, path, inputs)
+        if kept is not None:
+            build.kept[path] = kept
+            continue
         page = render_issue_page(
-            one.plan,
+            plans(one.number),
             language=language,
             site=site,
             published_at=one.published_at,
-            previous=previous,
-            following=following,
+            previous=entries[position - 1] if before is not None else None,
+            following=entries[position + 1] if after is not None else None,
             env=env,
         )
-        files[layout.issue_page(one.plan.number, language)] = page.encode("utf-8")
-        feed_issues.append(
-            FeedIssue(
-                number=one.plan.number,
-                subject=entry.subject,
-                published_at=one.published_at,
-                updated_at=one.updated_at,
-                content_html=render_issue_entry(one.plan, language, base, env),
-                url=entry.url,
-                summary=preheader(one.plan.variant(language)),
-            )
+        files[path] = page.encode("utf-8")
+    # Only the entries the feeds keep are rendered.
+    latest = sorted(published, key=lambda one: (one.published_at, one.number), reverse=True)
+    feed_issues = [
+        FeedIssue(
+            number=one.number,
+            subject=build.issues[one.number]["languages"][language]["subject"],
+            published_at=one.published_at,
+            updated_at=one.updated_at,
+            content_html=render_issue_entry(plans(one.number), language, base, env),
+            url=build.issues[one.number]["languages"][language]["url"],
+            summary=build.issues[one.number]["languages"][language]["preheader"],
         )
-        for section in one.plan.variant(language).sections:
-            for item in section.items:
-                story_published = item.published_at or one.published_at
-                stories.append(
-                    FeedItem(
-                        key=item.key,
-                        title=item.title or item.key,
-                        link=item.link or entry.url,
-                        published_at=story_published,
-                        updated_at=max(story_published, one.published_at),
-                        content_html=render_item_entry(one.plan, item, language, base, env),
-                        summary=search.shorten(item.summary_text),
-                        categories=tuple(one.plan.labels.topic(t, language) for t in item.topics),
-                        language=item.language,
-                    )
-                )
-                indexed.append(
-                    search.IndexedItem(
-                        title=item.title,
-                        url=item.link or entry.url,
-                        issue_url=entry.url,
-                        number=one.plan.number,
-                        day=format_day(entry.day, language),
-                        summary=search.shorten(item.summary_text),
-                    )
-                )
-    newest_first: dict[str, search.IndexedItem] = {}
-    for record in reversed(indexed):
-        newest_first.setdefault(f"{record.title}\x1f{record.url}", record)
-    files[layout.search_index(language)] = search.index_bytes(newest_first.values())
+        for one in latest[: settings.publish.feed_issues]
+    ]
+    stories: list[FeedItem] = []
+    where: dict[int, tuple[int, int, int]] = {}
+    for one, summary in zip(published, summaries, strict=True):
+        for story in summary["stories"]:
+            item = FeedItem(
+                key=story["key"],
+                title=story["title"],
+                link=story["link"],
+                published_at=datetime.fromisoformat(story["published_at"]),
+                updated_at=datetime.fromisoformat(story["updated_at"]),
+                content_html="",
+                summary=story["summary"],
+                categories=tuple(story["categories"]),
+                language=story["language"],
+            )
+            stories.append(item)
+            where[id(item)] = (one.number, *story["at"])
+    chosen = []
+    for story in latest_stories(stories, settings.publish.feed_items):
+        number, at, position = where[id(story)]
+        plan = plans(number)
+        shown = plan.variant(language).sections[at].items[position]
+        content = render_item_entry(plan, shown, language, base, env)
+        chosen.append(replace(story, content_html=content))
+    newest_first: dict[str, dict[str, Any]] = {}
+    for one, summary in zip(reversed(published), reversed(summaries), strict=True):
+        for record in reversed(_search_records(one.number, summary)):
+            newest_first.setdefault(f"{record['title']}\x1f{record['url']}", record)
+    files[layout.search_index(language)] = search.records_bytes(list(newest_first.values()))
     files[layout.archive_search(language)] = render_search_page(
         language=language, site=site, env=env
     ).encode("utf-8")
@@ -281,7 +447,7 @@ def _language_files(
         limit=settings.publish.feed_issues,
     )
     files[layout.items_feed(language)] = atom_items_feed(
-        stories,
+        chosen,
         language=language,
         languages=list(pub.languages),
         title=pub.title_in(language),
@@ -291,7 +457,6 @@ def _language_files(
         now=now,
         limit=settings.publish.feed_items,
     )
-    return files
 
 
 def subject_of(plan: IssuePlan, language: str) -> str:

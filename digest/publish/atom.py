@@ -140,6 +140,16 @@ def atom_feed(
     return _bytes(feed)
 
 
+def latest_stories(stories: Sequence[FeedItem], limit: int | None) -> list[FeedItem]:
+    """The stories the feed of items shows: each key once (the first issue that carried
+    it), newest first, the latest `limit` of them."""
+    seen: dict[str, FeedItem] = {}
+    for story in sorted(stories, key=lambda s: (s.published_at, s.key)):
+        seen.setdefault(story.key, story)  # the first issue that carried it
+    ordered = sorted(seen.values(), key=lambda s: (s.published_at, s.key), reverse=True)
+    return ordered[:limit] if limit is not None else ordered
+
+
 def atom_items_feed(
     stories: Sequence[FeedItem],
     *,
@@ -155,11 +165,7 @@ def atom_items_feed(
     """Return the Atom feed of every story in `language` (each once, newest first), as
     UTF-8 XML; the arguments are those of `atom_feed`."""
     authority = f"{_host(base_url)},{tag_start.isoformat()}"
-    seen: dict[str, FeedItem] = {}
-    for story in sorted(stories, key=lambda s: (s.published_at, s.key)):
-        seen.setdefault(story.key, story)  # the first issue that carried it
-    ordered = sorted(seen.values(), key=lambda s: (s.published_at, s.key), reverse=True)
-    ordered = ordered[:limit] if limit is not None else ordered
+    ordered = latest_stories(stories, limit)
     updated = max((story.updated_at for story in ordered), default=now)
     feed = _feed(
         layout.items_feed,

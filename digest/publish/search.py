@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 SCRIPT = Path(__file__).with_name("search.js")
 SUMMARY_CHARS = 240
@@ -51,7 +52,12 @@ def shorten(text: str, limit: int = SUMMARY_CHARS) -> str:
 
 def index_bytes(items: Iterable[IndexedItem]) -> bytes:
     """The search index as compact UTF-8 JSON (a list, in the order given)."""
-    records = [asdict(item) for item in items]
+    return records_bytes([asdict(item) for item in items])
+
+
+def records_bytes(records: Sequence[Mapping[str, Any]]) -> bytes:
+    """The search index from records already in `IndexedItem`'s shape (`asdict` of one,
+    as the publish manifest keeps them), without building the items again."""
     return json.dumps(records, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 

@@ -77,6 +77,9 @@ class ArchiveEntry:
     url: str
     titles: tuple[str, ...] = ()
     """The titles of its first items."""
+    day_text: str = ""
+    """`day` as readers of the page's language write it, when already known (else the
+    template formats it)."""
 
 
 @dataclass(frozen=True)

@@ -172,3 +172,18 @@ def published(session: Session) -> Sequence[Issue]:
     """Return the issues in the public feeds and archive, newest first."""
     query = sa.select(Issue).where(Issue.published_at.is_not(None)).order_by(Issue.number.desc())
     return session.scalars(query).all()
+
+
+def published_rows(session: Session) -> list[tuple[int, datetime, datetime, str]]:
+    """(number, published_at, updated_at, stored plan) of every published issue, oldest
+    first, without loading the rest of the rows."""
+    query = (
+        sa.select(Issue.number, Issue.published_at, Issue.updated_at, Issue.plan)
+        .where(Issue.published_at.is_not(None))
+        .order_by(Issue.number)
+    )
+    return [
+        (number, published_at, updated_at, plan)
+        for number, published_at, updated_at, plan in session.execute(query)
+        if published_at is not None
+    ]

@@ -385,3 +385,68 @@ class Delivery(Base):
     sent_at: Mapped[datetime | None]
     unknown_outcomes: Mapped[int] = mapped_column(default=0, server_default="0")
     """Times the reply to the final dot never came (the first is retried once, later)."""
+
+
+class Role(enum.StrEnum):
+    """What a named account may do on the desk and through the API (`pipeline.access`)."""
+
+    EDITOR = "editor"
+    """Curates, tests and approves issues."""
+    ADMIN = "admin"
+    """Also manages sources, subscribers and accounts, and reads the audit log."""
+
+
+class Account(Base):
+    """A named person who signs in to the editor's desk."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    email: Mapped[str] = mapped_column(sa.String(320), unique=True)
+    role: Mapped[Role] = mapped_column(sa.Enum(Role, native_enum=False, length=20))
+    password_hash: Mapped[str | None] = mapped_column(sa.Text)
+    """argon2id, in its own encoded form; None: sign-in by emailed link only."""
+    created_at: Mapped[datetime]
+    last_login_at: Mapped[datetime | None]
+
+
+class AuditEntry(Base):
+    """One thing a person (or an API key, or the scheduler) did: who, what, to what, when."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (sa.Index("ix_audit_log_at", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(sa.String(200))
+    """"account:NAME", "cli:USER", "api:KEY", "desk" (the shared password)."""
+    action: Mapped[str] = mapped_column(sa.String(50))
+    subject: Mapped[str] = mapped_column(sa.String(200), default="")
+    """What it was done to: "issue 12", a file name, an account; never a subscriber's
+    address (an erasure names no one)."""
+    detail: Mapped[str] = mapped_column(sa.Text, default="")
+
+
+class ApiScope(enum.StrEnum):
+    """What an API key may do; each scope includes the ones before it."""
+
+    SUBSCRIBE = "subscribe"
+    READ = "read"
+    ADMIN = "admin"
+
+
+class ApiKey(Base):
+    """A token for the JSON API, stored as its SHA-256 (the token itself is shown once)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    scope: Mapped[ApiScope] = mapped_column(sa.Enum(ApiScope, native_enum=False, length=20))
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(sa.String(20))
+    """The token's first characters, to tell keys apart in lists and logs."""
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]

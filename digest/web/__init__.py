@@ -15,9 +15,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
+from http import HTTPStatus
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -35,7 +37,7 @@ from digest import config
 from digest.config import Settings
 from digest.errors import DigestError
 from digest.pipeline import open_database, transport, utcnow
-from digest.web import admin, archive, probes, public
+from digest.web import accounts, admin, api, archive, probes, public
 from digest.web.pages import Site
 from digest.web.security import (
     AccessLog,
@@ -81,6 +83,7 @@ class NumberConvertor(Convertor[int]):
 
 register_url_convertor("number", NumberConvertor())
 
+HTTP_PHRASES = {status.value: status.phrase for status in HTTPStatus}
 _GET = ["GET"]
 _POST = ["POST"]
 _BOTH = ["GET", "POST"]
@@ -104,9 +107,12 @@ def routes() -> list[BaseRoute]:
         Route("/archive/{lang}/", archive.archive_index, methods=_GET),
         Route("/archive/{lang}/index.html", archive.archive_index, methods=_GET),
         Route("/archive/{lang}/{number:number}.html", archive.issue_page, methods=_GET),
+        *api.routes(),
         Route("/admin", admin.admin_root, methods=_GET),
         Route("/{lang}/admin/", admin.dashboard, methods=_GET),
         Route("/{lang}/admin/login", admin.login, methods=_BOTH),
+        Route("/{lang}/admin/login/link", accounts.login_link, methods=_BOTH),
+        Route("/{lang}/admin/audit", accounts.audit_page, methods=_GET),
         Route("/{lang}/admin/logout", admin.logout, methods=_POST),
         Route("/{lang}/admin/issues/{number:number}", admin.issue, methods=_GET),
         Route("/{lang}/admin/issues/{number:number}/curate", admin.curate, methods=_POST),
@@ -159,6 +165,13 @@ async def _error_page(request: Request, exc: Exception) -> Response:
     [publication] base_url (never one built from the Host header)."""
     site: Site = request.app.state.site
     status = exc.status_code if isinstance(exc, HTTPException) else 500
+    path = request.url.path[len(site.prefix) :]
+    if path.startswith("/api/"):
+        return api.error(
+            status,
+            {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(status, "error"),
+            HTTP_PHRASES.get(status, "error"),
+        )
     if status == 404 and request.method in ("GET", "HEAD"):
         twin = _slash_twin(request, site)
         if twin is not None:
@@ -225,9 +238,11 @@ def create_app(
     *,
     factory: sessionmaker[Session] | None = None,
     clock: Callable[[], datetime] = utcnow,
+    ticker: Callable[[], float] = time.monotonic,
 ) -> Starlette:
     """Return the web app for `settings` (its database opened unless `factory` is given).
 
+    `ticker` (seconds) times the in-memory answers' freshness (`web.cache`).
     Raises `ConfigError` when a secret the app needs is missing: [web] secret_key (links
     and sessions) or [subscribers] suppression_key (unsubscribing, erasing).
     """
@@ -250,6 +265,7 @@ def create_app(
             RateLimit(LOGIN_ATTEMPTS, 900), RateLimit(LOGIN_ATTEMPTS_OVERALL, 900)
         ),
         form_limit=RouteLimit(RateLimit(FORM_POSTS, 600), RateLimit(FORM_POSTS_OVERALL, 600)),
+        ticker=ticker,
     )
     mounted: list[BaseRoute] = routes()
     if site.prefix:

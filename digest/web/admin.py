@@ -8,10 +8,14 @@
     /{lang}/admin/issues/{n}/curate      POST drops, pins, order, intro and subject
     /{lang}/admin/issues/{n}/test        POST send one [TEST] copy to an address
     /{lang}/admin/issues/{n}/approve     POST approve the draft for sending
+    /{lang}/admin/login/link, /audit     see `digest.web.accounts`
 
-The password comes from [web] admin_password (DIGEST_WEB__ADMIN_PASSWORD or its _FILE) and
-is compared in constant time; failed and successful attempts alike are rate limited per
-client address. Every POST needs the session's CSRF token. Pages are never cached.
+Once named accounts exist (`digest editors add`), the login asks for an address and a
+password (argon2id, `pipeline.accounts`) and each action is checked against the account's
+role (`web.access`) and written to the audit log. Until then the password comes from [web]
+admin_password (DIGEST_WEB__ADMIN_PASSWORD or its _FILE) and is compared in constant
+time. Failed and successful attempts alike are rate limited per client address. Every
+POST needs the session's CSRF token. Pages are never cached.
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ from starlette.responses import RedirectResponse, Response
 
 from digest import pipeline
 from digest.errors import DigestError, NotFoundError
-from digest.pipeline import editorial, sending
+from digest.pipeline import accounts, audit, editorial, sending
 from digest.render.email import section_title
+from digest.web import access
 from digest.web.pages import Site
 from digest.web.public import DESK_FORM_LIMITS, forbidden, read_form, site_of, too_many
 from digest.web.security import (
@@ -41,7 +46,6 @@ from digest.web.security import (
     csrf_possible,
     csrf_token,
     is_editor,
-    log_in,
     log_out,
     password_ok,
 )
@@ -78,6 +82,7 @@ def _desk_page(
         csrf_field=CSRF_FIELD,
         flash=flash if isinstance(flash, dict) else None,
         desk_url=site.path(language, "admin", ""),
+        audit_link=site.path(language, "admin", "audit") if access.may(request, "audit") else "",
         logout_action=site.path(language, "admin", "logout"),
         **context,
     )
@@ -107,6 +112,8 @@ def editor_only(handler: Handler) -> Handler:
         site = site_of(request)
         language = site.language_of(request)
         if not is_editor(request, time.time(), site.session_max_age):
+            return _login_redirect(site, language, request)
+        if not await access.current(request):
             return _login_redirect(site, language, request)
         if request.method == "POST":
             # What CSRF can check without the body first, then the (larger) desk form.
@@ -142,14 +149,22 @@ async def login(request: Request) -> Response:
     """GET the login form; POST the password (rate limited, CSRF, constant-time check)."""
     site = site_of(request)
     language = site.language_of(request)
-    configured = bool(site.settings.web.admin_password)
+    named = await run_in_threadpool(accounts.has_accounts, site.factory)
+    configured = named or bool(site.settings.web.admin_password)
     target = _safe_next(site, language, request.query_params.get("next", ""))
     action = site.path(language, "admin", "login") + "?next=" + quote(target, safe="/")
     if request.method == "GET":
         if is_editor(request, time.time(), site.session_max_age):
             return RedirectResponse(target, status_code=303)
         return _desk_page(
-            request, site, "admin_login.html.jinja", language, action=action, configured=configured
+            request,
+            site,
+            "admin_login.html.jinja",
+            language,
+            action=action,
+            configured=configured,
+            named=named,
+            link_action=site.path(language, "admin", "login", "link"),
         )
     address = client_address(request)
     wait = site.login_limit.hit(client_bucket(request))
@@ -160,7 +175,18 @@ async def login(request: Request) -> Response:
     form = await read_form(request)
     if not csrf_ok(request, form.get(CSRF_FIELD)):
         return site.page(request, "message.html.jinja", language, status=403, kind="csrf")
-    if not password_ok(_text(form, "password"), site.settings.web.admin_password.reveal()):
+    who: accounts.SignedIn | None = None
+    if named:
+        # Named accounts replace the shared password: the audit log names who acted.
+        who = await run_in_threadpool(
+            lambda: accounts.check_password(
+                site.factory, _text(form, "email"), _text(form, "password"), now=site.clock()
+            )
+        )
+        good = who is not None
+    else:
+        good = password_ok(_text(form, "password"), site.settings.web.admin_password.reveal())
+    if not good:
         log.warning("editor's desk: a login failed from %s", address)
         return _desk_page(
             request,
@@ -169,11 +195,13 @@ async def login(request: Request) -> Response:
             language,
             action=action,
             configured=configured,
+            named=named,
+            link_action=site.path(language, "admin", "login", "link"),
             error="wrong_password",
             status=401,
         )
-    log_in(request, time.time())
-    log.info("editor's desk: logged in from %s", address)
+    access.sign_in(request, who)
+    log.info("editor's desk: %s logged in from %s", access.actor(request), address)
     return RedirectResponse(target, status_code=303)
 
 
@@ -325,6 +353,7 @@ def _changes(form: FormData, variant: str) -> editorial.Changes:
 
 
 @editor_only
+@access.requires("curate")
 async def curate(request: Request) -> Response:
     """Store the curation and re-draft the issue with it."""
     site = site_of(request)
@@ -344,10 +373,12 @@ async def curate(request: Request) -> Response:
         _flash(request, "curate_failed", str(exc))
     else:
         _flash(request, "curated")
+        audit.record(site.factory, access.actor(request), "edited", f"issue {number}", variant)
     return RedirectResponse(_issue_path(site, language, number, variant), status_code=303)
 
 
 @editor_only
+@access.requires("test")
 async def test_send(request: Request) -> Response:
     """Send one copy marked [TEST] of the issue in the chosen language to an address."""
     site = site_of(request)
@@ -378,6 +409,7 @@ async def test_send(request: Request) -> Response:
     except DigestError as exc:
         _flash(request, "test_failed", str(exc))
         return back
+    audit.record(site.factory, access.actor(request), "test_sent", f"issue {number}", address)
     if result.ok:
         _flash(request, "test_sent", address)
     else:
@@ -386,6 +418,7 @@ async def test_send(request: Request) -> Response:
 
 
 @editor_only
+@access.requires("approve")
 async def approve(request: Request) -> Response:
     """Approve the draft: the scheduled send (or `digest send`) takes it from here."""
     site = site_of(request)
@@ -399,5 +432,7 @@ async def approve(request: Request) -> Response:
     except NotFoundError:
         return site.page(request, "message.html.jinja", language, status=404, kind="not_found")
     _flash(request, "approved" if approved.status.value == "approved" else "not_a_draft")
+    if approved.status.value == "approved":
+        audit.record(site.factory, access.actor(request), "approved", f"issue {number}")
     log.info("editor's desk: issue #%s is %s", number, approved.status.value)
     return RedirectResponse(_issue_path(site, language, number, variant), status_code=303)

@@ -13,18 +13,14 @@
 Files are read from `[publish] output_dir` by their `layout` path, never by a path taken
 from the URL, so nothing outside the folder can be reached. Each response carries a strong
 ETag (a hash of the bytes) and Last-Modified (the file's mtime, which publish leaves alone
-when a file did not change); If-None-Match, else If-Modified-Since, answers 304.
+when a file did not change); If-None-Match, else If-Modified-Since, answers 304. Files are
+kept in memory and checked on disk at most once a second (`web.cache`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
-import threading
 from dataclasses import asdict
-from datetime import UTC, datetime
-from email.utils import format_datetime, parsedate_to_datetime
-from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -48,79 +44,14 @@ _SLUG = re.compile(r"[0-9a-f]{20}")
 _CALENDAR = re.compile(r"[a-z0-9][a-z0-9-]{0,80}")
 
 
-class _Etags:
-    """ETags of files by (path, mtime, size), so an unchanged file is hashed once."""
-
-    def __init__(self) -> None:
-        self._known: dict[tuple[str, int, int], str] = {}
-        self._lock = threading.Lock()
-
-    def of(self, path: Path, mtime_ns: int, size: int, body: bytes) -> str:
-        key = (str(path), mtime_ns, size)
-        with self._lock:
-            found = self._known.get(key)
-        if found is None:
-            found = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-            with self._lock:
-                if len(self._known) > 10_000:
-                    self._known.clear()
-                self._known[key] = found
-        return found
-
-
-_ETAGS = _Etags()
-
-
-def _read(path: Path) -> tuple[bytes, int, int] | None:
-    try:
-        stat = path.stat()
-        return path.read_bytes(), stat.st_mtime_ns, stat.st_size
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        return None
-
-
-def _matches(if_none_match: str, etag: str) -> bool:
-    if if_none_match.strip() == "*":
-        return True
-    tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
-    return etag in tags
-
-
-def _not_modified_since(if_modified_since: str, modified: datetime) -> bool:
-    try:
-        since = parsedate_to_datetime(if_modified_since)
-    except (TypeError, ValueError, IndexError):
-        return False
-    if since is None:
-        return False
-    if since.tzinfo is None:
-        since = since.replace(tzinfo=UTC)
-    return modified.replace(microsecond=0) <= since
-
-
 async def serve_file(request: Request, site: Site, relative: str, media_type: str) -> Response:
-    """Serve `relative` (a layout path) from the output folder, or 404."""
-    path = site.settings.publish.output_dir / relative
-    found = await run_in_threadpool(_read, path)
+    """Serve `relative` (a layout path) from the output folder, kept in memory, or 404."""
+    found = site.files.fresh(relative)
     if found is None:
+        found = await run_in_threadpool(site.files.load, relative, media_type)
+    if found.entry is None:
         raise HTTPException(404)
-    body, mtime_ns, size = found
-    etag = _ETAGS.of(path, mtime_ns, size, body)
-    modified = datetime.fromtimestamp(mtime_ns / 1e9, tz=UTC)
-    headers = {
-        "ETag": etag,
-        "Last-Modified": format_datetime(modified.replace(microsecond=0), usegmt=True),
-        "Cache-Control": CACHE,
-    }
-    if_none_match = request.headers.get("if-none-match")
-    if if_none_match is not None:
-        fresh = _matches(if_none_match, etag)
-    else:
-        since = request.headers.get("if-modified-since")
-        fresh = since is not None and _not_modified_since(since, modified)
-    if fresh:
-        return Response(status_code=304, headers=headers)
-    return Response(body, media_type=media_type, headers=headers)
+    return found.entry.answer(request)
 
 
 def _site(request: Request) -> Site:
@@ -203,13 +134,16 @@ async def search_page(request: Request) -> Response:
     site = _site(request)
     language = site.language_of(request)
     query = request.query_params.get("q", "")[:200]
-    path = site.settings.publish.output_dir / layout.search_index(language)
-    found = await run_in_threadpool(_read, path)
+    relative = layout.search_index(language)
+    found = site.files.fresh(relative)
     if found is None:
+        found = await run_in_threadpool(site.files.load, relative, JSON)
+    if found.entry is None:
         raise HTTPException(404)
     results = None
     if query.strip():
-        results = [asdict(item) for item in search.search(search.read_index(found[0]), query)]
+        index = search.read_index(found.entry.body)
+        results = [asdict(item) for item in search.search(index, query)]
     html = await run_in_threadpool(
         lambda: render_search_page(
             language=language,

@@ -10,6 +10,7 @@ catalogs as the emails. Every page gets a language switcher that keeps the rest 
 from __future__ import annotations
 
 import functools
+import time
 import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from digest.config import Settings
 from digest.pipeline import environment
 from digest.render.environment import translation_context
 from digest.render.i18n import language_name
+from digest.web.cache import PublishedFiles, RenderedPages
 from digest.web.security import RouteLimit
 from subscribers.tokens import Tokens
 
@@ -47,11 +49,19 @@ class Site:
     login_limit: RouteLimit
     form_limit: RouteLimit
     session_max_age: int = 12 * 3600
+    ticker: Callable[[], float] = time.monotonic
+    """Seconds, for the in-memory answers' freshness (`web.cache`); tests move it."""
     prefix: str = field(init=False)
     """The path of [publication] base_url ("" at the root of a host, or "/digest")."""
+    files: PublishedFiles = field(init=False)
+    """The published files, kept in memory."""
+    pages: RenderedPages = field(init=False)
+    """Pages the same for every reader (the sign-up form), kept in memory."""
 
     def __post_init__(self) -> None:
         self.prefix = urlsplit(self.settings.publication.base_url).path.rstrip("/")
+        self.files = PublishedFiles(self.settings.publish.output_dir, self.ticker)
+        self.pages = RenderedPages(self.ticker)
 
     @functools.cached_property
     def env(self) -> jinja2.Environment:

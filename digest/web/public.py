@@ -183,8 +183,12 @@ async def home(request: Request) -> Response:
     """The home page: the digest, its sign-up form, the archive and the feeds."""
     site = site_of(request)
     language = site.language_of(request)
-    topics = await run_in_threadpool(offered_topics, site)
-    return _signup_page(request, site, language, Signup(language=language), topics)
+    kept = site.pages.fresh(request.url.path)  # the same for everyone: kept a second
+    if kept is None:
+        topics = await run_in_threadpool(offered_topics, site)
+        page = _signup_page(request, site, language, Signup(language=language), topics)
+        kept = site.pages.keep(request.url.path, page)
+    return kept.answer(request)
 
 
 def _signup_page(

@@ -1,5 +1,5 @@
 """Hostile posts from many clients do not stall the app: /healthz keeps answering, and no
-hostile request gets a 5xx. (Timing is measured by bench/web.py, not asserted here.)"""
+hostile request gets a 5xx. (Timing is measured by bench/flood.py, not asserted here.)"""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import web as bench
+from bench import flood as bench
 
 
 @pytest.mark.network

@@ -1,0 +1,183 @@
+"""A publish renders only what changed: issue pages whose inputs (the issue, its neighbours,
+the site, the templates, the settings) are unchanged are neither parsed nor rendered, and
+the result is byte for byte what a publish from scratch makes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from digest import pipeline
+from digest.pipeline import publishing
+from digest.publish.manifest import MANIFEST
+from digest.store.models import Issue
+from tests.test_draft import MONDAY, example_settings
+
+
+def _add_issue(factory: sessionmaker[Session], template: Issue, number: int) -> None:
+    """Publish a copy of `template` as issue `number`, a week after the one before."""
+    raw = json.loads(template.plan)
+    raw["number"] = number
+    published_at = MONDAY + timedelta(days=7 * number)
+    with factory.begin() as session:
+        session.add(
+            Issue(
+                number=number,
+                cadence=template.cadence,
+                slot=published_at,
+                status=template.status,
+                plan=json.dumps(raw, sort_keys=True),
+                curation=template.curation,
+                composed_at=template.composed_at,
+                created_at=template.created_at,
+                updated_at=published_at,
+                published_at=published_at,
+            )
+        )
+
+
+@pytest.fixture
+def archive(make_settings: Any, tmp_path: Path, factory: sessionmaker[Session]) -> Any:
+    """The example publication with issues 1–3 published."""
+    settings = example_settings(make_settings, tmp_path)
+    pipeline.collect_sources(settings, factory, now=MONDAY - timedelta(days=1))
+    drafted = pipeline.draft(settings, factory, now=MONDAY)
+    with factory() as session:
+        template = session.scalars(sa.select(Issue).where(Issue.number == drafted.number)).one()
+        session.delete(template)
+        session.commit()
+    for number in (1, 2, 3):
+        _add_issue(factory, template, number)
+    return settings, template
+
+
+@pytest.fixture
+def renders(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str]]:
+    """Every archive page rendered, as (issue number, language)."""
+    done: list[tuple[int, str]] = []
+    real = publishing.render_issue_page
+
+    def counted(plan: Any, **kwargs: Any) -> str:
+        done.append((plan.number, kwargs["language"]))
+        return real(plan, **kwargs)
+
+    monkeypatch.setattr(publishing, "render_issue_page", counted)
+    return done
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {
+        str(path.relative_to(folder)): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name != MANIFEST
+    }
+
+
+def _same_as_from_scratch(settings: Any, factory: sessionmaker[Session], tmp_path: Path) -> None:
+    fresh = tmp_path / "fresh"
+    scratch = replace(settings, publish=replace(settings.publish, output_dir=fresh))
+    pipeline.publish(scratch, factory, now=MONDAY + timedelta(days=60))
+    assert _files(settings.publish.output_dir) == _files(fresh)
+
+
+def test_one_new_issue_renders_its_page_and_its_neighbours_only(
+    archive: Any, factory: sessionmaker[Session], renders: list[tuple[int, str]], tmp_path: Path
+) -> None:
+    settings, template = archive
+    languages = settings.publication.languages
+    now = MONDAY + timedelta(days=60)
+    first = pipeline.publish(settings, factory, now=now)
+    assert sorted(renders) == sorted((n, lang) for n in (1, 2, 3) for lang in languages)
+    assert (settings.publish.output_dir / MANIFEST).is_file()
+    assert "archive/en/1.html" in first.written
+
+    renders.clear()
+    again = pipeline.publish(settings, factory, now=now)
+    assert renders == []  # nothing new: no page rendered
+    assert again.written == [MANIFEST] or again.written == []
+    assert "archive/en/1.html" in again.unchanged
+
+    renders.clear()
+    _add_issue(factory, template, 4)
+    report = pipeline.publish(settings, factory, now=now)
+    # Issue 4 is new, and issue 3 gains its "next" link; 1 and 2 are left alone.
+    assert sorted(renders) == sorted((n, lang) for n in (3, 4) for lang in languages)
+    assert "archive/en/4.html" in report.written and "archive/en/1.html" in report.unchanged
+    index = (settings.publish.output_dir / "archive/en/index.html").read_text("utf-8")
+    assert "4.html" in index
+    _same_as_from_scratch(settings, factory, tmp_path)
+
+
+def test_a_changed_issue_is_rendered_again(
+    archive: Any, factory: sessionmaker[Session], renders: list[tuple[int, str]], tmp_path: Path
+) -> None:
+    settings, _ = archive
+    now = MONDAY + timedelta(days=60)
+    pipeline.publish(settings, factory, now=now)
+    renders.clear()
+    with factory.begin() as session:
+        issue = session.scalars(sa.select(Issue).where(Issue.number == 2)).one()
+        raw = json.loads(issue.plan)
+        for variant in raw["variants"]:
+            variant["intro"] = "A corrected intro"
+        issue.plan = json.dumps(raw, sort_keys=True)
+    pipeline.publish(settings, factory, now=now)
+    # Issue 2 changed; its neighbours show its subject, so they are rendered too.
+    assert {number for number, _ in renders} == {1, 2, 3}
+    page = (settings.publish.output_dir / "archive/en/2.html").read_text("utf-8")
+    assert "A corrected intro" in page
+    _same_as_from_scratch(settings, factory, tmp_path)
+
+
+def test_changed_templates_render_every_page(
+    archive: Any, factory: sessionmaker[Session], renders: list[tuple[int, str]], tmp_path: Path
+) -> None:
+    settings, _ = archive
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    settings = replace(settings, render=replace(settings.render, templates_dir=templates))
+    now = MONDAY + timedelta(days=60)
+    pipeline.publish(settings, factory, now=now)
+    renders.clear()
+    (templates / "web").mkdir()
+    (templates / "web" / "notes.txt").write_text("an operator's change\n", encoding="utf-8")
+    pipeline.publish(settings, factory, now=now)
+    assert len(renders) == 3 * len(settings.publication.languages)
+
+
+def test_a_page_changed_on_disk_is_written_again(
+    archive: Any, factory: sessionmaker[Session], renders: list[tuple[int, str]]
+) -> None:
+    settings, _ = archive
+    now = MONDAY + timedelta(days=60)
+    pipeline.publish(settings, factory, now=now)
+    page = settings.publish.output_dir / "archive/en/1.html"
+    good = page.read_bytes()
+    page.write_bytes(b"defaced")
+    (settings.publish.output_dir / "archive/en/2.html").unlink()
+    renders.clear()
+    report = pipeline.publish(settings, factory, now=now)
+    assert sorted(renders) == [(1, "en"), (2, "en")]
+    assert page.read_bytes() == good
+    assert {"archive/en/1.html", "archive/en/2.html"} <= set(report.written)
+
+
+def test_a_damaged_manifest_means_a_full_publish(
+    archive: Any, factory: sessionmaker[Session], renders: list[tuple[int, str]], tmp_path: Path
+) -> None:
+    settings, _ = archive
+    now = MONDAY + timedelta(days=60)
+    pipeline.publish(settings, factory, now=now)
+    (settings.publish.output_dir / MANIFEST).write_text("{not json", encoding="utf-8")
+    renders.clear()
+    report = pipeline.publish(settings, factory, now=now)
+    assert len(renders) == 3 * len(settings.publication.languages)
+    assert "archive/en/1.html" in report.unchanged  # same bytes: not written again
+    _same_as_from_scratch(settings, factory, tmp_path)
