@@ -20,7 +20,12 @@ NAME_MAX = 200
 
 def clean_name(name: str) -> str:
     """Return `name` on one line (no control characters: it goes into the To: header)."""
-    printable = "".join(" " if unicodedata.category(c) == "Cc" else c for c in name)
+    # No control character in a printable name: skip the per-character look (imports).
+    printable = (
+        name
+        if name.isprintable()
+        else "".join(" " if unicodedata.category(c) == "Cc" else c for c in name)
+    )
     cleaned = " ".join(printable.split())
     if len(cleaned) > NAME_MAX:
         raise InvalidField("name", f"the name is {len(cleaned)} characters; at most {NAME_MAX}")
