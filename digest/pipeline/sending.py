@@ -26,9 +26,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import jinja2
 from sqlalchemy.orm import Session, sessionmaker
 
 from digest import layout
@@ -52,13 +52,15 @@ from digest.pipeline.transport import (
     suppression_key,
     tokens,
 )
-from digest.render.email import render_for_inbox
 from digest.store import db, deliveries, issues
 from digest.store.deliveries import Claimed, parse_variant, variant_key
 from digest.store.journal import Journal, journal_path, replay
 from digest.store.models import DeliveryState, Issue, IssueStatus, PauseKind
 from subscribers import registry
 from subscribers.tokens import Purpose, Tokens
+
+if TYPE_CHECKING:
+    import jinja2
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +141,8 @@ class Variants:
         base = pub.base_url.rstrip("/")
         archive = layout.url(base, layout.issue_page(self.plan.number, language))
         links = marker_links(base, language, archive, self.token_length)
+        from digest.render.email import render_for_inbox  # (premailer: not for `digest status`)
+
         rendered = render_for_inbox(for_topics(self.plan, topics), language, links, self.env)
         if self.subject_prefix:
             rendered = replace(rendered, subject=f"{self.subject_prefix}{rendered.subject}")
