@@ -230,6 +230,8 @@ class SendReport:
     ledger_seconds: float = 0.0
     """Of `seconds`, the time spent making the ledger (first run only)."""
     render_seconds: dict[str, float] = field(default_factory=dict)
+    workers: int = 1
+    """Processes that sent (`digest send --workers`, `pipeline/workers.py`)."""
 
     @property
     def rate(self) -> float:
