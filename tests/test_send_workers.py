@@ -7,6 +7,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -96,3 +98,32 @@ def test_a_killed_worker_rows_are_reclaimed_with_only_its_in_flight_duplicated(
     # and the report says how many may have.
     assert duplicates <= report.may_arrive_twice <= settings.delivery.connections
     assert report.resent_after_crash >= report.may_arrive_twice
+
+
+def test_digest_send_workers_from_the_command_line(
+    make_settings: Any, tmp_path: Path, factory: sessionmaker[Session]
+) -> None:
+    """The command forks its workers (one thread): every row once, into the outbox."""
+    settings = settings_for(make_settings, tmp_path, None)
+    people = [(f"reader{n}@example.net", ("en", "nl", "fr")[n % 3], ()) for n in range(620)]
+    add_people(settings, factory, people)
+    approved_issue(settings, factory)
+    done = subprocess.run(
+        [sys.executable, "-m", "digest", "--config", str(settings.path), "send", "--workers", "2"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "620 sent" in done.stdout and "2 worker processes" in done.stdout
+    assert ledger(factory) == Counter({DeliveryState.SENT: 620})
+    files = list(settings.delivery.outbox_dir.glob("*.eml"))
+    assert len(files) == 620  # one file per Message-ID: a duplicate would be the same file
+    recipients = Counter(
+        line.split(b":", 1)[1].strip()
+        for path in files
+        for line in path.read_bytes().split(b"\r\n")
+        if line.startswith(b"To:")
+    )
+    assert len(recipients) == 620 and set(recipients.values()) == {1}

@@ -163,6 +163,7 @@ def print_send_report(report: sending.SendReport) -> None:
         click.echo(
             f"  this run: {report.attempted} messages in {report.seconds:.1f} s "
             f"({report.rate:,.0f}/s); {len(report.render_seconds)} variants rendered once each"
+            + (f"; {report.workers} worker processes" if report.workers > 1 else "")
         )
     if report.recovered:
         click.echo(
