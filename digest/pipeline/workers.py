@@ -173,7 +173,8 @@ def _rounds(
     report: sending.SendReport,
 ) -> None:
     """Run rounds of `count` workers until none was killed; settle a killed one's rows."""
-    context = multiprocessing.get_context(_start_method())
+    fork = _can_fork()
+    context = multiprocessing.get_context("fork") if fork else multiprocessing.get_context("spawn")
     path = journal_path(settings.delivery.journal_dir, job.issue_id)
     for _round in range(MAX_ROUNDS):
         halt = context.Event()
@@ -225,13 +226,11 @@ def _rounds(
     sending._conclude(factory, job.issue_id, clock(), report)
 
 
-def _start_method() -> str:
+def _can_fork() -> bool:
     """Fork when this process runs one thread (the CLI): workers start at once with the
     rendered variants and the imports already in memory. Otherwise (a test, the web app,
     the scheduler) spawn: forking a process with other threads can copy a held lock."""
-    if sys.platform.startswith("linux") and threading.active_count() == 1:
-        return "fork"
-    return "spawn"
+    return sys.platform.startswith("linux") and threading.active_count() == 1
 
 
 def _merge(report: sending.SendReport, part: sending.SendReport) -> None:
