@@ -252,7 +252,10 @@ def _die_with_parent() -> None:
 def _work(job: _Job, index: int, halt: Any, answers: Any) -> None:
     """One worker: the single sender's loop on the shared ledger (runs in its own process)."""
     _die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us through `halt`
+    # Ctrl-C and systemd's SIGTERM reach the whole group: the parent stops us through
+    # `halt`, after the messages in flight; if it dies, we die with it.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
     if os.getppid() != job.parent:
         return  # the parent died before we could ask to die with it
     settings = job.settings
