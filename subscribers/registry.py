@@ -25,6 +25,7 @@ from subscribers.model import (
     SubscriberStatus,
     SuppressionLift,
     SuppressionReason,
+    new_public_id,
 )
 from subscribers.preferences import check_language, clean_name, clean_topics
 from subscribers.tokens import Tokens
@@ -61,43 +62,92 @@ def add(
     address unsubscribed, was erased, bounced or complained, and `Duplicate` when it is
     already on the list.
     """
-    address = normalize(email)
+    values = new_values(
+        normalize(email),
+        name=name,
+        language=language,
+        topics=topics,
+        cadence=cadence,
+        source=source,
+        consent_version=consent_version,
+        confirmed=confirmed,
+        consent_ip=consent_ip,
+        now=now,
+        languages=languages,
+        consent_at=consent_at,
+        confirmed_at=confirmed_at,
+        consent_origin=consent_origin,
+    )
+    address = values["email"]
+    found = suppression.find(session, address, key=suppression_key)
+    if found is not None:
+        raise suppressed_error(address, found.reason, found.created_at)
+    if by_email(session, address) is not None:
+        raise Duplicate(f"{address} is already subscribed")
+    subscriber = Subscriber(**values)
+    session.add(subscriber)
+    session.flush()
+    return subscriber
+
+
+def new_values(
+    address: str,
+    *,
+    name: str = "",
+    language: str | None = None,
+    topics: Iterable[str] = (),
+    cadence: Cadence | str = Cadence.WEEKLY,
+    source: ConsentSource,
+    consent_version: str,
+    confirmed: bool = False,
+    consent_ip: str | None = None,
+    now: datetime,
+    languages: Sequence[str],
+    consent_at: datetime | None = None,
+    confirmed_at: datetime | None = None,
+    consent_origin: str | None = None,
+) -> dict[str, Any]:
+    """Return the checked column values of a new subscriber with the normalized `address`,
+    without touching the database (`add` checks suppression and duplicates; the bulk import
+    checks them for a whole batch at once).
+
+    Raises `InvalidField` naming the language, cadence or name that is wrong.
+    """
     if not languages:
         raise ValueError("the publication has no languages; set [publication] languages")
     # Every field is checked before suppression and duplicates, so a bad row says what to fix.
     chosen = check_language(language if language is not None else languages[0], languages)
     chosen_cadence = Cadence.parse(cadence)
     cleaned_name = clean_name(name)
-    found = suppression.find(session, address, key=suppression_key)
-    if found is not None:
-        raise Suppressed(
-            f"{address} is suppressed ({found.reason.value} on {found.created_at:%Y-%m-%d}); "
-            "addresses that left the list are never re-added"
-        )
-    if by_email(session, address) is not None:
-        raise Duplicate(f"{address} is already subscribed")
     status = SubscriberStatus.CONFIRMED if confirmed else SubscriberStatus.PENDING
-    subscriber = Subscriber(
-        email=address,
-        name=cleaned_name,
-        language=chosen,
-        topics=clean_topics(topics),
-        cadence=chosen_cadence,
-        status=status,
-        paused=False,
-        created_at=now,
-        confirmed_at=(confirmed_at or now) if confirmed else None,
-        status_changed_at=now,
-        bounce_count=0,
-        consent_at=consent_at or now,
-        consent_source=source,
-        consent_version=consent_version,
-        consent_ip=consent_ip,
-        consent_origin=consent_origin,
+    return {
+        "public_id": new_public_id(),
+        "email": address,
+        "name": cleaned_name,
+        "language": chosen,
+        "topics": clean_topics(topics),
+        "cadence": chosen_cadence,
+        "status": status,
+        "paused": False,
+        "resubscribing": False,
+        "created_at": now,
+        "confirmed_at": (confirmed_at or now) if confirmed else None,
+        "status_changed_at": now,
+        "bounce_count": 0,
+        "consent_at": consent_at or now,
+        "consent_source": source,
+        "consent_version": consent_version,
+        "consent_ip": consent_ip,
+        "consent_origin": consent_origin,
+    }
+
+
+def suppressed_error(address: str, reason: SuppressionReason, since: datetime) -> Suppressed:
+    """Return the error refusing a suppressed `address` (suppressed for `reason` on `since`)."""
+    return Suppressed(
+        f"{address} is suppressed ({reason.value} on {since:%Y-%m-%d}); "
+        "addresses that left the list are never re-added"
     )
-    session.add(subscriber)
-    session.flush()
-    return subscriber
 
 
 def by_public_id(session: Session, public_id: str) -> Subscriber | None:

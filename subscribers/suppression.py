@@ -23,7 +23,14 @@ def address_hash(address: str, key: bytes) -> str:
     """Return the hex HMAC-SHA256 of the normalized `address` under `key`."""
     if not key:
         raise ValueError("the suppression key is empty; configure a long random secret")
-    return hmac.new(key, normalize(address).encode("utf-8"), hashlib.sha256).hexdigest()
+    return normalized_hash(normalize(address), key)
+
+
+def normalized_hash(address: str, key: bytes) -> str:
+    """Return the hex HMAC-SHA256 of an `address` already normalized (bulk imports)."""
+    if not key:
+        raise ValueError("the suppression key is empty; configure a long random secret")
+    return hmac.new(key, address.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def find(session: Session, address: str, *, key: bytes) -> Suppression | None:

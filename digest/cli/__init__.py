@@ -12,17 +12,33 @@ import tempfile
 import zoneinfo
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from digest import __version__, config, layout, pipeline
-from digest.cli.context import Context, DigestGroup, as_of_option, parse_as_of, pass_context
+from digest import __version__, config, layout
+from digest.cli.context import (
+    Context,
+    DigestGroup,
+    as_of_option,
+    lazy_module,
+    parse_as_of,
+    pass_context,
+)
 from digest.config import SOURCE_KINDS, SourceSettings
 from digest.errors import DigestError
-from digest.pipeline import audit
-from digest.store import db, sources
+from digest.render import CHANNELS
 from digest.terminal import echo, secho
+
+if TYPE_CHECKING:
+    from digest import pipeline
+    from digest.pipeline import audit
+    from digest.store import db, sources
+else:  # imported when a command uses them: `digest --version` needs neither
+    pipeline = lazy_module("digest.pipeline")
+    audit = lazy_module("digest.pipeline.audit")
+    db = lazy_module("digest.store.db")
+    sources = lazy_module("digest.store.sources")
 
 
 @click.group(cls=DigestGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -244,7 +260,7 @@ def draft(ctx: Context, daily: bool, as_of: str | None) -> None:
 @click.option(
     "--channel",
     "-c",
-    type=click.Choice(pipeline.CHANNELS),
+    type=click.Choice(CHANNELS),
     default=None,
     help="What to show: the email's HTML, its text part, the archive page, or the Atom "
     "entry as a feed reader shows it (default: email).",
@@ -419,25 +435,25 @@ def main() -> None:
     cli(prog_name="digest")
 
 
-# Commands with modules of their own register here (imported last: they use the group).
-from digest.cli import delivery, editors, operations, upkeep, web  # noqa: E402
-from digest.cli import schedule as schedule_commands  # noqa: E402
-from digest.cli.subscribers import subscribers_group  # noqa: E402
-
-cli.add_command(operations.init)
-cli.add_command(operations.upgrade)
-cli.add_command(operations.backup)
-cli.add_command(operations.restore)
-cli.add_command(operations.migrate_to)
-cli.add_command(subscribers_group)
-cli.add_command(delivery.approve)
-cli.add_command(delivery.send)
-cli.add_command(delivery.bounces_group)
-cli.add_command(web.serve)
-cli.add_command(schedule_commands.schedule)
-cli.add_command(schedule_commands.status)
-cli.add_command(upkeep.preflight)
-cli.add_command(upkeep.purge)
-cli.add_command(editors.editors_group)
-cli.add_command(editors.api_keys_group)
-cli.add_command(editors.audit_command)
+# Commands with modules of their own, imported only when run (`DigestGroup.lazy`).
+cli.lazy.update(
+    {
+        "init": "digest.cli.operations:init",
+        "upgrade": "digest.cli.operations:upgrade",
+        "backup": "digest.cli.operations:backup",
+        "restore": "digest.cli.operations:restore",
+        "migrate-to": "digest.cli.operations:migrate_to",
+        "subscribers": "digest.cli.subscribers:subscribers_group",
+        "approve": "digest.cli.delivery:approve",
+        "send": "digest.cli.delivery:send",
+        "bounces": "digest.cli.delivery:bounces_group",
+        "serve": "digest.cli.web:serve",
+        "schedule": "digest.cli.schedule:schedule",
+        "status": "digest.cli.schedule:status",
+        "preflight": "digest.cli.upkeep:preflight",
+        "purge": "digest.cli.upkeep:purge",
+        "editors": "digest.cli.editors:editors_group",
+        "api-keys": "digest.cli.editors:api_keys_group",
+        "audit": "digest.cli.editors:audit_command",
+    }
+)

@@ -1,23 +1,29 @@
 """What every command shares: the lazily loaded settings and database, --as-of, and the
-group class that turns `DigestError` into a message and exit status 1."""
+group class that turns `DigestError` into a message and exit status 1.
+
+Start-up is kept short: the database layer is imported when a command first needs it, and
+commands registered by name (`DigestGroup.lazy`) are imported only when run, so
+`digest --version` loads no SQLAlchemy and `digest status` no renderer.
+"""
 
 from __future__ import annotations
 
+import importlib
 import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-import sqlalchemy as sa
-from sqlalchemy.orm import Session, sessionmaker
 
-from digest import config, pipeline
+from digest import config
 from digest.config import Settings
 from digest.errors import DigestError
-from digest.store import db
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -43,6 +49,8 @@ class Context:
 
     @cached_property
     def factory(self) -> sessionmaker[Session]:
+        from digest import pipeline
+
         return pipeline.open_database(self.settings)
 
     def close(self) -> None:
@@ -81,13 +89,49 @@ def parse_as_of(settings: Settings, value: str | None) -> datetime | None:
 
 
 class DigestGroup(click.Group):
-    """A group that turns our errors into "Error: …" on stderr and exit status 1."""
+    """A group that turns our errors into "Error: …" on stderr and exit status 1.
+
+    `lazy` maps command names to "module:attribute", imported when the command is run (or
+    listed in --help), so that starting one command does not import all the others."""
+
+    lazy: dict[str, str]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        where = self.lazy.get(cmd_name)
+        if where is not None and cmd_name not in self.commands:
+            module, _, attribute = where.partition(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except DigestError as exc:
             raise click.ClickException(str(exc)) from exc
-        except sa.exc.DBAPIError as exc:
-            # The database itself failed (corrupt, read-only, gone): one sentence, not a trace.
-            raise click.ClickException(str(db.explain(exc))) from exc
+        except Exception as exc:
+            from sqlalchemy.exc import DBAPIError
+
+            from digest.store import db
+
+            if isinstance(exc, DBAPIError):
+                # The database failed (corrupt, read-only, gone): one sentence, not a trace.
+                raise click.ClickException(str(db.explain(exc))) from exc
+            raise
+
+
+def lazy_module(name: str) -> Any:
+    """A stand-in for module `name` that imports it on first attribute access (for a
+    module the CLI uses in command bodies only; type-check with the real import)."""
+
+    class Lazy:
+        def __getattr__(self, attribute: str) -> Any:
+            return getattr(importlib.import_module(name), attribute)
+
+    return Lazy()

@@ -15,6 +15,7 @@ import click
 
 from digest.cli.context import Context, as_of_option, parse_as_of, pass_context
 from digest.pipeline import audit, returns, sending
+from digest.pipeline import workers as parallel
 from digest.store.models import DeliveryState
 
 
@@ -65,6 +66,13 @@ class Progress:
     is_flag=True,
     help="The refusals that tripped the circuit breaker are real: count them as bounces.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes sending at once, each with its own connections (default: the number "
+    "of cores; one when the issue fits in one batch).",
+)
 @as_of_option
 @pass_context
 def send(
@@ -74,6 +82,7 @@ def send(
     test_to: str | None,
     language: str | None,
     accept_bounces: bool,
+    workers: int | None,
     as_of: str | None,
 ) -> None:
     """Deliver an approved ISSUE (default: the one being sent, else the latest approved).
@@ -106,9 +115,10 @@ def send(
     previous = _on_signals(stop)
     progress = Progress()
     try:
-        report = sending.send(
+        report = parallel.send(
             settings,
             factory,
+            workers=workers or parallel.default_workers(),
             number=issue,
             now=now,
             progress=progress,
@@ -166,6 +176,7 @@ def print_send_report(report: sending.SendReport) -> None:
         click.echo(
             f"  this run: {report.attempted} messages in {report.seconds:.1f} s "
             f"({report.rate:,.0f}/s); {len(report.render_seconds)} variants rendered once each"
+            + (f"; {report.workers} worker processes" if report.workers > 1 else "")
         )
     if report.recovered:
         click.echo(

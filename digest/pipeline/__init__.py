@@ -16,27 +16,27 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from digest import collect, compose, layout
-from digest.collect import bounded, calendars, feeds, pages
-from digest.collect.fetch import Fetcher, FetchPolicy
+from digest import collect, compose, layout, render
 from digest.compose import slots
-from digest.compose.plan import compose as compose_plan
 from digest.config import Settings, database_url, source_location
 from digest.errors import DigestError, GoneError, HTTPStatusError, RateLimitedError, SourceError
-from digest.publish import PublishReport, SiteBuild
-from digest.publish.manifest import Manifest
-from digest.publish.site import write_site
-from digest.render import Links, Omitted, RenderedEmail, overrides
-from digest.render.email import check_items, describe_error, render_for_inbox
-from digest.render.environment import make_environment
-from digest.store import db, issues, items, series, sources
+from digest.render import Links, Omitted, RenderedEmail
+from digest.store import db, issues, items, sources
 from digest.store.models import Issue, IssueStatus, Source, SourceKind
+
+if TYPE_CHECKING:
+    # Imported where used: a command that fetches, renders or writes nothing (`digest
+    # status`, `digest --version`) does not pay for httpx, the parsers or premailer.
+    import jinja2
+
+    from digest.collect.fetch import Fetcher
+    from digest.publish import PublishReport, SiteBuild
+    from digest.publish.manifest import Manifest
 
 log = logging.getLogger("digest.pipeline")
 
@@ -218,6 +218,8 @@ def calendar_window(settings: Settings, now: datetime) -> tuple[datetime, dateti
 def _parser(
     settings: Settings, job: _Job, fetched: collect.Fetched, now: datetime
 ) -> Callable[[], collect.Parsed]:
+    from digest.collect import calendars, feeds, pages
+
     body = fetched.body or b""
     if job.kind is SourceKind.CALENDAR:
         start, end = calendar_window(settings, now)
@@ -243,6 +245,9 @@ async def _fetch_and_parse(
 ) -> None:
     """Run every job concurrently (the fetcher keeps per-host politeness) and hand each
     outcome to `done` as soon as it is ready."""
+    from digest.collect import bounded
+    from digest.collect.fetch import Fetcher, FetchPolicy
+
     limit = asyncio.Semaphore(max(1, settings.collect.concurrency))
     timeout = settings.collect.timeout_seconds
 
@@ -315,6 +320,8 @@ def _store(settings: Settings, session: Session, outcome: _Outcome, now: datetim
     if parsed is not None:
         first = sources.is_first_collection(source)
         if source.kind is SourceKind.CALENDAR:
+            from digest.store import series  # (icalendar: only when a calendar is stored)
+
             report.counts = items.record_events(
                 session, source, parsed.events, now=now, window=calendar_window(settings, now)
             )
@@ -446,6 +453,8 @@ def _draft_once(
     schedule = schedule_of(settings, cadence)
     zone = settings.publication.timezone
     grace = timedelta(hours=settings.issue.grace_hours)
+    from digest.compose.plan import compose as compose_plan
+
     with db.transaction(factory) as session:
         slot = slots.current_slot(schedule, now, zone, grace)
         existing = issues.for_slot(session, cadence, slot)
@@ -479,6 +488,9 @@ def _draft_once(
 def render_check(settings: Settings, plan: compose.IssuePlan) -> list[str]:
     """What in `plan` would not render, one line each (see `issues.render_problems`): the
     override templates that do not parse, and per variant the items that fail."""
+    from digest.render import overrides
+    from digest.render.email import check_items, describe_error
+
     found = overrides.problems(settings.render.templates_dir)
     if found:
         return found
@@ -511,6 +523,8 @@ def find_issue(session: Session, number: int | None) -> Issue:
 
 def environment(settings: Settings) -> jinja2.Environment:
     """The Jinja environment with the operator's templates first."""
+    from digest.render.environment import make_environment
+
     return make_environment(
         settings.render.templates_dir,
         postal_address=settings.publication.postal_address,
@@ -563,12 +577,14 @@ def preview(
     with factory() as session:
         issue = find_issue(session, number)
         plan = issues.plan_of(issue)
+    from digest.render.email import render_for_inbox
+
     return render_for_inbox(
         plan, language, sample_links(settings, plan.number, language), environment(settings)
     )
 
 
-CHANNELS = ("email", "text", "archive", "feed")
+CHANNELS = render.CHANNELS
 """What `digest preview --channel` and the desk can show of an issue."""
 
 
@@ -661,6 +677,8 @@ def publish(
     the last publish there (`publish.manifest`); refuse (unless `force`) to replace a
     published feed by one with fewer issues."""
     from digest.pipeline.operations import check_feeds_not_shrinking
+    from digest.publish.manifest import Manifest
+    from digest.publish.site import write_site
 
     output_dir = settings.publish.output_dir
     previous = Manifest.load(output_dir)

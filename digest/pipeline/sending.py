@@ -27,9 +27,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from functools import partial
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import jinja2
 from sqlalchemy.orm import Session, sessionmaker
 
 from digest import layout
@@ -53,14 +53,15 @@ from digest.pipeline.transport import (
     suppression_key,
     tokens,
 )
-from digest.render.email import render_for_inbox
-from digest.render.overrides import check_overrides
 from digest.store import db, deliveries, issues
 from digest.store.deliveries import Claimed, parse_variant, variant_key
 from digest.store.journal import Journal, journal_path, replay
 from digest.store.models import DeliveryState, Issue, IssueStatus, PauseKind
 from subscribers import registry
 from subscribers.tokens import Purpose, Tokens
+
+if TYPE_CHECKING:
+    import jinja2
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +142,8 @@ class Variants:
         base = pub.base_url.rstrip("/")
         archive = layout.url(base, layout.issue_page(self.plan.number, language))
         links = marker_links(base, language, archive, self.token_length)
+        from digest.render.email import render_for_inbox  # (premailer: not for `digest status`)
+
         rendered = render_for_inbox(for_topics(self.plan, topics), language, links, self.env)
         if self.subject_prefix:
             rendered = replace(rendered, subject=f"{self.subject_prefix}{rendered.subject}")
@@ -228,6 +231,8 @@ class SendReport:
     ledger_seconds: float = 0.0
     """Of `seconds`, the time spent making the ledger (first run only)."""
     render_seconds: dict[str, float] = field(default_factory=dict)
+    workers: int = 1
+    """Processes that sent (`digest send --workers`, `pipeline/workers.py`)."""
 
     @property
     def rate(self) -> float:
@@ -291,6 +296,8 @@ def send(
     keys = tokens(settings)
     key = suppression_key(settings)
     # An override template that does not parse is named (file, line) before anything goes.
+    from digest.render.overrides import check_overrides  # (the renderer: not for status)
+
     check_overrides(settings.render.templates_dir)
     signer = dkim_signer(settings)
     stop = stop or threading.Event()

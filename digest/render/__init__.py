@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+CHANNELS = ("email", "text", "archive", "feed")
+"""What `digest preview --channel` and the desk can show of an issue."""
+
 
 @dataclass(frozen=True)
 class Links:

@@ -123,9 +123,13 @@ def prepare_file(engine: sa.Engine) -> None:
 def open_existing(engine: sa.Engine) -> None:
     """Stop unless the database exists, can be read and written, and is at this digest's
     schema revision."""
-    from digest.store import schema
+    from digest.store import revision
 
     open_existing_file(engine)
+    if revision.is_current(engine):
+        return  # the common case, decided without importing Alembic
+    from digest.store import schema
+
     try:
         schema.check(engine, where=describe(engine))
     except sa.exc.DBAPIError as exc:

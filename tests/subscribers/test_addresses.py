@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
+from subscribers import addresses
 from subscribers.addresses import InvalidAddress, normalize
 
 
@@ -68,3 +71,45 @@ def test_empty_address_says_so() -> None:
 def test_invalid_address_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="not a usable email address"):
         normalize("nobody")
+
+
+SEEN_DOMAIN_CASES = [
+    "plain@example.org",
+    "First.Last+tag@Example.ORG",
+    "o'hara@example.org",
+    "a..b@example.org",
+    ".lead@example.org",
+    "trail.@example.org",
+    "Jürgen@example.org",
+    '"quoted@local"@example.org',
+    "Alice <alice@example.org>",
+    "a b@example.org",
+    "x" * 64 + "@example.org",
+    "x" * 65 + "@example.org",
+    "user@Bücher.de",
+    "other@Bücher.de",
+    "user@example.org\r\nBcc: x@example.net",
+    "user@localhost",
+    "user@example.org@example.org",
+]
+
+
+def _outcome(address: str) -> str:
+    try:
+        return normalize(address)
+    except InvalidAddress as exc:
+        return f"refused: {exc}"
+
+
+def test_a_domain_seen_before_changes_no_outcome(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Imports skip re-checking a domain email-validator accepted: same answer either way."""
+    monkeypatch.setattr(addresses, "_valid_domains", {})
+    cold = []
+    for address in SEEN_DOMAIN_CASES:
+        addresses._valid_domains.clear()
+        cold.append(_outcome(address))
+    for domain in ("example.org", "Example.ORG", "Bücher.de", "localhost", "example.net"):
+        with contextlib.suppress(InvalidAddress):
+            normalize(f"warm@{domain}")
+    assert "example.org" in addresses._valid_domains  # the fast path is really taken
+    assert [_outcome(address) for address in SEEN_DOMAIN_CASES] == cold

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from subscribers import csvio, registry
+from subscribers import csvio, model, registry, suppression
 from subscribers.errors import CsvFormatError
 from subscribers.model import Cadence, ConsentSource, Subscriber, SubscriberStatus
 from tests.subscribers.common import KEY, LANGUAGES, NOW, add
@@ -222,3 +222,73 @@ def test_exports_of_an_empty_list_are_valid(db: Session) -> None:
     assert csvio.export_json(db, json_out) == 0
     assert csv_out.getvalue() == "email,name,language,topics,cadence,status\r\n"
     assert json.loads(json_out.getvalue()) == []
+
+
+def _large_csv() -> str:
+    """2,600 rows crossing batch boundaries: duplicates of earlier batches, rows that left
+    the old list and come back later, bad addresses, bad fields, people already known."""
+    lines = ["email,name,language,status"]
+    for number in range(2600):
+        email, language, status = f"person{number}@example.org", "nl", ""
+        if number % 97 == 0:
+            email = f"person{number // 2}@example.org"  # a duplicate, sometimes of a later row
+        elif number % 101 == 0:
+            email = f"not an address {number}"
+        elif number % 103 == 0:
+            language = "de"
+        elif number % 89 == 0:
+            status = "unsubscribed"
+        elif number % 83 == 0:
+            email = f"person{number - 1001}@example.org"  # a row of the previous batch
+            status = "cleaned"
+        elif number == 1500:
+            email = "person178@example.org"  # suppressed by row 178 in the first batch
+        lines.append(f"{email},Person {number},{language},{status}")
+    lines.append("Known@Example.org,Known,en,")
+    lines.append("gone@example.org,Gone,en,")
+    return "\n".join(lines) + "\n"
+
+
+def _import_large(session: Session) -> tuple[list[tuple[int, str]], list[tuple[object, ...]], int]:
+    session.execute(sa.delete(Subscriber))
+    session.execute(sa.delete(model.Suppression))
+    add(session, "known@example.org")
+    registry.unsubscribe(session, add(session, "gone@example.org"), now=NOW, suppression_key=KEY)
+    report = run_import(session, _large_csv())
+    rows = session.execute(
+        sa.select(
+            Subscriber.email,
+            Subscriber.name,
+            Subscriber.language,
+            Subscriber.status,
+            Subscriber.consent_source,
+            Subscriber.confirmed_at,
+        ).order_by(Subscriber.email)
+    ).all()
+    hashes = session.scalars(
+        sa.select(model.Suppression.address_hash).order_by(model.Suppression.address_hash)
+    ).all()
+    return rejections(report), [tuple(row) for row in rows], len(hashes)
+
+
+def test_a_large_import_in_batches_matches_adding_row_by_row(
+    db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batched = _import_large(db)
+    monkeypatch.setattr(csvio, "BATCH", 1)  # each row looked up after the one before went in
+    one_by_one = _import_large(db)
+    assert batched == one_by_one
+    rejected, rows, suppressed = batched
+    reasons = dict(rejected)
+    assert len(rows) == 2 + 2600 - len(rejected) + 2  # known and gone, plus the two at the end
+    assert reasons[293] == "person145@example.org is a duplicate of line 147"  # row 291
+    assert "is suppressed (unsubscribed" in reasons[1502]  # row 1500: left the list in row 178
+    assert reasons[2602] == "known@example.org is already subscribed"
+    assert "gone@example.org is suppressed" in reasons[2603]
+    assert reasons[105].startswith("person103@example.org: ") and "'de'" in reasons[105]
+    assert "in the file: not imported" in reasons[2326]  # row 2324: person1323, cleaned
+    held = set(db.scalars(sa.select(model.Suppression.address_hash)))
+    # A row that left the old list suppresses its address, unless it was imported already.
+    assert suppression.address_hash("person178@example.org", KEY) in held
+    assert suppression.address_hash("person1323@example.org", KEY) not in held
+    assert suppressed > 20
