@@ -31,7 +31,7 @@ from digest import config
 from digest.config import Settings
 from digest.errors import DigestError
 from digest.pipeline import open_database, transport, utcnow
-from digest.web import admin, archive, public
+from digest.web import admin, archive, desk, public
 from digest.web.pages import Site
 from digest.web.security import AccessLog, BodyLimit, RateLimit, SecurityHeaders
 
@@ -72,6 +72,7 @@ def routes() -> list[BaseRoute]:
         Route("/{lang}/admin/issues/{number:int}/curate", admin.curate, methods=_POST),
         Route("/{lang}/admin/issues/{number:int}/test", admin.test_send, methods=_POST),
         Route("/{lang}/admin/issues/{number:int}/approve", admin.approve, methods=_POST),
+        *desk.routes(),
         Route("/{lang}/", public.home, methods=_GET),
         Route("/{lang}/archive", archive.archive_redirect, methods=_GET),
         Route("/{lang}/subscribe", public.home, methods=_GET),

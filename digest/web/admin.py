@@ -9,6 +9,8 @@
     /{lang}/admin/issues/{n}/test        POST send one [TEST] copy to an address
     /{lang}/admin/issues/{n}/approve     POST approve the draft for sending
 
+The item editor, the order, undo and the full-screen preview are in `digest.web.desk`.
+
 The password comes from [web] admin_password (DIGEST_WEB__ADMIN_PASSWORD or its _FILE) and
 is compared in constant time; failed and successful attempts alike are rate limited per
 client address. Every POST needs the session's CSRF token. Pages are never cached.
@@ -50,6 +52,8 @@ log = logging.getLogger("digest.web")
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 ISSUE_STATES = ("draft", "approved", "sending", "sent")
+PREVIEW_WIDTHS = ("375", "600")
+"""The widths the preview shows an email at: a phone's, and the email's own."""
 
 
 def _text(form: FormData, name: str) -> str:
@@ -198,6 +202,9 @@ async def dashboard(request: Request) -> Response:
         language,
         desk=desk,
         issue_url=lambda number: site.path(language, "admin", "issues", number),
+        draft_action=site.path(language, "admin", "draft"),
+        collect_action=site.path(language, "admin", "collect"),
+        pause_action=site.path(language, "admin", "sources", "pause"),
     )
 
 
@@ -230,6 +237,9 @@ async def issue(request: Request) -> Response:
     base = site.path(language, "admin", "issues", number)
     channel, shown = await _channel(site, request, number, variant)
     labels = pipeline.labels_of(site.settings)
+    width = request.query_params.get("width", "600")
+    width = width if width in PREVIEW_WIDTHS else "600"
+    preview_url = f"{base}/preview?variant={variant}&channel={channel}&width={width}"
     return _desk_page(
         request,
         site,
@@ -258,6 +268,16 @@ async def issue(request: Request) -> Response:
             {"name": name, "url": f"{base}?variant={variant}&channel={name}"}
             for name in pipeline.CHANNELS
         ],
+        width=width,
+        widths=[
+            {"width": w, "url": f"{base}?variant={variant}&channel={channel}&width={w}"}
+            for w in PREVIEW_WIDTHS
+        ],
+        preview_url=preview_url,
+        item_url=lambda key: f"{base}/item?variant={variant}&key={quote(key, safe='')}",
+        move_action=f"{base}/move",
+        undo_action=f"{base}/undo",
+        images=site.settings.render.images != "drop",
     )
 
 
