@@ -470,8 +470,8 @@ class Changes:
     dropped: frozenset[str] = frozenset()
     """Keys to leave out (keys of items now dropped stay dropped unless listed in `restored`)."""
     restored: frozenset[str] = frozenset()
-    pinned: tuple[str, ...] = ()
-    """Keys shown first in their section, in this order."""
+    pinned: tuple[str, ...] | None = None
+    """Keys shown first in their section, in this order (None: the pins stay as they are)."""
     order: tuple[str, ...] | None = None
     """Every key in the editor's order, or None to keep the order as it is."""
     language: str | None = None
@@ -490,6 +490,8 @@ class Changes:
     """Item key → section to put its story in ("": back to its source's section)."""
     hidden: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Item key → every language whose readers do not get its story (replaces what was)."""
+    added: tuple[str, ...] = ()
+    """Keys of items the editor added (`pipeline.additions`): undoing drops them."""
 
 
 def _one_line(text: str) -> str:
@@ -646,7 +648,8 @@ def curate(
             if key not in dropped:
                 dropped.append(key)
                 titles[key] = rows[key].title
-        pinned = [k for k in dict.fromkeys(changes.pinned) if k in known and k not in dropped]
+        pins = current.pinned if changes.pinned is None else changes.pinned
+        pinned = [k for k in dict.fromkeys(pins) if k in known and k not in dropped]
         order = list(current.order)
         if changes.order is not None:
             order = [k for k in dict.fromkeys(changes.order) if k in known]
@@ -684,6 +687,7 @@ def curate(
             edits=edits,
             moved=moved,
             hidden=hidden,
+            added=list(dict.fromkeys([*(raw.get("added") or ()), *changes.added])),
         )
         history.record(raw, before, {k: v.title for k, v in rows.items()}, now)
         issue.curation = json.dumps(raw, sort_keys=True, ensure_ascii=False)

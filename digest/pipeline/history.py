@@ -26,9 +26,10 @@ CURATION_KEYS = (
     "edits",
     "moved",
     "hidden",
+    "added",
 )
 """The curation JSON's keys the editor changes (and undo puts back)."""
-_PER_ITEM = ("pinned", "dropped", "split", "edits", "moved", "hidden")
+_PER_ITEM = ("pinned", "dropped", "split", "edits", "moved", "hidden", "added")
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,13 @@ def undo(raw: dict[str, Any]) -> bool:
     if not log:
         return False
     last = log.pop()
-    before = last.get("before") or {}
+    before = dict(last.get("before") or {})
+    # An added item stays stored (it is an entry like any other): undoing drops it.
+    gone = [k for k in raw.get("added") or () if k not in (before.get("added") or ())]
+    if gone:
+        before["dropped"] = [*(before.get("dropped") or ()), *gone]
+        titles = dict(raw.get("titles") or {})
+        before["titles"] = {**dict(before.get("titles") or {}), **titles}
     for name in CURATION_KEYS:
         value = before.get(name)
         if value is None:

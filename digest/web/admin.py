@@ -277,6 +277,7 @@ async def issue(request: Request) -> Response:
         item_url=lambda key: f"{base}/item?variant={variant}&key={quote(key, safe='')}",
         move_action=f"{base}/move",
         undo_action=f"{base}/undo",
+        add_url=f"{base}/add?variant={variant}",
         images=site.settings.render.images != "drop",
     )
 

@@ -248,3 +248,73 @@ def test_desk_actions_need_a_login_and_csrf(
             assert anonymous.post(path, data={"csrf": "x"}).status_code == 303
         login(anonymous)
         assert anonymous.post("/en/admin/draft", data={"csrf": "x"}).status_code == 403
+
+
+PAGE = """<!doctype html><html lang="fr"><head><title>Un nouveau centre d'accueil</title></head>
+<body><nav><a href="/">Accueil</a> <a href="/a">À propos</a></nav>
+<main><article><h1>Un nouveau centre d'accueil à Liège</h1>
+<p>La ville de Liège ouvre un centre d'accueil pour les nouveaux arrivants, avec des cours
+de langue et un guichet unique pour les démarches administratives.</p>
+<p>Le centre est ouvert du lundi au vendredi.</p></article></main>
+<footer>Mentions légales</footer></body></html>"""
+
+
+def test_an_item_is_added_by_url_fetched_and_extracted(
+    desk: TestClient, number: int, factory: sessionmaker[Session], http_server: Any
+) -> None:
+    http_server.route("/nieuws/centre", body=PAGE.encode(), headers={"Content-Type": "text/html"})
+    url = http_server.url("/nieuws/centre")
+    form = desk.get(f"/en/admin/issues/{number}/add?variant=fr")
+    assert form.status_code == 200 and 'type="url" id="url" name="url"' in form.text
+    answer = desk.post(
+        f"/en/admin/issues/{number}/add?variant=fr",
+        data={"csrf": csrf_of(form.text), "url": url, "language": "fr", "section": "projects"},
+    )
+    assert answer.status_code == 303, words(answer.text)
+    plan = plan_of(factory, number)
+    found = [(s.name, i) for s in plan.variant("fr").sections for i in s.items if i.link == url]
+    assert found, "the added item is in the French variant"
+    section, item = found[0]
+    assert section == "projects" and item.pinned
+    assert item.title == "Un nouveau centre d'accueil à Liège"
+    assert item.excerpt.startswith("La ville de Liège ouvre un centre d'accueil")
+    assert "Mentions légales" not in item.summary_text
+    page = desk.get(answer.headers["location"]).text
+    assert "The item was added" in page and "item added" in words(page)
+    # Undo takes it out of the draft again.
+    desk.post(f"/en/admin/issues/{number}/undo", data={"csrf": csrf_of(page), "variant": "fr"})
+    plan = plan_of(factory, number)
+    assert not [i for s in plan.variant("fr").sections for i in s.items if i.link == url]
+
+
+def test_an_item_is_added_by_hand_and_refusals_show_next_to_their_field(
+    desk: TestClient, number: int, factory: sessionmaker[Session]
+) -> None:
+    form = desk.get(f"/en/admin/issues/{number}/add?variant=en").text
+    refused = desk.post(
+        f"/en/admin/issues/{number}/add?variant=en",
+        data={"csrf": csrf_of(form), "url": "file:///etc/passwd", "language": "en"},
+    )
+    assert refused.status_code == 400
+    assert 'aria-invalid="true" aria-describedby="url-error url-hint"' in refused.text
+    assert 'id="url-error">only http:// and https:// pages can be added.' in refused.text
+    untitled = desk.post(
+        f"/en/admin/issues/{number}/add?variant=en",
+        data={"csrf": csrf_of(form), "text": "No title here.", "language": "en"},
+    )
+    assert untitled.status_code == 400
+    assert 'id="title-error">an item needs a title.' in untitled.text
+    assert ">No title here.</textarea>" in untitled.text
+    added = desk.post(
+        f"/en/admin/issues/{number}/add?variant=en",
+        data={
+            "csrf": csrf_of(form),
+            "title": "Our own announcement",
+            "text": "The network meets in Ghent on 3 December.",
+            "language": "en",
+            "section": "news",
+        },
+    )
+    assert added.status_code == 303
+    news = news_of(plan_of(factory, number), "en")
+    assert news[0].title == "Our own announcement" and news[0].pinned
