@@ -34,7 +34,7 @@ from digest.errors import DigestError, NotFoundError
 from digest.pipeline import editorial, sending
 from digest.render.email import section_title
 from digest.web.pages import Site
-from digest.web.public import read_form, site_of
+from digest.web.public import FORM_LIMITS, read_form, site_of
 from digest.web.security import (
     CSRF_FIELD,
     client_address,
@@ -52,6 +52,8 @@ log = logging.getLogger("digest.web")
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 ISSUE_STATES = ("draft", "approved", "sending", "sent")
+UPLOAD_LIMITS = {"max_files": 1, "max_part_size": 1_000_000}
+"""One file of at most the request body limit (1 MB)."""
 PREVIEW_WIDTHS = ("375", "600")
 """The widths the preview shows an email at: a phone's, and the email's own."""
 
@@ -104,14 +106,25 @@ def _login_redirect(site: Site, language: str, request: Request) -> Response:
 
 def editor_only(handler: Handler) -> Handler:
     """Send visitors without an editor's session to the login page; check CSRF on POSTs."""
+    return _guarded(handler, files=False)
 
+
+def editor_upload(handler: Handler) -> Handler:
+    """`editor_only` for a form that uploads one file (a subscriber CSV)."""
+    return _guarded(handler, files=True)
+
+
+def _guarded(handler: Handler, *, files: bool) -> Handler:
     async def guarded(request: Request) -> Response:
         site = site_of(request)
         language = site.language_of(request)
         if not is_editor(request, time.time(), site.session_max_age):
             return _login_redirect(site, language, request)
         if request.method == "POST":
-            form = await read_form(request)
+            if files:
+                form = await request.form(**{**FORM_LIMITS, **UPLOAD_LIMITS})
+            else:
+                form = await read_form(request)
             if not csrf_ok(request, form.get(CSRF_FIELD)):
                 return site.page(request, "message.html.jinja", language, status=403, kind="csrf")
             request.state.form = form

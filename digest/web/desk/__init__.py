@@ -8,9 +8,10 @@ from starlette.routing import BaseRoute, Route
 
 def routes() -> list[BaseRoute]:
     """The desk's routes besides those of `digest.web.admin` (all need an editor)."""
-    from digest.web.desk import additions, items, preview, publication
+    from digest.web.desk import additions, items, people, preview, publication
 
     issue = "/{lang}/admin/issues/{number:int}"
+    who = "/{lang}/admin/subscribers/{public_id:str}"
     return [
         Route(f"{issue}/item", items.item, methods=["GET", "POST"]),
         Route(f"{issue}/move", items.move, methods=["POST"]),
@@ -20,4 +21,12 @@ def routes() -> list[BaseRoute]:
         Route("/{lang}/admin/draft", publication.draft_now, methods=["POST"]),
         Route("/{lang}/admin/collect", publication.collect_now, methods=["POST"]),
         Route("/{lang}/admin/sources/pause", publication.pause_source, methods=["POST"]),
+        Route("/{lang}/admin/subscribers", people.subscribers, methods=["GET"]),
+        Route("/{lang}/admin/subscribers/add", people.add, methods=["POST"]),
+        Route("/{lang}/admin/subscribers/import", people.import_csv, methods=["POST"]),
+        Route("/{lang}/admin/subscribers/unsuppress", people.unsuppress, methods=["POST"]),
+        Route("/{lang}/admin/subscribers/export.{format:str}", people.export, methods=["GET"]),
+        Route("/{lang}/admin/subscribers/{public_id:str}", people.person, methods=["GET"]),
+        Route(f"{who}/change", people.change, methods=["POST"]),
+        Route(f"{who}/remove", people.remove, methods=["POST"]),
     ]
