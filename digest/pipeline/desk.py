@@ -9,28 +9,39 @@ place.
     draft_now()     `digest draft` for a cadence
     collect_now()   `digest collect` (every due source, or the named ones)
     pause_source()  stop collecting a source, or start again
+    add_source()    `digest sources add` + `check` (kept only when the check reads it)
+    edit_source()   address, language, topics, section of a source added at the desk
+    remove_source() `digest sources remove`
+    source_rows()   `digest sources list`
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from digest.config import Settings
+from digest.config import Settings, SourceSettings
 from digest.errors import NotFoundError
 from digest.pipeline import (
     CollectReport,
     Drafted,
+    SourceReport,
+    check_sources,
     collect_sources,
+    describe_source,
     draft,
     editorial,
     history,
     utcnow,
 )
 from digest.store import db, issues, sources
+from digest.store.models import SourceOrigin
 
 
 @dataclass(frozen=True)
@@ -188,3 +199,97 @@ def pause_source(
         source.active = active
         if active:
             source.next_fetch_at = now or utcnow()
+
+
+# --- sources ------------------------------------------------------------------------------
+
+
+def _web_address(url: str) -> str:
+    url = url.strip()
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise editorial.DeskError(
+            f"{url or '(empty)'}: a source added at the desk is an http(s) address",
+            "not_a_web_address",
+        )
+    return url
+
+
+def add_source(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    item: SourceSettings,
+    *,
+    backfill_days: int | None = None,
+    now: datetime | None = None,
+) -> SourceReport:
+    """`digest sources add` then `digest sources check`: the source stays only when the
+    check read it; otherwise it is removed again and the check's error raised."""
+    now = now or utcnow()
+    item = dataclasses.replace(item, url=_web_address(item.url))
+    with db.transaction(factory) as session:
+        sources.add(
+            session,
+            item,
+            default_language=settings.default_language,
+            now=now,
+            backfill_days=backfill_days,
+        )
+    report = check_sources(settings, factory, names=(item.name,), now=now)
+    checked = report.sources[0]
+    if checked.failed:
+        with db.transaction(factory) as session:
+            sources.remove(session, item.name)
+        raise editorial.DeskError(str(checked.error), "check_failed")
+    return checked
+
+
+def edit_source(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    name: str,
+    *,
+    url: str,
+    language: str,
+    topics: tuple[str, ...],
+    section: str,
+) -> None:
+    """Change a source added at the desk or with `digest sources add` (one declared in
+    the config file is changed there: each run reads the file again)."""
+    url = _web_address(url)
+    if language not in settings.publication.languages:
+        raise editorial.DeskError(
+            f"{language!r} is not a language of this publication",
+            "not_a_language",
+            language=language,
+        )
+    with db.transaction(factory) as session:
+        source = sources.by_name(session, name)
+        if source.origin is SourceOrigin.CONFIG:
+            raise editorial.DeskError(
+                f"source {name!r} is declared in the config file; change it there",
+                "in_config",
+                name=name,
+            )
+        if source.url != url:
+            source.url = source.declared_url = url
+            source.etag = source.last_modified = None
+            source.next_fetch_at = None
+        source.language = language
+        source.topics = [t.strip().lower() for t in topics if t.strip()]
+        source.section = section.strip() or "news"
+
+
+def remove_source(factory: sessionmaker[Session], name: str) -> None:
+    """`digest sources remove NAME`."""
+    with db.transaction(factory) as session:
+        sources.remove(session, name)
+
+
+def source_rows(settings: Settings, factory: sessionmaker[Session]) -> list[dict[str, Any]]:
+    """`digest sources list --json`: every source with its health."""
+    with db.transaction(factory) as session:
+        sources.sync_config(
+            session, settings.sources, default_language=settings.default_language, now=utcnow()
+        )
+        return [describe_source(s) for s in sources.all_sources(session)]
