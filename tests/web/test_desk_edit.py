@@ -318,3 +318,15 @@ def test_an_item_is_added_by_hand_and_refusals_show_next_to_their_field(
     assert added.status_code == 303
     news = news_of(plan_of(factory, number), "en")
     assert news[0].title == "Our own announcement" and news[0].pinned
+
+
+def test_the_new_desk_pages_speak_the_editors_language(
+    desk: TestClient, factory: sessionmaker[Session], number: int
+) -> None:
+    item = news_of(plan_of(factory, number), "nl")[0]
+    dutch = desk.get(f"/nl/admin/issues/{number}/item?variant=nl&key={quote(item.key)}").text
+    assert "Noot van de redactie" in dutch and "Een item bewerken" in dutch
+    assert "Omhoog: " in desk.get(f"/nl/admin/issues/{number}").text
+    french = desk.get("/fr/admin/sources").text
+    assert "Ajouter une source" in french and "Vérifier et ajouter" in french
+    assert "Chercher par adresse ou par nom" in desk.get("/fr/admin/subscribers").text
