@@ -386,6 +386,10 @@ def _for_language(
         return marked
     pinned = [i for i in marked if i.pinned]
     rest = [i for i in marked if not i.pinned]
+    ranked = set(curation.order)
+    if any(k in ranked for i in rest for k in (i.key, *i.members)):
+        # The editor ordered this section: their order wins over "own language first".
+        return pinned + rest
     return pinned + [i for i in rest if not i.foreign] + [i for i in rest if i.foreign]
 
 

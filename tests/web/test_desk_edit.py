@@ -115,6 +115,7 @@ def test_an_item_gets_the_editors_words_in_one_language_and_keeps_them(
     # The email and its text part carry the note, marked as the editor's.
     email = pipeline.preview(settings, factory, number=number, language="nl")
     assert "Een betere titel" in email.html and "Lees zeker het verslag." in email.text
+    assert "Lees zeker het verslag." in email.html
     # Kept across the scheduler's re-draft of the slot.
     pipeline.draft(settings, factory, now=MONDAY - timedelta(hours=2))
     again = find(plan_of(factory, number), "nl", item.key)
