@@ -100,6 +100,13 @@ class Curation:
     """Item keys the editor took out of their story: each stands alone."""
     joined: tuple[tuple[str, str], ...] = ()
     """Pairs of item keys the editor made one story."""
+    edits: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
+    """Item key → language → {"title", "excerpt", "note"}: the editor's words for the
+    story that item belongs to, as readers of that language get it."""
+    moved: dict[str, str] = field(default_factory=dict)
+    """Item key → the section the editor put its story in."""
+    hidden: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Item key → the languages whose readers do not get its story (dropped for them only)."""
 
 
 @dataclass(frozen=True)
@@ -146,6 +153,8 @@ class PlanItem:
     """Keys of every item of this item's story (itself included; empty: a story of one)."""
     also: tuple[tuple[str, str], ...] = ()
     """The story in other languages: (language, link) pairs, for "Also in: FR · EN"."""
+    note: str = ""
+    """The editor's note on the item, in the variant's language ("" for none)."""
     # events only
     all_day: bool = False
     starts_at: datetime | None = None

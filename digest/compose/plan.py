@@ -348,21 +348,57 @@ def _version(story: list[PlanItem], language: str) -> PlanItem:
     )
 
 
+def _story_keys(story: list[PlanItem]) -> list[str]:
+    return [k for m in story for k in (m.key, *m.members)]
+
+
+def _edited(story: list[PlanItem], language: str, curation: Curation) -> PlanItem | None:
+    """The item readers of `language` get of `story` with the editor's words, or None
+    when the editor dropped the story for them."""
+    keys = _story_keys(story)
+    if any(language in curation.hidden.get(k, ()) for k in keys):
+        return None
+    item = _version(story, language)
+    for key in keys:
+        words = curation.edits.get(key, {}).get(language)
+        if words:
+            item = replace(
+                item,
+                title=words.get("title") or item.title,
+                excerpt=words.get("excerpt") or item.excerpt,
+                note=words.get("note", ""),
+            )
+            break
+    return item
+
+
 def _for_language(
-    stories: Sequence[list[PlanItem]], language: str, rules: Rules, keep_order: bool
+    stories: Sequence[list[PlanItem]],
+    language: str,
+    rules: Rules,
+    keep_order: bool,
+    curation: Curation,
 ) -> list[PlanItem]:
-    marked = [_version(story, language) for story in stories]
+    marked = [item for story in stories if (item := _edited(story, language, curation)) is not None]
     if rules.other_languages == "hide":
         return [i for i in marked if not i.foreign]
     if keep_order:
         return marked
     pinned = [i for i in marked if i.pinned]
     rest = [i for i in marked if not i.pinned]
+    ranked = set(curation.order)
+    if any(k in ranked for i in rest for k in (i.key, *i.members)):
+        # The editor ordered this section: their order wins over "own language first".
+        return pinned + rest
     return pinned + [i for i in rest if not i.foreign] + [i for i in rest if i.foreign]
 
 
 def _sections(
-    by_name: dict[str, list[list[PlanItem]]], rules: Rules, language: str, events_first: bool
+    by_name: dict[str, list[list[PlanItem]]],
+    rules: Rules,
+    language: str,
+    events_first: bool,
+    curation: Curation,
 ) -> tuple[Section, ...]:
     order = {name: n for n, name in enumerate(rules.section_order)}
 
@@ -373,7 +409,7 @@ def _sections(
     sections = []
     for name in sorted(by_name, key=place):
         is_events = all(s[0].kind == "event" for s in by_name[name])
-        items = _for_language(by_name[name], language, rules, keep_order=is_events)
+        items = _for_language(by_name[name], language, rules, is_events, curation)
         if items:
             cap = max(rules.max_per_section, sum(1 for i in items if i.pinned))
             sections.append(Section(name=name, items=tuple(items)).capped(cap))
@@ -414,13 +450,16 @@ def compose(
             section = sections_of[int(item.key.split(":", 1)[1])]
         else:
             section = event_sections[item.key]
+        moved = [curation.moved[k] for k in _story_keys(story) if k in curation.moved]
+        if moved:
+            section = moved[0]
         by_name.setdefault(section, []).append(story)
     variants = tuple(
         Variant(
             language=language,
             subject=curation.subject.get(language, ""),
             intro=curation.intro.get(language, ""),
-            sections=_sections(by_name, rules, language, events_first=cadence == "daily"),
+            sections=_sections(by_name, rules, language, cadence == "daily", curation),
         )
         for language in rules.languages
     )

@@ -570,13 +570,19 @@ def preview(
     *,
     number: int | None = None,
     language: str | None = None,
+    topics: Sequence[str] = (),
 ) -> RenderedEmail:
-    """Render an issue (default: the latest draft) exactly as a subscriber gets it."""
+    """Render an issue (default: the latest draft) exactly as a subscriber gets it (one who
+    chose `topics`; none: everything)."""
     language = language or settings.default_language
     _check_language(settings, language)
     with factory() as session:
         issue = find_issue(session, number)
         plan = issues.plan_of(issue)
+    if topics:
+        from digest.compose.plan import for_topics
+
+        plan = for_topics(plan, topics)
     from digest.render.email import render_for_inbox
 
     return render_for_inbox(
@@ -608,6 +614,7 @@ def preview_channel(
     *,
     number: int | None = None,
     language: str | None = None,
+    topics: Sequence[str] = (),
 ) -> ChannelPreview:
     """Render an issue (default: the latest draft) as `channel` shows it: "email" (the HTML
     a subscriber gets), "text" (its text part), "archive" (its page on the archive website)
@@ -616,7 +623,7 @@ def preview_channel(
         raise DigestError(f"unknown channel {channel!r}; choose one of {', '.join(CHANNELS)}")
     language = language or settings.default_language
     if channel in ("email", "text"):
-        rendered = preview(settings, factory, number=number, language=language)
+        rendered = preview(settings, factory, number=number, language=language, topics=topics)
         body = rendered.html if channel == "email" else rendered.text
         return ChannelPreview(
             channel, rendered.language, rendered.subject, body, tuple(rendered.omitted)

@@ -33,7 +33,17 @@ from digest.deliver import Sender
 from digest.deliver.message import verp_address
 from digest.deliver.notice import build_notice, sender_domain
 from digest.errors import ConfigError, DigestError
-from digest.pipeline import Drafted, draft, environment, preview, retention, schedule_of, utcnow
+from digest.pipeline import (
+    Drafted,
+    draft,
+    environment,
+    history,
+    preview,
+    retention,
+    rules_of,
+    schedule_of,
+    utcnow,
+)
 from digest.pipeline.transport import dkim_signer, open_sender
 from digest.render import RenderedEmail
 from digest.render.email import RenderError, describe_error
@@ -57,6 +67,10 @@ NOTICE_TEMPLATE = "web/editor_notice.html.jinja"
 SUBJECT_MAX = 200
 INTRO_MAX = 5000
 RECENT_ISSUES = 8
+TITLE_MAX = 300
+EXCERPT_MAX = 2000
+NOTE_MAX = 1000
+CURATION_KEYS = history.CURATION_KEYS
 
 
 def moment_text(moment: datetime, language: str, timezone: str) -> str:
@@ -71,6 +85,12 @@ def moment_text(moment: datetime, language: str, timezone: str) -> str:
         language=language,
         timezone=timezone,
     )
+
+
+def section_names(settings: Settings) -> tuple[str, ...]:
+    """Every section an item can be put in: the usual ones, then the sources' own."""
+    found = [*rules_of(settings).section_order, *(s.section for s in settings.sources)]
+    return tuple(dict.fromkeys([*found, *settings.labels.sections]))
 
 
 def desk_url(base_url: str, language: str, number: int) -> str:
@@ -306,6 +326,17 @@ class DeskItem:
     """The keys of the items of its story (empty: a story of one)."""
     also: tuple[str, ...] = ()
     """The other languages its story is told in."""
+    link: str | None = None
+    published_at: datetime | None = None
+    source: str = ""
+    """The title of its first source."""
+    excerpt: str = ""
+    image_url: str | None = None
+    topics: tuple[str, ...] = ()
+    """Only subscribers who chose one of these get it (none: every subscriber)."""
+    readers: tuple[str, ...] = ()
+    """The languages whose variant holds it (after the editor's per-language drops)."""
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -334,13 +365,21 @@ class IssueDesk:
     """Why the issue does not render at all (a template error), shown instead of it."""
     problems: tuple[str, ...] = ()
     """What would not render when it was drafted (items left out, broken templates)."""
+    changes: tuple[tuple[history.Change, ...], ...] = ()
+    """The change log, newest first (see `pipeline.history`)."""
 
 
-def _listed(plan: IssuePlan, curation: Curation) -> list[DeskItem]:
+def listed(plan: IssuePlan, curation: Curation) -> list[DeskItem]:
     """Every item of every variant once, by section, in the order the plan shows them
     (the default language's variant first, then what only other variants hold)."""
     by_section: dict[str, dict[str, Any]] = {}
     seen: set[str] = set()
+    readers: dict[str, list[str]] = {}
+    for variant in plan.complete().variants:
+        for section in variant.sections:
+            for item in section.items:
+                for key in item.members or (item.key,):
+                    readers.setdefault(key, []).append(variant.language)
     for variant in plan.complete().variants:
         for section in variant.sections:
             known = by_section.setdefault(section.name, {})
@@ -364,6 +403,14 @@ def _listed(plan: IssuePlan, curation: Curation) -> list[DeskItem]:
                     pinned=item.key in curation.pinned,
                     members=tuple(item.members),
                     also=tuple(language for language, _ in item.also),
+                    link=item.link,
+                    published_at=item.published_at or item.starts_at,
+                    source=item.source_title or (item.sources[0] if item.sources else ""),
+                    excerpt=item.excerpt,
+                    image_url=item.image_url,
+                    topics=tuple(item.topics),
+                    readers=tuple(dict.fromkeys(readers.get(item.key, ()))),
+                    note=item.note,
                 )
             )
     return listed
@@ -408,8 +455,9 @@ def issue_desk(
             section="",
             position=0,
             dropped=True,
+            readers=tuple(curation.hidden.get(key, ())),
         )
-        for key in curation.dropped
+        for key in dict.fromkeys([*curation.dropped, *curation.hidden])
     )
     return IssueDesk(
         number=number,
@@ -421,7 +469,7 @@ def issue_desk(
         paused_reason=paused,
         language=language,
         rendered=rendered,
-        items=tuple(_listed(plan, curation)),
+        items=tuple(listed(plan, curation)),
         dropped=dropped,
         intro=curation.intro.get(language, ""),
         subject=curation.subject.get(language, ""),
@@ -429,6 +477,7 @@ def issue_desk(
         paused_kind=paused_kind,
         render_error=render_error,
         problems=tuple(problems),
+        changes=history.changes_of(raw),
     )
 
 
@@ -452,8 +501,8 @@ class Changes:
     dropped: frozenset[str] = frozenset()
     """Keys to leave out (keys of items now dropped stay dropped unless listed in `restored`)."""
     restored: frozenset[str] = frozenset()
-    pinned: tuple[str, ...] = ()
-    """Keys shown first in their section, in this order."""
+    pinned: tuple[str, ...] | None = None
+    """Keys shown first in their section, in this order (None: the pins stay as they are)."""
     order: tuple[str, ...] | None = None
     """Every key in the editor's order, or None to keep the order as it is."""
     language: str | None = None
@@ -465,6 +514,15 @@ class Changes:
     """Keys of stories to take apart: each of their versions then stands alone."""
     joined: tuple[str, ...] = ()
     """Keys of items to make one story (two or more)."""
+    edits: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
+    """Item key → language → {"title", "excerpt", "note"}: the editor's words ("" or a
+    missing word: the item's own; an empty dict: back to the item's own words)."""
+    moved: dict[str, str] = field(default_factory=dict)
+    """Item key → section to put its story in ("": back to its source's section)."""
+    hidden: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Item key → every language whose readers do not get its story (replaces what was)."""
+    added: tuple[str, ...] = ()
+    """Keys of items the editor added (`pipeline.additions`): undoing drops them."""
 
 
 def _one_line(text: str) -> str:
@@ -480,7 +538,7 @@ def _clean_intro(text: str) -> str:
     return kept.replace("\r\n", "\n").strip()
 
 
-def _slot_now(
+def slot_now(
     settings: Settings,
     factory: sessionmaker[Session],
     issue_slot: datetime,
@@ -499,6 +557,68 @@ def _slot_now(
         "run `digest draft` for the current slot",
         "slot_taken",
     )
+
+
+def _item_changes(
+    settings: Settings,
+    raw: dict[str, Any],
+    changes: Changes,
+    known: set[str],
+    languages: Sequence[str],
+) -> tuple[dict[str, Any], dict[str, str], dict[str, list[str]]]:
+    """The edits, moves and per-language drops stored on the issue with `changes` applied."""
+    limits = {"title": TITLE_MAX, "excerpt": EXCERPT_MAX, "note": NOTE_MAX}
+    edits: dict[str, Any] = {k: dict(v) for k, v in dict(raw.get("edits") or {}).items()}
+    for key, by_language in changes.edits.items():
+        if key not in known:
+            continue
+        for language, words in by_language.items():
+            if language not in languages:
+                raise DeskError(
+                    f"{language!r} is not a language of this publication",
+                    "not_a_language",
+                    language=language,
+                )
+            kept: dict[str, str] = {}
+            for name, limit in limits.items():
+                text = words.get(name, "")
+                text = _one_line(text) if name == "title" else _clean_intro(text)
+                if len(text) > limit:
+                    raise DeskError(
+                        f"the {name} is {len(text)} characters; at most {limit}",
+                        f"{name}_too_long",
+                        length=len(text),
+                        limit=limit,
+                    )
+                if text:
+                    kept[name] = text
+            if kept:
+                edits.setdefault(key, {})[language] = kept
+            else:
+                edits.get(key, {}).pop(language, None)
+        if not edits.get(key):
+            edits.pop(key, None)
+    moved = {str(k): str(v) for k, v in dict(raw.get("moved") or {}).items()}
+    sections = set(section_names(settings))
+    for key, section in changes.moved.items():
+        if key not in known:
+            continue
+        if section and section not in sections:
+            raise DeskError(f"{section!r} is not a section", "not_a_section", section=section)
+        if section:
+            moved[key] = section
+        else:
+            moved.pop(key, None)
+    hidden = {str(k): list(v) for k, v in dict(raw.get("hidden") or {}).items()}
+    for key, hidden_in in changes.hidden.items():
+        if key not in known:
+            continue
+        chosen = [language for language in languages if language in hidden_in]
+        if chosen:
+            hidden[key] = chosen
+        else:
+            hidden.pop(key, None)
+    return edits, moved, hidden
 
 
 def curate(
@@ -549,24 +669,28 @@ def curate(
             )
         current = issues.curation_of(issue)
         raw = _raw_curation(issue)
-        listed = {item.key: item for item in _listed(issues.plan_of(issue), current)}
-        titles = {k: v for k, v in dict(raw.get("titles") or {}).items() if k in current.dropped}
-        known = set(listed) | set(current.dropped)
+        rows = {item.key: item for item in listed(issues.plan_of(issue), current)}
+        titles = {
+            k: v
+            for k, v in dict(raw.get("titles") or {}).items()
+            if k in current.dropped or k in current.hidden
+        }
+        known = set(rows) | set(current.dropped) | set(current.hidden)
         dropped = [k for k in current.dropped if k not in changes.restored]
-        for key in sorted(changes.dropped & set(listed)):
+        for key in sorted(changes.dropped & set(rows)):
             if key not in dropped:
                 dropped.append(key)
-                titles[key] = listed[key].title
-        titles = {k: v for k, v in titles.items() if k in dropped}
-        pinned = [k for k in dict.fromkeys(changes.pinned) if k in known and k not in dropped]
+                titles[key] = rows[key].title
+        pins = current.pinned if changes.pinned is None else changes.pinned
+        pinned = [k for k in dict.fromkeys(pins) if k in known and k not in dropped]
         order = list(current.order)
         if changes.order is not None:
             order = [k for k in dict.fromkeys(changes.order) if k in known]
         split = list(current.split)
-        for key in sorted(changes.split & set(listed)):
-            split.extend(m for m in listed[key].members or (key,) if m not in split)
+        for key in sorted(changes.split & set(rows)):
+            split.extend(m for m in rows[key].members or (key,) if m not in split)
         joined = [tuple(pair) for pair in current.joined]
-        together = [k for k in dict.fromkeys(changes.joined) if k in listed]
+        together = [k for k in dict.fromkeys(changes.joined) if k in rows]
         for other in together[1:]:
             joined.append((together[0], other))
         split = [k for k in split if k not in together]
@@ -576,6 +700,14 @@ def curate(
                 intros[changes.language] = intro
             if subject is not None:
                 subjects[changes.language] = subject
+        edits, moved, hidden = _item_changes(settings, raw, changes, known, languages)
+        for key in changes.restored:
+            hidden.pop(key, None)
+        for key in hidden:
+            if key in rows:
+                titles.setdefault(key, rows[key].title)
+        titles = {k: v for k, v in titles.items() if k in dropped or k in hidden}
+        before = {name: raw.get(name) for name in CURATION_KEYS}
         raw.update(
             pinned=pinned,
             dropped=dropped,
@@ -585,11 +717,16 @@ def curate(
             titles=titles,
             split=split,
             joined=[list(pair) for pair in dict.fromkeys(joined)],
+            edits=edits,
+            moved=moved,
+            hidden=hidden,
+            added=list(dict.fromkeys([*(raw.get("added") or ()), *changes.added])),
         )
+        history.record(raw, before, {k: v.title for k, v in rows.items()}, now)
         issue.curation = json.dumps(raw, sort_keys=True, ensure_ascii=False)
         cadence, slot = issue.cadence, issue.slot
     drafted = draft(
-        settings, factory, now=_slot_now(settings, factory, slot, cadence, now), cadence=cadence
+        settings, factory, now=slot_now(settings, factory, slot, cadence, now), cadence=cadence
     )
     if drafted.number != number:  # pragma: no cover - _slot_now makes sure of it
         raise DigestError(f"re-drafting reached issue #{drafted.number}, not #{number}")

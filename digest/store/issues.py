@@ -74,6 +74,15 @@ def curation_of(issue: Issue | None) -> Curation:
         subject=dict(raw.get("subject", {})),
         split=tuple(raw.get("split", ())),
         joined=tuple((str(a), str(b)) for a, b in raw.get("joined", ())),
+        edits={
+            str(key): {
+                str(lang): {str(k): str(v) for k, v in words.items()}
+                for lang, words in dict(by_language).items()
+            }
+            for key, by_language in dict(raw.get("edits") or {}).items()
+        },
+        moved={str(k): str(v) for k, v in dict(raw.get("moved") or {}).items()},
+        hidden={str(k): tuple(v) for k, v in dict(raw.get("hidden") or {}).items()},
     )
 
 

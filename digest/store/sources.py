@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from digest.collect.clean import clean_text, clean_title
 from digest.config import SourceSettings
 from digest.errors import DigestError, NotFoundError
-from digest.store.models import Source, SourceKind, SourceOrigin
+from digest.store.models import EntrySource, Source, SourceKind, SourceOrigin
 
 # Failing sources back off exponentially from the normal interval, up to a day: a feed
 # that is down for a week costs ~10 requests, not 336.
@@ -115,6 +115,10 @@ def remove(session: Session, name: str) -> None:
         raise DigestError(
             f"source {name!r} is declared in the config file; delete its [[sources]] table there"
         )
+    # Its links to entries go first (the entries stay: other sources may carry them, and
+    # issues already name them); the ORM would otherwise try to blank their primary key.
+    session.execute(sa.delete(EntrySource).where(EntrySource.source_id == source.id))
+    session.expire(source, ["entries"])
     session.delete(source)
     session.flush()
 

@@ -37,7 +37,7 @@ from digest import config
 from digest.config import Settings
 from digest.errors import DigestError
 from digest.pipeline import open_database, transport, utcnow
-from digest.web import accounts, admin, api, archive, probes, public
+from digest.web import accounts, admin, api, archive, desk, probes, public
 from digest.web.pages import Site
 from digest.web.security import (
     AccessLog,
@@ -118,6 +118,7 @@ def routes() -> list[BaseRoute]:
         Route("/{lang}/admin/issues/{number:number}/curate", admin.curate, methods=_POST),
         Route("/{lang}/admin/issues/{number:number}/test", admin.test_send, methods=_POST),
         Route("/{lang}/admin/issues/{number:number}/approve", admin.approve, methods=_POST),
+        *desk.routes(),
         Route("/{lang}/", public.home, methods=_GET),
         Route("/{lang}/archive", archive.archive_redirect, methods=_GET),
         Route("/{lang}/subscribe", public.home, methods=_GET),

@@ -16,6 +16,8 @@ role (`web.access`) and written to the audit log. Until then the password comes 
 admin_password (DIGEST_WEB__ADMIN_PASSWORD or its _FILE) and is compared in constant
 time. Failed and successful attempts alike are rate limited per client address. Every
 POST needs the session's CSRF token. Pages are never cached.
+
+The item editor, the order, undo and the full-screen preview are in `digest.web.desk`.
 """
 
 from __future__ import annotations
@@ -56,6 +58,10 @@ log = logging.getLogger("digest.web")
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 ISSUE_STATES = ("draft", "approved", "sending", "sent")
+UPLOAD_LIMITS = {"max_files": 1, "max_part_size": 1_000_000}
+"""One file of at most the request body limit (1 MB)."""
+PREVIEW_WIDTHS = ("375", "600")
+"""The widths the preview shows an email at: a phone's, and the email's own."""
 
 
 def _text(form: FormData, name: str) -> str:
@@ -107,7 +113,15 @@ def _login_redirect(site: Site, language: str, request: Request) -> Response:
 
 def editor_only(handler: Handler) -> Handler:
     """Send visitors without an editor's session to the login page; check CSRF on POSTs."""
+    return _guarded(handler, files=False)
 
+
+def editor_upload(handler: Handler) -> Handler:
+    """`editor_only` for a form that uploads one file (a subscriber CSV)."""
+    return _guarded(handler, files=True)
+
+
+def _guarded(handler: Handler, *, files: bool) -> Handler:
     async def guarded(request: Request) -> Response:
         site = site_of(request)
         language = site.language_of(request)
@@ -119,7 +133,10 @@ def editor_only(handler: Handler) -> Handler:
             # What CSRF can check without the body first, then the (larger) desk form.
             if not csrf_possible(request, site.settings.publication.base_url):
                 return forbidden(request, site, language)
-            form = await read_form(request, DESK_FORM_LIMITS)
+            if files:
+                form = await request.form(**{**DESK_FORM_LIMITS, **UPLOAD_LIMITS})
+            else:
+                form = await read_form(request, DESK_FORM_LIMITS)
             if not csrf_ok(request, form.get(CSRF_FIELD)):
                 return site.page(request, "message.html.jinja", language, status=403, kind="csrf")
             request.state.form = form
@@ -227,6 +244,9 @@ async def dashboard(request: Request) -> Response:
         language,
         desk=desk,
         issue_url=lambda number: site.path(language, "admin", "issues", number),
+        draft_action=site.path(language, "admin", "draft"),
+        collect_action=site.path(language, "admin", "collect"),
+        pause_action=site.path(language, "admin", "sources", "pause"),
     )
 
 
@@ -259,6 +279,9 @@ async def issue(request: Request) -> Response:
     base = site.path(language, "admin", "issues", number)
     channel, shown = await _channel(site, request, number, variant)
     labels = pipeline.labels_of(site.settings)
+    width = request.query_params.get("width", "600")
+    width = width if width in PREVIEW_WIDTHS else "600"
+    preview_url = f"{base}/preview?variant={variant}&channel={channel}&width={width}"
     return _desk_page(
         request,
         site,
@@ -287,6 +310,17 @@ async def issue(request: Request) -> Response:
             {"name": name, "url": f"{base}?variant={variant}&channel={name}"}
             for name in pipeline.CHANNELS
         ],
+        width=width,
+        widths=[
+            {"width": w, "url": f"{base}?variant={variant}&channel={channel}&width={w}"}
+            for w in PREVIEW_WIDTHS
+        ],
+        preview_url=preview_url,
+        item_url=lambda key: f"{base}/item?variant={variant}&key={quote(key, safe='')}",
+        move_action=f"{base}/move",
+        undo_action=f"{base}/undo",
+        add_url=f"{base}/add?variant={variant}",
+        images=site.settings.render.images != "drop",
     )
 
 

@@ -402,7 +402,7 @@ def routes() -> list[BaseRoute]:
         Route("/api/v1/subscribers", preflight, methods=["OPTIONS"]),
         Route("/api/v1/subscribers/{email}", subscriber, methods=["GET"]),
         Route("/api/v1/issues", issues, methods=["GET"]),
-        Route("/api/v1/issues/{number:int}", issue, methods=["GET"]),
+        Route("/api/v1/issues/{number:number}", issue, methods=["GET"]),
         Route("/api/v1/collect", collect, methods=["POST"]),
         Route("/api/v1/draft", draft, methods=["POST"]),
         Route("/api/{rest:path}", not_found, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),

@@ -479,11 +479,13 @@ def test_the_desk_says_before_approval_when_items_move_to_the_archive(
 ) -> None:
     import functools
 
+    from digest.render import email
     from digest.render.email import render_for_inbox
 
-    # A budget the example cannot meet, so that some items must move.
+    # A budget the example cannot meet, so that some items must move (the pipeline imports
+    # the renderer when it renders: patch it where it lives).
     monkeypatch.setattr(
-        pipeline, "render_for_inbox", functools.partial(render_for_inbox, limit=30_000)
+        email, "render_for_inbox", functools.partial(render_for_inbox, limit=30_000)
     )
     login(desk)
     page = desk.get(f"/en/admin/issues/{number}?variant=en").text

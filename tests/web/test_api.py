@@ -362,7 +362,7 @@ def test_the_openapi_file_describes_every_route(
         for method in operations
     }
     served = {
-        (method, route.path.replace("{number:int}", "{number}"))
+        (method, route.path.replace("{number:number}", "{number}"))
         for route in api.routes()
         if "{rest:path}" not in route.path  # type: ignore[attr-defined]
         for method in route.methods or ()  # type: ignore[attr-defined]

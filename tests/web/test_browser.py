@@ -35,7 +35,7 @@ from digest import config
 from subscribers.model import Subscriber, SubscriberStatus
 from tests.render.test_browser import ARGS, CHROMIUM, LOW_CONTRAST
 from tests.smtpserver import SmtpServer
-from tests.web.conftest import PASSWORD, WEB
+from tests.web.conftest import EDITOR, PASSWORD, WEB
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -329,3 +329,107 @@ def test_a_reader_and_an_editor_in_a_real_browser(
     token = url.group(1).rsplit("/", 1)[1]
     for secret in (token, link.group(0).rsplit("/", 1)[1], READER, PASSWORD):
         assert secret not in logged
+
+
+ARTICLE = """<!doctype html><html lang="en"><head><title>Ghent opens a welcome desk</title></head>
+<body><nav><a href="/">Home</a></nav><main><article><h1>Ghent opens a welcome desk</h1>
+<p>The city of Ghent opens a welcome desk for newcomers, with language classes and one
+counter for every administrative step.</p><p>It is open on weekdays.</p></article></main>
+<footer>Legal notice</footer></body></html>"""
+
+
+def test_the_editors_weekly_job_in_a_real_browser(
+    browser: Browser,
+    served: Served,
+    smtp_server: SmtpServer,
+    http_server: Any,
+    shots: Path,
+) -> None:
+    """Sign in → curate → edit an item → add one by URL → preview each channel → test
+    send → approve; no request leaves 127.0.0.1 and no console error appears."""
+    http_server.route("/welcome", body=ARTICLE.encode(), headers={"Content-Type": "text/html"})
+    context = browser.new_context(locale="en-GB")
+    desk = context.new_page()
+    desk.set_default_timeout(20_000)
+    requests: list[str] = []
+    problems: list[str] = []
+    context.on("request", lambda request: requests.append(request.url))
+    desk.on(
+        "console",
+        lambda m: problems.append(f"{m.text} {m.location}") if m.type == "error" else None,
+    )
+    desk.on("pageerror", lambda error: problems.append(str(error)))
+    context.on(
+        "response",
+        lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None,
+    )
+
+    desk.goto(served.url + "/admin")
+    desk.get_by_label("Password").fill(PASSWORD)
+    desk.get_by_role("button", name="Log in").click()
+    desk.get_by_role("link", name=re.compile(r"^Issue \d+$")).first.click()
+    issue_url = desk.url
+
+    # Curate: move the second item up, with the keyboard.
+    rows = desk.locator("tr[id^='item-']")
+    second = rows.nth(1).get_attribute("id")
+    desk.locator(f"tr[id='{second}'] button[name='up']").focus()
+    with desk.expect_navigation():
+        desk.keyboard.press("Enter")
+    assert desk.locator("tr[id^='item-']").first.get_attribute("id") == second
+    assert "order changed" in desk.locator("main").inner_text()
+
+    # Edit an item: a French title and an editor's note.
+    desk.get_by_role("navigation", name="Preview in").get_by_role("link", name="français").click()
+    desk.locator("tr[id^='item-']:has(strong[lang='fr']) .actions a").first.click()
+    assert desk.get_by_role("heading", level=1).inner_text() == "Edit an item"
+    look(desk, shots, "admin-item")
+    desk.get_by_label("Title").fill("Une semaine chargée pour les villes")
+    desk.get_by_label("Editor's note").fill("À lire avant la réunion de jeudi.")
+    desk.get_by_role("button", name="Save and compose again").click()
+    frame = desk.frame_locator("iframe.preview")
+    frame.get_by_text("Une semaine chargée pour les villes").first.wait_for()
+    frame.get_by_text("À lire avant la réunion de jeudi.").wait_for()
+
+    # Add an item by URL, from the local HTTP server.
+    desk.get_by_role("link", name="Add an item (by web address or by hand)").click()
+    look(desk, shots, "admin-add")
+    desk.get_by_label("Web address").fill(http_server.url("/welcome"))
+    desk.get_by_label("Language of the item").select_option("en")
+    desk.get_by_role("button", name="Add and compose again").click()
+    assert "The item was added" in desk.get_by_role("status").inner_text()
+    desk.goto(issue_url + "?variant=en")
+    frame.locator("h3", has_text="Ghent opens a welcome desk").wait_for()
+    look(desk, shots, "admin-issue-edited")
+
+    # Preview each channel full screen, at a phone's width too.
+    desk.get_by_role("link", name="Full-screen preview (every language and topic)").click()
+    for channel in ("Email", "Text part", "Archive page", "Feed entry"):
+        desk.get_by_role("navigation", name="Channel").get_by_role("link", name=channel).click()
+        assert desk.get_by_role("heading", level=1).inner_text().endswith(f"{channel}, English")
+        if channel != "Text part":
+            desk.frame_locator("iframe.full").locator("body").first.wait_for()
+    desk.get_by_role("navigation", name="Width").get_by_role("link", name="Phone (375 px)").click()
+    box = desk.locator("iframe.full").bounding_box()
+    assert box is not None and 370 <= box["width"] <= 380
+    look(desk, shots, "admin-preview")
+
+    # A test copy to the editor, through the real SMTP server; then approve.
+    desk.goto(issue_url + "?variant=en")
+    desk.get_by_role("button", name="Send a test in English").click()
+    assert "A test copy went to" in desk.get_by_role("status").inner_text()
+    [test] = wait_for_mail(smtp_server, EDITOR)
+    assert test["Subject"].startswith("[TEST]")
+    assert "Ghent opens a welcome desk" in text_part(test)
+    desk.get_by_role("button", name="Approve for sending").click()
+    assert "Approved" in desk.get_by_role("status").inner_text()
+
+    # The desk's other pages work, and fit a phone.
+    desk.get_by_role("link", name="Sources").click()
+    look(desk, shots, "admin-sources")
+    desk.get_by_role("link", name="Subscribers").click()
+    look(desk, shots, "admin-subscribers")
+
+    assert problems == []
+    outside = [u for u in requests if not u.startswith(("http://127.0.0.1", "about:", "data:"))]
+    assert outside == []

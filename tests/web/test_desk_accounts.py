@@ -209,3 +209,17 @@ def test_the_shared_password_still_works_without_accounts_as_an_admin(
     # Once an account exists, the shared password's session ends.
     accounts.add_account(factory, "ana", ANA, role=Role.ADMIN, password=SECRET, by="desk")
     assert desk.get("/en/admin/").status_code == 303
+
+
+def test_only_admins_manage_sources_and_subscribers_on_the_desk(
+    desk: TestClient, team: None, number: int
+) -> None:
+    sign_in(desk, BO)  # an editor: curates, previews, drafts
+    for path in ("/en/admin/sources", "/en/admin/subscribers"):
+        assert desk.get(path).status_code == 403
+    assert post(desk, "/en/admin/subscribers/add", address="x@example.net").status_code == 403
+    assert desk.get(f"/en/admin/issues/{number}/preview?variant=en").status_code == 200
+    post(desk, "/en/admin/logout")
+    sign_in(desk, ANA)  # an admin
+    for path in ("/en/admin/sources", "/en/admin/subscribers"):
+        assert desk.get(path).status_code == 200
