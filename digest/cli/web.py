@@ -38,10 +38,11 @@ def serve(
     from digest.web import create_app
 
     settings = ctx.settings
-    app = create_app(settings, factory=ctx.factory)
     # The same lines as the scheduler's (with syslog priorities under journald), uvicorn's
-    # own included: it logs through the root logger with log_config=None.
+    # own included: it logs through the root logger with log_config=None. Configured before
+    # the app is made, so what making it says (secrets in the file) is in that format too.
     logfmt.configure(log_format, log_level)
+    app = create_app(settings, factory=ctx.factory)
     chosen_host = host or settings.web.host
     chosen_port = port if port is not None else settings.web.port
     click.echo(f"serving {settings.publication.title} on http://{chosen_host}:{chosen_port}/")
