@@ -55,10 +55,6 @@ def alert_editors(
     editors = [e.strip() for e in settings.web.editors if e.strip()]
     if not editors:
         return Alerted(())
-    try:
-        domain = sender_domain(settings.publication.sender)
-    except ValueError as exc:
-        raise ConfigError(f"[publication] sender: {exc}") from exc
     rendered = RenderedEmail(
         language=settings.default_language,
         subject=f"[{settings.publication.title}] {subject}",
@@ -66,13 +62,35 @@ def alert_editors(
         html=f"<html><body><pre>{html.escape(text)}</pre></body></html>",
         text=text.rstrip("\n") + "\n",
     )
+    try:
+        return mail_editors(settings, rendered, editors, kind=kind, now=now, sender=sender)
+    except (OSError, DigestError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        return Alerted((), tuple((e, str(exc)) for e in editors))
+
+
+def mail_editors(
+    settings: Settings,
+    rendered: RenderedEmail,
+    editors: list[str],
+    *,
+    kind: str,
+    now: datetime,
+    sender: Sender | None = None,
+) -> Alerted:
+    """Send `rendered` to each of `editors` through the publication's transport (`sender`,
+    else a fresh one, closed after); who got it and what refused the others. `kind` starts
+    the Message-ID. Raises ConfigError for a sender address that names no domain, and what
+    opening the transport raises."""
+    try:
+        domain = sender_domain(settings.publication.sender)
+    except ValueError as exc:
+        raise ConfigError(f"[publication] sender: {exc}") from exc
     signer = dkim_signer(settings)
     told: list[str] = []
     failed: list[tuple[str, str]] = []
-    try:
-        transport = sender or open_sender(settings)
-    except (OSError, DigestError) as exc:
-        return Alerted((), tuple((e, str(exc)) for e in editors))
+    transport = sender or open_sender(settings)
     try:
         for editor in editors:
             try:

@@ -15,7 +15,6 @@ when the editors were told about the draft (`notified_at`, so they are told once
 from __future__ import annotations
 
 import json
-import secrets
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,9 +29,7 @@ from digest.compose import Curation, IssuePlan
 from digest.compose import slots as slotting
 from digest.config import Settings
 from digest.deliver import Sender
-from digest.deliver.message import verp_address
-from digest.deliver.notice import build_notice, sender_domain
-from digest.errors import ConfigError, DigestError
+from digest.errors import DigestError
 from digest.pipeline import (
     Drafted,
     draft,
@@ -44,7 +41,6 @@ from digest.pipeline import (
     schedule_of,
     utcnow,
 )
-from digest.pipeline.transport import dkim_signer, open_sender
 from digest.render import RenderedEmail
 from digest.render.email import RenderError, describe_error
 from digest.render.environment import translation_context
@@ -59,8 +55,6 @@ from digest.store.models import (
     IssueStatus,
     Source,
 )
-from subscribers.addresses import normalize
-from subscribers.errors import InvalidAddress
 from subscribers.model import Subscriber, SubscriberStatus
 
 NOTICE_TEMPLATE = "web/editor_notice.html.jinja"
@@ -816,46 +810,12 @@ def notify_editors(
         items=plan.variant(settings.default_language).item_count,
         slot=slot,
     )
-    try:
-        domain = sender_domain(settings.publication.sender)
-    except ValueError as exc:
-        raise ConfigError(f"[publication] sender: {exc}") from exc
-    signer = dkim_signer(settings)
-    transport = sender or open_sender(settings)
-    told: list[str] = []
-    failed: list[tuple[str, str]] = []
-    try:
-        for editor in editors:
-            try:
-                address = normalize(editor)
-                envelope = verp_address(settings.delivery.bounce_local_part, domain, address)
-                data = build_notice(
-                    rendered,
-                    sender=settings.publication.sender,
-                    to_address=address,
-                    to_name="",
-                    message_id=f"approval.{number}.{now:%Y%m%d%H%M%S}.{secrets.token_hex(4)}",
-                    date=now,
-                    envelope_from=envelope,
-                    dkim=signer,
-                )
-            except (InvalidAddress, ValueError) as exc:
-                failed.append((editor, f"cannot be mailed: {exc}"))
-                continue
-            try:
-                result = transport.send(envelope, address, data)
-            except (OSError, DigestError) as exc:
-                failed.append((editor, str(exc)))
-                continue
-            if result.ok:
-                told.append(address)
-            else:
-                failed.append((editor, result.reply))
-    finally:
-        if sender is None:
-            close = getattr(transport, "close", None)
-            if callable(close):
-                close()
+    from digest.pipeline.alerts import mail_editors
+
+    mailed = mail_editors(
+        settings, rendered, editors, kind=f"approval.{number}", now=now, sender=sender
+    )
+    told, failed = mailed.told, mailed.failed
     if told:
         with db.transaction(factory) as session:
             issue = issues.by_number(session, number)
