@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
@@ -187,13 +188,19 @@ class PlanItem:
 
 @dataclass(frozen=True)
 class Section:
-    """A titled group of items; `more` counts items capped out (the archive has them all)."""
+    """A titled group of items; `more` counts items capped out (the archive has them all).
+
+    A composed plan holds the items the issue shows and only the keys of the ones capped
+    out (`rest_keys`): the archive page gets those from the store (`with_rest`)."""
 
     name: str
     items: tuple[PlanItem, ...]
     more: int = 0
     rest: tuple[PlanItem, ...] = ()
-    """The items capped out of the email, in order: the archive page shows them too."""
+    """Items capped out of the email, in order, that the plan holds in full (those the
+    renderer moved out to stay under the clip, and those `with_rest` looked up)."""
+    rest_keys: tuple[str, ...] = ()
+    """The keys of the items capped out, in order, after `rest`: the plan stores only these."""
 
     def capped(self, shown: int) -> Section:
         """Return this section showing at most `shown` items, the others moved to `rest`."""
@@ -205,8 +212,22 @@ class Section:
         )
 
     def complete(self) -> Section:
-        """Return this section with every item shown (the archive page's version)."""
-        return replace(self, items=self.items + self.rest, rest=(), more=0)
+        """Return this section with every item it holds shown (the archive page's version;
+        keys not looked up with `with_rest` stay counted in `more`)."""
+        return replace(self, items=self.items + self.rest, rest=(), more=len(self.rest_keys))
+
+    def with_rest(self, found: Mapping[str, PlanItem]) -> Section:
+        """Return this section with the capped-out items of `found` (by key) in `rest`;
+        keys `found` lacks (items deleted since) are left out."""
+        if not self.rest_keys:
+            return self
+        looked_up = tuple(found[key] for key in self.rest_keys if key in found)
+        return replace(
+            self,
+            rest=self.rest + looked_up,
+            rest_keys=(),
+            more=self.more - len(self.rest_keys) + len(looked_up),
+        )
 
 
 @dataclass(frozen=True)
@@ -278,8 +299,22 @@ class IssuePlan:
                 return variant
         return self.variants[0]
 
+    def rest_keys(self) -> set[str]:
+        """The keys of the capped-out items the plan holds only the keys of."""
+        return {k for v in self.variants for s in v.sections for k in s.rest_keys}
+
+    def with_rest(self, found: Mapping[str, PlanItem]) -> IssuePlan:
+        """Return the plan with its capped-out items looked up in `found` (key → item)."""
+        return replace(
+            self,
+            variants=tuple(
+                replace(v, sections=tuple(s.with_rest(found) for s in v.sections))
+                for v in self.variants
+            ),
+        )
+
     def complete(self) -> IssuePlan:
-        """Return the plan with every capped-out item shown: the archive page and feed."""
+        """Return the plan with every capped-out item it holds shown: the archive page."""
         return replace(
             self,
             variants=tuple(
@@ -294,7 +329,7 @@ class IssuePlan:
 
     def to_json(self) -> str:
         """Serialize for storage in a draft."""
-        return json.dumps(dataclasses.asdict(self), default=_encode, sort_keys=True)
+        return json.dumps(_plain(self), default=_encode, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> IssuePlan:
@@ -311,6 +346,7 @@ class IssuePlan:
                         more=s["more"],
                         items=tuple(_item(i) for i in s["items"]),
                         rest=tuple(_item(i) for i in s.get("rest", ())),
+                        rest_keys=tuple(s.get("rest_keys", ())),
                     )
                     for s in v["sections"]
                 ),
@@ -329,6 +365,18 @@ class IssuePlan:
             variants=variants,
             labels=Labels(**raw.get("labels", {})),
         )
+
+
+def _plain(value: Any) -> Any:
+    """`dataclasses.asdict` without its deep copies: the values of a plan are strings,
+    numbers, dates and tuples of them, which `json` writes as they are."""
+    if isinstance(value, PlanItem):
+        return value.__dict__
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _encode(value: Any) -> Any:

@@ -118,38 +118,42 @@ def _select_events(
             continue  # never announced, nothing to take back: a cancelled event is not news
         if not _upcoming(event, now, until, zone, changed=change is not None):
             continue
-        chosen.append(
-            PlanItem(
-                key=f"event:{event.key}",
-                kind="event",
-                title=event.summary,
-                link=event.url,
-                summary_html="",
-                summary_text=event.description,
-                excerpt=excerpt(event.description, min(EVENT_LINE_WORDS, rules.excerpt_words)),
-                language=event.language,
-                foreign=False,
-                sources=event.sources,
-                topics=event.topics,
-                all_day=event.all_day,
-                starts_at=event.starts_at,
-                ends_at=event.ends_at,
-                start_date=event.start_date,
-                end_date=event.end_date,
-                timezone=event.timezone or rules.timezone,
-                location=event.location,
-                status="CANCELLED" if change == "cancelled" else event.status,
-                change=change,
-                previous=previous,
-                uid=event.uid,
-                recurrence_id=event.recurrence_id,
-                organizer=event.organizer,
-                sequence=event.sequence,
-                stamp=event.changed_at,
-            )
-        )
+        chosen.append(_event_item(event, rules, change, previous))
     ordered = sorted(chosen, key=lambda i: (_event_start(i, zone), i.title))
     return _dedupe_events(ordered)
+
+
+def _event_item(
+    event: EventCandidate, rules: Rules, change: str | None, previous: str | None
+) -> PlanItem:
+    return PlanItem(
+        key=f"event:{event.key}",
+        kind="event",
+        title=event.summary,
+        link=event.url,
+        summary_html="",
+        summary_text=event.description,
+        excerpt=excerpt(event.description, min(EVENT_LINE_WORDS, rules.excerpt_words)),
+        language=event.language,
+        foreign=False,
+        sources=event.sources,
+        topics=event.topics,
+        all_day=event.all_day,
+        starts_at=event.starts_at,
+        ends_at=event.ends_at,
+        start_date=event.start_date,
+        end_date=event.end_date,
+        timezone=event.timezone or rules.timezone,
+        location=event.location,
+        status="CANCELLED" if change == "cancelled" else event.status,
+        change=change,
+        previous=previous,
+        uid=event.uid,
+        recurrence_id=event.recurrence_id,
+        organizer=event.organizer,
+        sequence=event.sequence,
+        stamp=event.changed_at,
+    )
 
 
 def _collapse_series(items: list[PlanItem], zone: zoneinfo.ZoneInfo) -> list[PlanItem]:
@@ -237,6 +241,17 @@ def _news_item(news: NewsCandidate, rules: Rules) -> PlanItem:
         topics=news.topics,
         image_url=news.image_url,
     )
+
+
+def plan_items(
+    news: Iterable[NewsCandidate], events: Iterable[EventCandidate], *, rules: Rules
+) -> dict[str, PlanItem]:
+    """Each of `news` and `events` as a plan item on its own, by key: what the archive page
+    shows of the items a plan holds only the keys of (`Section.rest_keys`)."""
+    found = {f"entry:{n.id}": _news_item(n, rules) for n in news}
+    for event in events:
+        found[f"event:{event.key}"] = _event_item(event, rules, None, None)
+    return found
 
 
 def _merge(news: list[PlanItem], events: list[PlanItem]) -> tuple[list[PlanItem], list[PlanItem]]:
@@ -372,25 +387,54 @@ def _edited(story: list[PlanItem], language: str, curation: Curation) -> PlanIte
     return item
 
 
+def _hidden(story: list[PlanItem], language: str, curation: Curation) -> bool:
+    if not curation.hidden:
+        return False
+    return any(language in curation.hidden.get(k, ()) for k in _story_keys(story))
+
+
+def _chosen(story: list[PlanItem], language: str) -> PlanItem:
+    """The version of `story` readers of `language` get (see `_version`)."""
+    if len(story) == 1:
+        return story[0]
+    return next((m for m in story if m.language == language), story[0])
+
+
 def _for_language(
     stories: Sequence[list[PlanItem]],
     language: str,
     rules: Rules,
     keep_order: bool,
     curation: Curation,
-) -> list[PlanItem]:
-    marked = [item for story in stories if (item := _edited(story, language, curation)) is not None]
-    if rules.other_languages == "hide":
-        return [i for i in marked if not i.foreign]
-    if keep_order:
-        return marked
-    pinned = [i for i in marked if i.pinned]
-    rest = [i for i in marked if not i.pinned]
-    ranked = set(curation.order)
-    if any(k in ranked for i in rest for k in (i.key, *i.members)):
-        # The editor ordered this section: their order wins over "own language first".
-        return pinned + rest
-    return pinned + [i for i in rest if not i.foreign] + [i for i in rest if i.foreign]
+) -> tuple[list[PlanItem], list[str]]:
+    """The items readers of `language` get of `stories`, in order: (the ones shown, the
+    keys of the ones capped out). Only the shown ones are made (a story's version, the
+    editor's words): a section of 10,000 stories costs a key each beyond its cap."""
+    listed = []
+    for story in stories:
+        if _hidden(story, language, curation):
+            continue
+        chosen = _chosen(story, language)
+        foreign = chosen.language != language
+        if foreign and rules.other_languages == "hide":
+            continue
+        listed.append((story, chosen.key, foreign, any(m.pinned for m in story)))
+    if not keep_order:
+        pinned = [one for one in listed if one[3]]
+        rest = [one for one in listed if not one[3]]
+        ranked = set(curation.order)
+        if ranked and any(k in ranked for one in rest for k in _story_keys(one[0])):
+            # The editor ordered this section: their order wins over "own language first".
+            listed = pinned + rest
+        else:
+            listed = pinned + [o for o in rest if not o[2]] + [o for o in rest if o[2]]
+    cap = max(rules.max_per_section, sum(1 for one in listed if one[3]))
+    shown = []
+    for story, _key, _foreign, _pinned in listed[:cap]:
+        item = _edited(story, language, curation)
+        assert item is not None  # hidden stories were left out above
+        shown.append(item)
+    return shown, [key for _story, key, _foreign, _pinned in listed[cap:]]
 
 
 def _sections(
@@ -409,10 +453,11 @@ def _sections(
     sections = []
     for name in sorted(by_name, key=place):
         is_events = all(s[0].kind == "event" for s in by_name[name])
-        items = _for_language(by_name[name], language, rules, is_events, curation)
+        items, rest = _for_language(by_name[name], language, rules, is_events, curation)
         if items:
-            cap = max(rules.max_per_section, sum(1 for i in items if i.pinned))
-            sections.append(Section(name=name, items=tuple(items)).capped(cap))
+            sections.append(
+                Section(name=name, items=tuple(items), more=len(rest), rest_keys=tuple(rest))
+            )
     return tuple(sections)
 
 
@@ -489,8 +534,8 @@ def for_topics(plan: IssuePlan, topics: Iterable[str]) -> IssuePlan:
     """Return `plan` as seen by a subscriber who chose `topics` (none chosen: everything).
 
     An item is kept when it has no topic (it concerns everyone) or shares one with the
-    subscriber; sections left empty disappear, and capped-out items are filtered alike.
-    """
+    subscriber; sections left empty disappear, and capped-out items are filtered alike
+    (those the plan holds only the keys of are counted: the archive page shows them)."""
     wanted = {t.strip().lower() for t in topics if t.strip()}
     if not wanted:
         return plan
@@ -504,8 +549,9 @@ def for_topics(plan: IssuePlan, topics: Iterable[str]) -> IssuePlan:
         for section in variant.sections:
             items = tuple(i for i in section.items if keep(i))
             rest = tuple(i for i in section.rest if keep(i))
-            if items or rest:
+            if items:
                 shown = Section(name=section.name, items=items + rest).capped(len(items))
-                sections.append(shown if items else replace(shown, items=(), rest=rest))
+                keys = section.rest_keys
+                sections.append(replace(shown, rest_keys=keys, more=shown.more + len(keys)))
         variants.append(replace(variant, sections=tuple(s for s in sections if s.items)))
     return replace(plan, variants=tuple(variants))

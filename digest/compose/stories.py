@@ -152,8 +152,7 @@ def signature(title: str, text: str) -> frozenset[str]:
 
 
 def _is_acronym(word: str) -> bool:
-    letters = [c for c in word if c.isalpha()]
-    return len(letters) >= 2 and sum(c.isupper() for c in letters) >= 2
+    return sum(map(str.isupper, word)) >= 2  # two capitals are two letters
 
 
 def _keys(item: StoryItem) -> _Keys:

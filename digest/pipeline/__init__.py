@@ -26,7 +26,7 @@ from digest.compose import slots
 from digest.config import Settings, database_url, source_location
 from digest.errors import DigestError, GoneError, HTTPStatusError, RateLimitedError, SourceError
 from digest.render import Links, Omitted, RenderedEmail
-from digest.store import db, issues, items, sources
+from digest.store import candidates, db, issues, items, sources
 from digest.store.models import Issue, IssueStatus, Source, SourceKind
 
 if TYPE_CHECKING:
@@ -465,8 +465,8 @@ def _draft_once(
         window_start = now - timedelta(days=settings.issue.news_window_days)
         news_since = max(previous.composed_at, window_start) if previous else window_start
         plan = compose_plan(
-            items.news_candidates(session, since=news_since),
-            items.event_candidates(
+            candidates.news_candidates(session, since=news_since),
+            candidates.event_candidates(
                 session,
                 after=now,
                 announced=issues.announcements_before(session, slot, cadence=cadence),

@@ -50,7 +50,7 @@ from digest.render.web import (
     render_issue_page,
     render_search_page,
 )
-from digest.store import issues, items, series
+from digest.store import candidates, issues, series
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,7 @@ def build_site(
     fingerprint = inputs_fingerprint(settings)
     with factory() as session:
         rows = issues.published_rows(session)
-        events = items.event_candidates(session, after=now, announced={})
+        events = candidates.event_candidates(session, after=now, announced={})
         defined = series.by_uid(session)
     published = [
         Published(

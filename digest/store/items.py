@@ -23,9 +23,9 @@ from datetime import date, datetime, timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
-from digest import collect, compose
+from digest import collect
 from digest.collect.clean import clean_optional, clean_text, clean_title
 from digest.store.models import (
     ChangeKind,
@@ -456,96 +456,3 @@ def entries_of(session: Session, source: Source) -> Sequence[Entry]:
         .order_by(Entry.published_at.desc())
     )
     return session.scalars(query).all()
-
-
-# --- what compose reads -------------------------------------------------------------------
-
-
-def news_candidates(session: Session, *, since: datetime) -> list[compose.NewsCandidate]:
-    """Return the non-backlog entries first seen since `since`, with their sources' data;
-    a single-document page changed since `since` counts as seen when it changed."""
-    changed_page = sa.and_(Entry.single_document.is_(True), Entry.changed_at >= since)
-    query = (
-        sa.select(Entry)
-        .where(sa.or_(Entry.first_seen_at >= since, changed_page), Entry.backlog.is_(False))
-        .options(selectinload(Entry.sources).selectinload(EntrySource.source))
-    )
-    found = []
-    for entry in session.scalars(query):
-        carriers = sorted((link.source for link in entry.sources), key=lambda s: s.id)
-        if not carriers:
-            continue
-        found.append(
-            compose.NewsCandidate(
-                id=entry.id,
-                title=entry.title,
-                link=entry.link,
-                summary_html=entry.summary_html,
-                summary_text=entry.summary_text,
-                language=entry.language,
-                published_at=(
-                    _news_since(entry, since) if entry.single_document else entry.published_at
-                ),
-                first_seen_at=_news_since(entry, since),
-                section=carriers[0].section,
-                topics=tuple(dict.fromkeys(t for s in carriers for t in s.topics)),
-                sources=tuple(s.name for s in carriers),
-                image_url=entry.image_url,
-                author=entry.author,
-                backlog=entry.backlog,
-                source_title=carriers[0].title or "",
-                alternates=tuple(entry.alternates or ()),
-            )
-        )
-    return found
-
-
-def _news_since(entry: Entry, since: datetime) -> datetime:
-    """When an entry became news: first seen, or for a changed single page its change."""
-    if entry.single_document and entry.changed_at is not None and entry.changed_at >= since:
-        return max(entry.first_seen_at, entry.changed_at)
-    return entry.first_seen_at
-
-
-def event_candidates(
-    session: Session, *, after: datetime, announced: dict[int, compose.AnnouncedEvent]
-) -> list[compose.EventCandidate]:
-    """Return the occurrences not over by `after`, plus any an earlier issue announced."""
-    not_over = sa.or_(
-        sa.and_(Event.all_day.is_(False), sa.func.coalesce(Event.ends_at, Event.starts_at) > after),
-        sa.and_(Event.all_day.is_(True), Event.end_date > after.date()),
-    )
-    query = sa.select(Event).where(not_over).options(selectinload(Event.source))
-    found = []
-    for event in session.scalars(query):
-        found.append(
-            compose.EventCandidate(
-                id=event.id,
-                key=str(event.id),
-                uid=event.uid,
-                recurrence_id=event.recurrence_id,
-                summary=event.summary,
-                description=event.description,
-                location=event.location,
-                url=event.url,
-                language=event.language,
-                all_day=event.all_day,
-                starts_at=event.starts_at,
-                ends_at=event.ends_at,
-                start_date=event.start_date,
-                end_date=event.end_date,
-                timezone=event.timezone,
-                status=event.status.value,
-                section=event.source.section,
-                topics=tuple(event.source.topics),
-                sources=(event.source.name,),
-                organizer=event.organizer,
-                sequence=event.sequence,
-                withdrawn=event.withdrawn_at is not None,
-                announced_as=announced.get(event.id),
-                changed_at=max(
-                    filter(None, (event.changed_at, event.withdrawn_at, event.first_seen_at))
-                ),
-            )
-        )
-    return found

@@ -14,7 +14,7 @@ from digest.compose import (
     NewsCandidate,
     Rules,
 )
-from digest.compose.plan import compose, event_when, for_topics, upcoming_events
+from digest.compose.plan import compose, event_when, for_topics, plan_items, upcoming_events
 
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # Monday 08:00 in Brussels
 RULES = Rules(
@@ -309,9 +309,14 @@ def test_sections_follow_sources_and_are_capped() -> None:
     sections = plan.variants[0].sections
     assert [s.name for s in sections] == ["news", "projects", "events"]
     assert (len(sections[0].items), sections[0].more) == (5, 15)
-    # The capped items stay in the plan for the archive page, in order, through storage.
-    assert [i.title for i in sections[0].rest][:2] == ["News 6", "News 7"]
-    assert len(plan.complete().variants[0].sections[0].items) == 20
+    # The plan holds only the keys of the capped items, in order, through storage; the
+    # archive page looks them up and shows them all.
+    assert sections[0].rest == () and sections[0].rest_keys[:2] == ("entry:6", "entry:7")
+    found = plan_items(items, [], rules=RULES)
+    shown = plan.with_rest(found).complete().variants[0].sections[0]
+    assert [i.title for i in shown.items][4:7] == ["News 5", "News 6", "News 7"]
+    assert (len(shown.items), shown.more) == (20, 0)
+    assert plan.complete().variants[0].sections[0].more == 15  # not looked up: counted
     assert IssuePlan.from_json(plan.to_json()) == plan
 
 
