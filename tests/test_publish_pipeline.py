@@ -18,6 +18,7 @@ from lxml import html as lxml_html
 from sqlalchemy.orm import Session, sessionmaker
 
 from digest import pipeline
+from digest.store import issues
 from tests.test_draft import MONDAY, example_settings
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -67,16 +68,29 @@ def test_the_archive_page_shows_what_the_email_capped(
     pipeline.collect_sources(settings, factory, now=MONDAY - timedelta(days=1))
     drafted = pipeline.draft(settings, factory, now=MONDAY)
     news = drafted.plan.variant("en").sections[0]
-    assert news.more > 0 and len(news.rest) == news.more
+    # The plan holds the item it shows and only the keys of the ones capped out.
+    assert news.more > 0 and news.rest == () and len(news.rest_keys) == news.more
+    with factory() as session:
+        full = pipeline.full_plan(settings, session, issues.by_number(session, drafted.number))
+    rest = full.variant("en").sections[0].rest
+    assert [i.key for i in rest] == list(news.rest_keys)
+    assert all(i.title for i in rest)
 
     email = pipeline.preview(settings, factory, language="en")
     assert "more in the archive" in email.text
     pipeline.mark_published(settings, factory, drafted.number, now=MONDAY)
     pipeline.publish(settings, factory, now=MONDAY)
     page = (settings.publish.output_dir / "archive" / "en" / "1.html").read_text("utf-8")
-    for item in (*news.items, *news.rest):
+    for item in (*news.items, *rest):
         assert item.title in lxml_html.fromstring(page).text_content()
     assert "more in the archive" not in page
+    # The feed of issues shows what the email showed (a huge issue makes no huge feed)
+    # and links the archive page for the rest.
+    feed = feedparser.parse((settings.publish.output_dir / "feeds" / "en.atom").read_bytes())
+    content = lxml_html.fromstring(feed.entries[0].content[0].value).text_content()
+    assert news.items[0].title in content
+    assert not any(item.title in content for item in rest)
+    assert "/archive/en/1.html" in feed.entries[0].content[0].value
 
 
 def test_events_calendar_and_one_file_per_event(

@@ -27,6 +27,9 @@ from digest.compose.excerpts import excerpt
 
 EVENT_LINE_WORDS = 14
 """An event shows one line of its description: about this many words."""
+MIRROR_WINDOW_DAYS = 21
+"""A post with an event's very title announces it when published within this many days
+of its start (last year's report of the same event is not its announcement)."""
 
 
 def event_when(
@@ -254,19 +257,41 @@ def plan_items(
     return found
 
 
-def _merge(news: list[PlanItem], events: list[PlanItem]) -> tuple[list[PlanItem], list[PlanItem]]:
-    """Fold a news post into the event whose own link is the post's link (the event's page);
-    return (news, events). Only the link counts: "Legal helpdesk extended to 2027" is not
-    the event "Legal helpdesk for municipalities". One dictionary, no pairs compared."""
+def _merge(
+    news: list[PlanItem], events: list[PlanItem], zone: zoneinfo.ZoneInfo
+) -> tuple[list[PlanItem], list[PlanItem]]:
+    """Fold a news post into the event it announces; return (news, events).
+
+    A post announces an event when its link is the event's own page, or when its title is
+    the event's very title (normalized: case, accents, punctuation; at least
+    `storying.MIN_TITLE_WORDS` words) and it was published within `MIRROR_WINDOW_DAYS` of
+    the event's start. A similar title is not enough: "Legal helpdesk extended to 2027"
+    is not the event "Legal helpdesk for municipalities". Each item's keys are computed
+    once and looked up in dictionaries: no pairs compared."""
     by_link: dict[str, int] = {}
+    by_title: dict[str, list[int]] = {}
     for position, event in enumerate(events):
         link = storying.normal_link(event.link)
         if link:
             by_link.setdefault(link, position)
+        title = _normal_title(event.title)
+        if len(title.split()) >= storying.MIN_TITLE_WORDS:
+            by_title.setdefault(title, []).append(position)
+    window = timedelta(days=MIRROR_WINDOW_DAYS)
     merged = list(events)
     remaining: list[PlanItem] = []
     for post in news:
         found = by_link.get(storying.normal_link(post.link) or "")
+        if found is None and post.published_at is not None:
+            published = post.published_at
+            found = next(
+                (
+                    n
+                    for n in by_title.get(_normal_title(post.title), ())
+                    if abs(_event_start(events[n], zone) - published) <= window
+                ),
+                None,
+            )
         if found is None:
             remaining.append(post)
             continue
@@ -480,11 +505,11 @@ def compose(
     sections_of = {n.id: n.section for n in chosen_news}
     event_list = list(events)
     event_sections = {f"event:{e.key}": e.section for e in event_list}
+    zone = zoneinfo.ZoneInfo(rules.timezone)
     news_items, event_items = _merge(
         [_news_item(n, rules) for n in chosen_news],
-        _collapse_series(
-            _select_events(event_list, rules, now, until), zoneinfo.ZoneInfo(rules.timezone)
-        ),
+        _collapse_series(_select_events(event_list, rules, now, until), zone),
+        zone,
     )
     alternates = {f"entry:{n.id}": n.alternates for n in chosen_news}
     stories = _group(news_items, alternates, curation) + [[e] for e in event_items]

@@ -485,6 +485,17 @@ def _draft_once(
         return Drafted(plan.number, slot, cadence, plan, created=existing is None)
 
 
+def full_plan(settings: Settings, session: Session, issue: Issue) -> compose.IssuePlan:
+    """The plan of `issue` with the items it holds only the keys of (capped out of the
+    email) looked up in the store: what the archive page and the desk list."""
+    plan = issues.plan_of(issue)
+    keys = plan.rest_keys()
+    if not keys:
+        return plan
+    rules = rules_of(settings, plan.cadence)
+    return plan.with_rest(candidates.plan_items(session, keys, rules=rules))
+
+
 def render_check(settings: Settings, plan: compose.IssuePlan) -> list[str]:
     """What in `plan` would not render, one line each (see `issues.render_problems`): the
     override templates that do not parse, and per variant the items that fail."""
@@ -633,7 +644,10 @@ def preview_channel(
 
     with factory() as session:
         issue = find_issue(session, number)
-        plan = replace(issues.plan_of(issue).complete(), labels=labels_of(settings))
+        # The archive page lists every item; the feed entry what the email shows.
+        stored = full_plan(settings, session, issue) if channel == "archive" else None
+        stored = stored or issues.plan_of(issue)
+        plan = replace(stored.complete(), labels=labels_of(settings))
         published_at = issue.published_at or plan.slot
     env = environment(settings)
     if channel == "archive":

@@ -37,6 +37,7 @@ from digest.pipeline import (
     describe_source,
     draft,
     editorial,
+    full_plan,
     history,
     utcnow,
 )
@@ -68,7 +69,7 @@ def item_words(
     do not get it, as the first language that does)."""
     with factory() as session:
         issue = issues.by_number(session, number)
-        plan = issues.plan_of(issue).complete()
+        plan = full_plan(settings, session, issue).complete()
         curation = issues.curation_of(issue)
     order = [language, *(v.language for v in plan.variants if v.language != language)]
     for wanted in order:
@@ -132,7 +133,7 @@ def move(
     first whatever the order."""
     with factory() as session:
         issue = issues.by_number(session, number)
-        listed = editorial.listed(issues.plan_of(issue), issues.curation_of(issue))
+        listed = editorial.listed(full_plan(settings, session, issue), issues.curation_of(issue))
     sections: dict[str, list[str]] = {}
     for item in listed:
         sections.setdefault(item.section, []).append(item.key)

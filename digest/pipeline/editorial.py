@@ -34,6 +34,7 @@ from digest.pipeline import (
     Drafted,
     draft,
     environment,
+    full_plan,
     history,
     preview,
     retention,
@@ -417,7 +418,7 @@ def issue_desk(
     and text, as a subscriber gets it) and the items with their curation."""
     with factory() as session:
         issue = issues.by_number(session, number)
-        plan = issues.plan_of(issue)
+        plan = full_plan(settings, session, issue)
         curation = issues.curation_of(issue)
         raw = _raw_curation(issue)
         status, is_open = issue.status.value, issues.is_open_draft(issue)
@@ -663,7 +664,7 @@ def curate(
             )
         current = issues.curation_of(issue)
         raw = _raw_curation(issue)
-        rows = {item.key: item for item in listed(issues.plan_of(issue), current)}
+        rows = {item.key: item for item in listed(full_plan(settings, session, issue), current)}
         titles = {
             k: v
             for k, v in dict(raw.get("titles") or {}).items()

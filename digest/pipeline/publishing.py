@@ -68,18 +68,33 @@ class Published:
 @dataclass
 class _Plans:
     """The plans of published issues, parsed only when something must be rendered from
-    them (an issue already in the manifest, unchanged, is never parsed)."""
+    them (an issue already in the manifest, unchanged, is never parsed).
+
+    Called, the complete plan: every item, those the plan holds only the keys of looked
+    up with `lookup` (the archive page, search, the feed of items); `shown`, what the
+    email showed (the feed of issues: a huge issue makes no huge feed)."""
 
     published: dict[int, Published]
     labels: Labels
+    lookup: Callable[[set[str]], dict[str, PlanItem]]
     parsed: dict[int, IssuePlan] = field(default_factory=dict)
+    stored: dict[int, IssuePlan] = field(default_factory=dict)
+
+    def shown(self, number: int) -> IssuePlan:
+        plan = self.stored.get(number)
+        if plan is None:
+            stored = IssuePlan.from_json(self.published[number].stored_plan)
+            plan = self.stored[number] = replace(stored, labels=self.labels)
+        return plan
 
     def __call__(self, number: int) -> IssuePlan:
         plan = self.parsed.get(number)
         if plan is None:
-            stored = IssuePlan.from_json(self.published[number].stored_plan)
-            plan = replace(stored.complete(), labels=self.labels)
-            self.parsed[number] = plan
+            stored = self.shown(number)
+            keys = stored.rest_keys()
+            if keys:
+                stored = stored.with_rest(self.lookup(keys))
+            plan = self.parsed[number] = stored.complete()
         return plan
 
 
@@ -140,7 +155,13 @@ def build_site(
         for number, published_at, updated_at, stored in rows
     ]
     published.sort(key=lambda p: p.number)
-    plans = _Plans({p.number: p for p in published}, labels)
+    item_rules = rules_of(settings)
+
+    def lookup(keys: set[str]) -> dict[str, PlanItem]:
+        with factory() as session:
+            return candidates.plan_items(session, keys, rules=item_rules)
+
+    plans = _Plans({p.number: p for p in published}, labels, lookup)
     tag_start = min((p.published_at for p in published), default=now).date()
     rules = replace(rules_of(settings), event_horizon_days=settings.collect.calendar_window_days)
     upcoming = upcoming_events(events, rules=rules, now=now)
@@ -341,7 +362,7 @@ def _language_files(
     settings: Settings,
     site: Site,
     published: Sequence[Published],
-    plans: Callable[[int], IssuePlan],
+    plans: _Plans,
     language: str,
     tag_start: date,
     now: datetime,
@@ -394,7 +415,7 @@ def _language_files(
             subject=build.issues[one.number]["languages"][language]["subject"],
             published_at=one.published_at,
             updated_at=one.updated_at,
-            content_html=render_issue_entry(plans(one.number), language, base, env),
+            content_html=render_issue_entry(plans.shown(one.number), language, base, env),
             url=build.issues[one.number]["languages"][language]["url"],
             summary=build.issues[one.number]["languages"][language]["preheader"],
         )

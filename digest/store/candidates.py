@@ -94,11 +94,12 @@ def plan_items(
     """The plan items of `keys` ("entry:12", "event:3") that are still stored, by key."""
     from digest.compose.plan import plan_items as made
 
-    entries, events = set(), set()
+    ids: dict[str, set[int]] = {"entry": set(), "event": set()}
     for key in keys:
         kind, _, number = key.partition(":")
-        if number.isdigit():
-            (entries if kind == "entry" else events if kind == "event" else set()).add(int(number))
+        if kind in ids and number.isdigit():
+            ids[kind].add(int(number))
+    entries, events = ids["entry"], ids["event"]
     news = [n for chunk in _chunks(entries) for n in _news(session, Entry.id.in_(chunk), None)]
     found = [e for chunk in _chunks(events) for e in _events(session, Event.id.in_(chunk), {})]
     return made(news, found, rules=rules)

@@ -269,6 +269,47 @@ def test_a_similar_title_alone_never_folds_news_into_an_event() -> None:
     ]
 
 
+def test_news_with_an_events_very_title_is_folded_into_it_within_the_window() -> None:
+    """A post titled as the event (case, accents and punctuation aside) announces it when
+    published within MIRROR_WINDOW_DAYS of its start; outside the window it stays news."""
+    soon = event(1, "Journée d'inspiration: villes & migration", NOW + timedelta(days=10))
+    later = event(2, "Workshop on reception centres", NOW + timedelta(days=29))
+    by_link = event(3, "Open day", NOW + timedelta(days=3), url="https://hub.example/open-day/")
+    near = news(7, "Journee d'inspiration - Villes et migration!", days_ago=2, link=None)
+    near = replace(near, title="JOURNÉE D'INSPIRATION — villes & migration")
+    far = news(8, "Workshop on Reception Centres", days_ago=13)
+    linked = news(9, "Come to our open day", link="https://hub.example/open-day?utm=x")
+    plan = plan_of([near, far, linked], [soon, later, by_link])
+    shown = {(i.kind, i.title): i for s in plan.variants[0].sections for i in s.items}
+    assert set(shown) == {
+        ("event", "Journée d'inspiration: villes & migration"),
+        ("event", "Workshop on reception centres"),
+        ("event", "Open day"),
+        ("entry", "Workshop on Reception Centres"),  # 42 days before the event: not it
+    }
+    assert shown["event", "Journée d'inspiration: villes & migration"].members == (
+        "event:1",
+        "entry:7",
+    )
+    assert shown["event", "Open day"].members == ("event:3", "entry:9")
+
+
+def test_matching_ten_thousand_news_with_two_thousand_events_finds_the_mirrors() -> None:
+    """Keys per item and dictionaries: every mirror is found at size, nothing else is."""
+    events = [
+        event(n, f"Event number {n} in town", NOW + timedelta(days=1 + n % 15))
+        for n in range(1, 2001)
+    ]
+    posts = [news(10_000 + n, f"Story {n} of the week", days_ago=n % 13) for n in range(10_000)]
+    mirrors = [news(n, f"EVENT number {n} in town!", days_ago=1) for n in range(1, 2001, 10)]
+    plan = plan_of([*posts, *mirrors], events, rules=replace(RULES, max_per_section=10**6))
+    found = {i.key: i for s in plan.variants[0].sections for i in s.items}
+    assert all(
+        found[f"event:{n}"].members == (f"event:{n}", f"entry:{n}") for n in range(1, 2001, 10)
+    )
+    assert sum(1 for key in found if key.startswith("entry:")) == 10_000
+
+
 def test_two_calendars_with_the_same_occurrence_show_it_once() -> None:
     start = NOW + timedelta(days=5)
     plan = plan_of(
