@@ -47,44 +47,42 @@ FEEDS = 30
 CALENDARS = 6
 
 _WORDS = {
-    "en": (
-        "city council migration integration housing newcomers language course refugees "
-        "reception centre employment policy report network workshop funding call project "
-        "municipal strategy inclusion school children volunteers training conference"
-    ).split(),
-    "nl": (
-        "stad gemeenteraad migratie integratie huisvesting nieuwkomers taalcursus "
-        "vluchtelingen opvangcentrum werk beleid rapport netwerk workshop subsidie oproep "
-        "project lokale strategie inclusie school kinderen vrijwilligers opleiding"
-    ).split(),
-    "fr": (
-        "ville conseil migration intégration logement primo-arrivants cours langue réfugiés "
-        "centre accueil emploi politique rapport réseau atelier financement appel projet "
-        "stratégie communale inclusion école enfants bénévoles formation conférence"
-    ).split(),
+    "en": "city council migration integration housing newcomers language course refugees "
+    "reception centre employment policy report network workshop funding call project "
+    "municipal strategy inclusion school children volunteers training conference",
+    "nl": "stad gemeenteraad migratie integratie huisvesting nieuwkomers taalcursus "
+    "vluchtelingen opvangcentrum werk beleid rapport netwerk workshop subsidie oproep "
+    "project lokale strategie inclusie school kinderen vrijwilligers opleiding",
+    "fr": "ville conseil migration intégration logement primo-arrivants cours langue réfugiés "
+    "centre accueil emploi politique rapport réseau atelier financement appel projet "
+    "stratégie communale inclusion école enfants bénévoles formation conférence",
 }
 _NAMES = (
     "Antwerpen Gent Mechelen Leuven Brugge Liège Namur Charleroi Bruxelles Mons Hasselt "
     "Kortrijk Ostende Genk Aalst Tournai URBACT IOM Fedasil UNHCR Myria Unia VVSG AVCB"
-).split()
+)
+
+
+def _words(language: str) -> list[str]:
+    return _WORDS[language].split(" ")
 
 
 def _title(rng: random.Random, language: str, names: list[str], number: int) -> str:
-    words = rng.sample(_WORDS[language], 5)
+    words = rng.sample(_words(language), 5)
     return f"{names[0]}: {' '.join(words).capitalize()} {names[1]} {number}"
 
 
 def _text(rng: random.Random, language: str, names: list[str], number: int) -> str:
     sentences = []
     for _ in range(rng.randint(4, 9)):
-        words = rng.sample(_WORDS[language], 9)
+        words = rng.sample(_words(language), 9)
         sentences.append(f"{' '.join(words).capitalize()} {rng.choice(names)} {number}.")
     return " ".join(sentences)
 
 
 def _rows(size: int, seed: int = 16) -> dict[str, list[dict[str, Any]]]:
     """The rows of a database with `size` entries and `size // 5` events in the window."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - test data, not secrets
     sources: list[dict[str, Any]] = []
     for n in range(FEEDS + CALENDARS):
         calendar = n >= FEEDS
@@ -111,7 +109,7 @@ def _rows(size: int, seed: int = 16) -> dict[str, list[dict[str, Any]]]:
         n += 1
         source = FEEDS + 1 + n % CALENDARS
         language = LANGUAGES[(source - 1) % 3]
-        names = rng.sample(_NAMES, 2)
+        names = rng.sample(_NAMES.split(" "), 2)
         title = _title(rng, language, names, 2000 + n)
         start = NOW + timedelta(days=rng.uniform(0.5, 29), hours=rng.randint(0, 8))
         start = start.replace(minute=0, second=0, microsecond=0)
@@ -132,12 +130,10 @@ def _rows(size: int, seed: int = 16) -> dict[str, list[dict[str, Any]]]:
     story = 0
     while len(entries) < size:
         story += 1
-        names = rng.sample(_NAMES, 3)
+        names = rng.sample(_NAMES.split(" "), 3)
         published = NOW - timedelta(days=rng.uniform(0, 13), minutes=rng.randint(0, 600))
-        if story % 10 == 0:
-            versions = list(LANGUAGES)  # the hub's story in three languages
-        else:
-            versions = [rng.choice(LANGUAGES)]
+        # One story in ten is the hub's, told in three languages.
+        versions = list(LANGUAGES) if story % 10 == 0 else [rng.choice(LANGUAGES)]
         links = [f"https://hub.example.org/{lang}/story-{story}" for lang in versions]
         mirrored = events[story % len(events)] if story % 17 == 0 and events else None
         for lang, link in zip(versions, links, strict=True):
@@ -222,7 +218,7 @@ def _event(
         "uid": uid,
         "recurrence_id": at.isoformat() if repeat or uid.startswith("uid-") else "",
         "summary": title,
-        "description": f"{' '.join(_WORDS[language][:12])} {names[0]} {n}.",
+        "description": f"{' '.join(_words(language)[:12])} {names[0]} {n}.",
         "location": f"{names[1]}, België",
         "url": f"https://agenda.example.org/event/{n}",
         "organizer": None,
