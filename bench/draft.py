@@ -280,7 +280,8 @@ def _child(what: str, path: Path) -> dict[str, float]:
     factory = pipeline.open_database(settings)
     floor = time.process_time()
     if what == "ceiling":
-        return {"cpu": time.process_time(), "floor": floor, "rows": _read_rows(factory)}
+        rows = _read_rows(factory)
+        return {"cpu": time.process_time(), "floor": floor, "rows": rows}
     drafted = pipeline.draft(settings, factory, now=NOW)
     with factory() as session:
         stored = issues.by_number(session, drafted.number).plan
