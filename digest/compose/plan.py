@@ -1,16 +1,14 @@
-"""Compose an issue: choose the news and events, merge duplicates, flag changed events,
-group into sections, and order and cap each language variant. Pure: values in, plan out.
+"""Compose an issue: choose the news and events (the agenda: `compose/agenda.py`), fold
+news into the events they announce, group stories, and order and cap each language
+variant. Pure: values in, plan out.
 """
 
 from __future__ import annotations
 
-import itertools
-import re
-import unicodedata
 import zoneinfo
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from digest.compose import (
     Curation,
@@ -23,36 +21,20 @@ from digest.compose import (
     Variant,
 )
 from digest.compose import stories as storying
+from digest.compose.agenda import (
+    EVENT_LINE_WORDS,
+    collapse_series,
+    event_item,
+    event_start,
+    fill,
+    normal_title,
+    select_events,
+)
 from digest.compose.excerpts import excerpt
 
-EVENT_LINE_WORDS = 14
-"""An event shows one line of its description: about this many words."""
 MIRROR_WINDOW_DAYS = 21
 """A post with an event's very title announces it when published within this many days
 of its start (last year's report of the same event is not its announcement)."""
-
-
-def event_when(
-    all_day: bool,
-    starts_at: datetime | None,
-    ends_at: datetime | None,
-    start_date: date | None,
-    end_date: date | None,
-) -> str:
-    """A comparable rendering of an occurrence's time, as recorded for announcements."""
-    parts = (start_date, end_date) if all_day else (starts_at, ends_at)
-    return "/".join(part.isoformat() if part else "" for part in parts)
-
-
-def _normal_title(text: str) -> str:
-    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
-    return " ".join(re.findall(r"[a-z0-9]+", folded))
-
-
-def _normal_link(link: str | None) -> str | None:
-    if not link:
-        return None
-    return re.sub(r"^https?://(www\.)?", "", link.strip().lower()).rstrip("/")
 
 
 def _select_news(
@@ -65,166 +47,6 @@ def _select_news(
         if not n.backlog and since <= n.first_seen_at <= now and n.published_at >= oldest
     ]
     return sorted(chosen, key=lambda n: (n.published_at, n.id), reverse=True)
-
-
-def _change(event: EventCandidate) -> tuple[str | None, str | None]:
-    """Return (change, previous) against what an earlier issue announced."""
-    before = event.announced_as
-    if before is None:
-        return None, None
-    if event.status == "CANCELLED" or event.withdrawn:
-        return ("cancelled", None) if before.status != "CANCELLED" else ("already", None)
-    when = event_when(
-        event.all_day, event.starts_at, event.ends_at, event.start_date, event.end_date
-    )
-    if when != before.when:
-        return "rescheduled", before.when
-    if event.location.strip() != before.location.strip() and before.location.strip():
-        return "moved", before.location
-    return None, None
-
-
-def _upcoming(
-    event: EventCandidate, now: datetime, until: datetime, zone: zoneinfo.ZoneInfo, changed: bool
-) -> bool:
-    """Whether the occurrence is not over and starts before the horizon (a changed one that
-    an earlier issue announced is shown whatever its new date, unless it is over)."""
-    if event.all_day:
-        if event.start_date is None:
-            return False
-        last = event.end_date or event.start_date + timedelta(days=1)
-        today = now.astimezone(zone).date()
-        return last > today and (changed or event.start_date <= until.astimezone(zone).date())
-    if event.starts_at is None:
-        return False
-    ends = event.ends_at or event.starts_at
-    return ends > now and (changed or event.starts_at < until)
-
-
-def _event_start(item: PlanItem, zone: zoneinfo.ZoneInfo) -> datetime:
-    if item.all_day and item.start_date is not None:
-        return datetime.combine(item.start_date, datetime.min.time(), zone)
-    assert item.starts_at is not None
-    return item.starts_at
-
-
-def _select_events(
-    events: Iterable[EventCandidate], rules: Rules, now: datetime, until: datetime
-) -> list[PlanItem]:
-    zone = zoneinfo.ZoneInfo(rules.timezone)
-    chosen: list[PlanItem] = []
-    for event in events:
-        change, previous = _change(event)
-        if change == "already":
-            continue  # its cancellation went out already; say it once
-        if (event.status == "CANCELLED" or event.withdrawn) and change != "cancelled":
-            continue  # never announced, nothing to take back: a cancelled event is not news
-        if not _upcoming(event, now, until, zone, changed=change is not None):
-            continue
-        chosen.append(_event_item(event, rules, change, previous))
-    ordered = sorted(chosen, key=lambda i: (_event_start(i, zone), i.title))
-    return _dedupe_events(ordered)
-
-
-def _event_item(
-    event: EventCandidate, rules: Rules, change: str | None, previous: str | None
-) -> PlanItem:
-    return PlanItem(
-        key=f"event:{event.key}",
-        kind="event",
-        title=event.summary,
-        link=event.url,
-        summary_html="",
-        summary_text=event.description,
-        excerpt=excerpt(event.description, min(EVENT_LINE_WORDS, rules.excerpt_words)),
-        language=event.language,
-        foreign=False,
-        sources=event.sources,
-        topics=event.topics,
-        all_day=event.all_day,
-        starts_at=event.starts_at,
-        ends_at=event.ends_at,
-        start_date=event.start_date,
-        end_date=event.end_date,
-        timezone=event.timezone or rules.timezone,
-        location=event.location,
-        status="CANCELLED" if change == "cancelled" else event.status,
-        change=change,
-        previous=previous,
-        uid=event.uid,
-        recurrence_id=event.recurrence_id,
-        organizer=event.organizer,
-        sequence=event.sequence,
-        stamp=event.changed_at,
-    )
-
-
-def _collapse_series(items: list[PlanItem], zone: zoneinfo.ZoneInfo) -> list[PlanItem]:
-    """Show each event once: occurrences of one UID on consecutive days become one entry
-    with a date range (a two-day training); other repeats one entry with its next date
-    and the later ones ("every 4 weeks"). Changed or cancelled occurrences stay apart,
-    so their notice is seen."""
-    series: dict[tuple[str, tuple[str, ...]], list[int]] = {}
-    for n, item in enumerate(items):
-        if item.uid and item.change is None and item.status != "CANCELLED":
-            series.setdefault((item.uid, item.sources), []).append(n)
-    shown: dict[int, PlanItem] = {}
-    hidden: set[int] = set()
-    for indices in series.values():
-        if len(indices) < 2:
-            continue
-        occurrences = [items[n] for n in indices]
-        starts = [_event_start(i, zone).astimezone(zone) for i in occurrences]
-        gaps = {(b.date() - a.date()).days for a, b in itertools.pairwise(starts)}
-        first = occurrences[0]
-        members = tuple(i.key for i in occurrences)
-        same_hours = (
-            len({(s.time(), _duration(i)) for s, i in zip(starts, occurrences, strict=True)}) == 1
-        )
-        if gaps == {1} and same_hours:
-            shown[indices[0]] = replace(first, last_day=starts[-1].date(), members=members)
-        else:
-            shown[indices[0]] = replace(
-                first,
-                recurrence_days=gaps.pop() if len(gaps) == 1 else 0,
-                later=tuple(i.isoformat() for i in starts[1:]),
-                members=members,
-            )
-        hidden.update(indices[1:])
-    return [shown.get(n, item) for n, item in enumerate(items) if n not in hidden]
-
-
-def _duration(item: PlanItem) -> timedelta | None:
-    if item.all_day or item.starts_at is None or item.ends_at is None:
-        return None
-    return item.ends_at - item.starts_at
-
-
-def _dedupe_events(items: list[PlanItem]) -> list[PlanItem]:
-    """Two calendars announcing the same occurrence (same title and start) show it once."""
-    kept: dict[tuple[str, str], PlanItem] = {}
-    for item in items:
-        identity = (_normal_title(item.title), str(item.starts_at or item.start_date))
-        first = kept.get(identity)
-        if first is None:
-            kept[identity] = item
-        else:
-            kept[identity] = _fill(first, item)
-    return list(kept.values())
-
-
-def _fill(best: PlanItem, other: PlanItem) -> PlanItem:
-    """Keep `best`, taking from `other` what `best` lacks."""
-    return replace(
-        best,
-        link=best.link or other.link,
-        summary_html=best.summary_html or other.summary_html,
-        summary_text=best.summary_text or other.summary_text,
-        location=best.location or other.location,
-        image_url=best.image_url or other.image_url,
-        sources=tuple(dict.fromkeys(best.sources + other.sources)),
-        topics=tuple(dict.fromkeys(best.topics + other.topics)),
-    )
 
 
 def _news_item(news: NewsCandidate, rules: Rules) -> PlanItem:
@@ -253,7 +75,7 @@ def plan_items(
     shows of the items a plan holds only the keys of (`Section.rest_keys`)."""
     found = {f"entry:{n.id}": _news_item(n, rules) for n in news}
     for event in events:
-        found[f"event:{event.key}"] = _event_item(event, rules, None, None)
+        found[f"event:{event.key}"] = event_item(event, rules, None, None)
     return found
 
 
@@ -274,7 +96,7 @@ def _merge(
         link = storying.normal_link(event.link)
         if link:
             by_link.setdefault(link, position)
-        title = _normal_title(event.title)
+        title = normal_title(event.title)
         if len(title.split()) >= storying.MIN_TITLE_WORDS:
             by_title.setdefault(title, []).append(position)
     window = timedelta(days=MIRROR_WINDOW_DAYS)
@@ -287,8 +109,8 @@ def _merge(
             found = next(
                 (
                     n
-                    for n in by_title.get(_normal_title(post.title), ())
-                    if abs(_event_start(events[n], zone) - published) <= window
+                    for n in by_title.get(normal_title(post.title), ())
+                    if abs(event_start(events[n], zone) - published) <= window
                 ),
                 None,
             )
@@ -296,7 +118,7 @@ def _merge(
             remaining.append(post)
             continue
         event = merged[found]
-        enriched = _fill(event, post)
+        enriched = fill(event, post)
         merged[found] = replace(
             enriched,
             link=event.link or post.link,
@@ -508,7 +330,7 @@ def compose(
     zone = zoneinfo.ZoneInfo(rules.timezone)
     news_items, event_items = _merge(
         [_news_item(n, rules) for n in chosen_news],
-        _collapse_series(_select_events(event_list, rules, now, until), zone),
+        collapse_series(select_events(event_list, rules, now, until), zone),
         zone,
     )
     alternates = {f"entry:{n.id}": n.alternates for n in chosen_news}
@@ -544,15 +366,6 @@ def compose(
         events_until=until,
         variants=variants,
     )
-
-
-def upcoming_events(
-    events: Iterable[EventCandidate], *, rules: Rules, now: datetime
-) -> list[PlanItem]:
-    """Return the occurrences from `now` to the horizon, sorted, cancelled ones left out."""
-    until = now + timedelta(days=rules.event_horizon_days)
-    fresh = [replace(e, announced_as=None) for e in events]
-    return _select_events(fresh, rules, now, until)
 
 
 def for_topics(plan: IssuePlan, topics: Iterable[str]) -> IssuePlan:

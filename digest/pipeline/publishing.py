@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from digest import __version__, layout
 from digest.compose import EventCandidate, IssuePlan, Labels, PlanItem, Rules
-from digest.compose.plan import upcoming_events
+from digest.compose.agenda import upcoming_events
 from digest.config import Settings
 from digest.publish import SiteBuild, search
 from digest.publish.atom import FeedIssue, FeedItem, atom_feed, atom_items_feed, latest_stories

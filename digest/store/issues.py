@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from digest.compose import AnnouncedEvent, Curation, IssuePlan
-from digest.compose.plan import event_when
+from digest.compose.agenda import event_when
 from digest.errors import DigestError, NotFoundError
 from digest.store.models import Issue, IssueEvent, IssueStatus
 

@@ -14,7 +14,8 @@ from digest.compose import (
     NewsCandidate,
     Rules,
 )
-from digest.compose.plan import compose, event_when, for_topics, plan_items, upcoming_events
+from digest.compose.agenda import event_when, upcoming_events
+from digest.compose.plan import compose, for_topics, plan_items
 
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # Monday 08:00 in Brussels
 RULES = Rules(
