@@ -80,6 +80,8 @@ class IssueDesk:
     """What would not render when it was drafted (items left out, broken templates)."""
     changes: tuple[tuple[history.Change, ...], ...] = ()
     """The change log, newest first (see `pipeline.history`)."""
+    send_at: datetime | None = None
+    """When an editor chose it to go out (`pipeline.send_times`); None: at its slot."""
 
 
 def listed(plan: IssuePlan, curation: Curation) -> list[DeskItem]:
@@ -148,6 +150,7 @@ def issue_desk(
             issue.slot,
         )
         paused_kind = issue.paused_kind
+        send_at = issue.send_at
     # The desk never fails because the issue does not render: it shows why, beside the
     # curation form, so the item can be dropped (or the template fixed).
     render_error = None
@@ -191,6 +194,7 @@ def issue_desk(
         render_error=render_error,
         problems=tuple(problems),
         changes=history.changes_of(raw),
+        send_at=send_at,
     )
 
 
