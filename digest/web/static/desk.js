@@ -130,12 +130,10 @@
       return response.text().then(function (html) {
         work.innerHTML = html;
         reapply(kept);
+        // A live region put into the page with its text is not announced everywhere: the
+        // region that stays on the page says it (the notice keeps its role, as without us).
         var notice = work.querySelector(".notice[role]");
-        if (notice) {
-          // Said once, by the live region that stays on the page.
-          notice.removeAttribute("role");
-          say(notice.textContent.replace(/\s+/g, " ").trim());
-        }
+        if (notice) { say(notice.textContent.replace(/\s+/g, " ").trim()); }
         var invalid = work.querySelector("[aria-invalid='true']");
         if (invalid) {
           invalid.focus();
