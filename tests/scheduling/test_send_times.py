@@ -126,3 +126,23 @@ def test_the_cli_verb_schedules_audits_and_digest_run_sends_at_that_time(
     again = runner.invoke(cli, [*base, "send", "1", "--unschedule"])
     assert again.exit_code == 0 and "goes out at its slot" in again.output
     assert [r.action for r in audit.entries(factory, action="unscheduled")] == ["unscheduled"]
+
+
+def test_digest_status_calls_it_late_only_after_the_chosen_time(
+    publication: Any, factory: sessionmaker[Session]
+) -> None:
+    from digest.pipeline import health
+
+    settings = drafted_ahead(publication, factory)
+    sending.approve(settings, factory, 1, now=MONDAY - timedelta(hours=10))
+    send_times.schedule_send(
+        settings, factory, 1, MONDAY + timedelta(hours=3), now=MONDAY - timedelta(hours=9)
+    )
+
+    def late(now: Any) -> list[str]:
+        with factory() as session:
+            return [f.text for f in health.issue_findings(session, now) if "late" in f.text]
+
+    assert late(MONDAY + timedelta(hours=2)) == []
+    (said,) = late(MONDAY + timedelta(hours=4))
+    assert "its time came at 2026-11-23 10:00 UTC" in said

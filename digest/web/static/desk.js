@@ -123,8 +123,9 @@
       headers: { "X-Requested-With": "fetch", "Accept": "text/html" },
     }).then(function (response) {
       if (!response.headers.get("X-Digest-Fragment")) {
-        // Not the answer we asked for (signed out, an error page): show it as the browser would.
-        window.location.assign(response.url || window.location.href);
+        // Not the answer we asked for (signed out, a stale token, an error): load the page
+        // again, which shows the login or the state the server is in.
+        window.location.reload();
         return;
       }
       return response.text().then(function (html) {
