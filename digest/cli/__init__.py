@@ -368,13 +368,23 @@ def run(ctx: Context, as_of: str | None) -> None:
     Exits 1 when a source failed or a send paused (the rest of the run still happens).
     """
     from digest.cli.delivery import Progress, print_send_report
-    from digest.pipeline import resuming, scheduling, sending
+    from digest.pipeline import resuming, scheduling, send_times, sending
 
     settings, factory = ctx.settings, ctx.factory
     now = parse_as_of(settings, as_of)
     report = pipeline.collect_sources(settings, factory, now=now)
     print_collect_report(report)
     failed = bool(report.failed)
+    ready, late = send_times.due(settings, factory, now=now or pipeline.utcnow())
+    for number in ready:
+        echo(f"issue #{number}: its chosen time has come")
+        progress = Progress()
+        sent = sending.send(settings, factory, number=number, now=now, progress=progress)
+        progress.end()
+        print_send_report(sent)
+        failed = failed or bool(sent.paused)
+    for number in late:
+        echo(f"issue #{number} was to go out more than [issue] grace_hours ago; `digest send`")
     for cadence in scheduling.CADENCES:
         if cadence == "daily" and not scheduling.has_readers(factory, cadence):
             echo("daily: nobody reads the daily issue; none drafted")

@@ -7,6 +7,8 @@ import signal
 import sys
 import threading
 import time
+import zoneinfo
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -14,8 +16,9 @@ from typing import Any
 import click
 
 from digest.cli.context import Context, as_of_option, parse_as_of, pass_context
-from digest.pipeline import audit, returns, sending
+from digest.pipeline import audit, returns, send_times, sending
 from digest.pipeline import workers as parallel
+from digest.pipeline.curation import DeskError
 from digest.store.models import DeliveryState
 
 
@@ -73,6 +76,14 @@ class Progress:
     help="Processes sending at once, each with its own connections (default: the number "
     "of cores; one when the issue fits in one batch).",
 )
+@click.option(
+    "--at",
+    "at",
+    metavar="TIME",
+    help="Do not send now: the scheduler (or `digest run`) sends approved ISSUE at TIME, "
+    '"2026-12-08 09:00" in the publication\'s time zone, instead of at its slot.',
+)
+@click.option("--unschedule", is_flag=True, help="Forget the time --at chose: back to its slot.")
 @as_of_option
 @pass_context
 def send(
@@ -83,6 +94,8 @@ def send(
     language: str | None,
     accept_bounces: bool,
     workers: int | None,
+    at: str | None,
+    unschedule: bool,
     as_of: str | None,
 ) -> None:
     """Deliver an approved ISSUE (default: the one being sent, else the latest approved).
@@ -94,6 +107,9 @@ def send(
     """
     settings, factory = ctx.settings, ctx.factory
     now = parse_as_of(settings, as_of)
+    if at is not None or unschedule:
+        schedule_send(ctx, issue, at, now)
+        return
     if dry_run:
         plan = sending.dry_run(settings, factory, number=issue, now=now)
         click.echo(f"issue #{plan.number} would go to {sum(plan.variants.values())} subscribers")
@@ -133,6 +149,27 @@ def send(
     audit.record(factory, ctx.actor, "sent", f"issue {report.number}", _sent_detail(report))
     if report.paused or not report.finished:
         sys.exit(1)
+
+
+def schedule_send(ctx: Context, issue: int | None, at: str | None, now: datetime | None) -> None:
+    """`digest send N --at TIME` and `--unschedule`: `pipeline.send_times`, audited."""
+    if issue is None:
+        raise click.UsageError("name the issue: digest send N --at TIME")
+    zone = zoneinfo.ZoneInfo(ctx.settings.publication.timezone)
+    if at is None:
+        chosen = send_times.cancel_send(ctx.factory, issue)
+        audit.record(ctx.factory, ctx.actor, "unscheduled", f"issue {issue}")
+        click.echo(
+            f"issue #{issue} goes out at its slot, {chosen.slot.astimezone(zone):%Y-%m-%d %H:%M %Z}"
+        )
+        return
+    try:
+        chosen = send_times.schedule_send(ctx.settings, ctx.factory, issue, at, now=now)
+    except DeskError as exc:
+        raise click.BadParameter(str(exc), param_hint="--at") from exc
+    when = f"{chosen.goes_at.astimezone(zone):%Y-%m-%d %H:%M %Z}"
+    audit.record(ctx.factory, ctx.actor, "scheduled", f"issue {issue}", when)
+    click.echo(f"issue #{issue} goes out at {when} (`digest schedule` or `digest run` sends it)")
 
 
 def _sent_detail(report: sending.SendReport) -> str:

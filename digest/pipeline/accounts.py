@@ -66,7 +66,7 @@ _hasher = argon2.PasswordHasher()
 # What each role and each API scope may do. Editors curate, test and approve; admins also
 # manage sources, subscribers and accounts, and read the audit log. API scopes nest.
 # (Two tables: a role and a scope may share a name, "admin", and differ.)
-_EDITOR = frozenset({"read", "curate", "test", "approve", "draft", "collect"})
+_EDITOR = frozenset({"read", "curate", "test", "approve", "schedule", "draft", "collect"})
 _ROLE_GRANTS: dict[Role, frozenset[str]] = {
     Role.EDITOR: _EDITOR,
     Role.ADMIN: _EDITOR | {"sources", "subscribers", "accounts", "audit", "subscribe"},

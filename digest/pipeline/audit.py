@@ -30,6 +30,8 @@ ACTIONS = (
     "edited",
     "approved",
     "sent",
+    "scheduled",
+    "unscheduled",
     "test_sent",
     "imported",
     "erased",

@@ -5,6 +5,7 @@ place.
     item_words()    the title, excerpt and note an item has in one language (the edit form)
     edit_item()     the editor's words, section and per-language drops for one item
     move()          one place up or down in its section
+    place()         to a given place in its section (drag and drop)
     undo()          put the curation back as it was before the last change
     draft_now()     `digest draft` for a cadence
     collect_now()   `digest collect` (every due source, or the named ones)
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -131,6 +133,32 @@ def move(
 ) -> Drafted:
     """Move item `key` `step` places in its section (-1: up, 1: down); pinned items stay
     first whatever the order."""
+    return _reorder(settings, factory, number, key, lambda at: at + step, now=now)
+
+
+def place(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    number: int,
+    key: str,
+    position: int,
+    *,
+    now: datetime | None = None,
+) -> Drafted:
+    """Put item `key` at `position` (1-based) in its section: what dragging it does."""
+    return _reorder(settings, factory, number, key, lambda _at: position - 1, now=now)
+
+
+def _reorder(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    number: int,
+    key: str,
+    target: Callable[[int], int],
+    *,
+    now: datetime | None,
+) -> Drafted:
+    """Move item `key` from its index in its section to `target(index)` (kept inside it)."""
     with factory() as session:
         issue = issues.by_number(session, number)
         listed = editorial.listed(full_plan(settings, session, issue), issues.curation_of(issue))
@@ -140,7 +168,7 @@ def move(
     for members in sections.values():
         if key in members:
             at = members.index(key)
-            to = max(0, min(len(members) - 1, at + step))
+            to = max(0, min(len(members) - 1, target(at)))
             members.insert(to, members.pop(at))
             break
     else:

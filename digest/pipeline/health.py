@@ -95,6 +95,8 @@ class IssueState:
     in_flight_orphans: int = 0
     """Rows marked in flight while no live process sends the issue."""
     late: bool = False
+    chosen_at: datetime | None = None
+    """The time an editor chose for it to go out (`pipeline.send_times`), if any."""
 
     @property
     def findings(self) -> list[Finding]:
@@ -123,7 +125,8 @@ class IssueState:
             found.append(
                 Finding(
                     CRITICAL,
-                    f"late: approved, its time came at {self.slot:%Y-%m-%d %H:%M} UTC and it "
+                    f"late: approved, its time came at "
+                    f"{self.chosen_at or self.slot:%Y-%m-%d %H:%M} UTC and it "
                     f"is not being sent; `digest send {self.number}`",
                 )
             )
@@ -340,7 +343,9 @@ def _issues(session: Session, now: datetime) -> list[IssueState]:
                 sender=issue.sender_lock if alive else None,
                 stuck=bool(due and not alive),
                 in_flight_orphans=0 if alive else in_flight,
-                late=issue.status is IssueStatus.APPROVED and now - issue.slot > LATE,
+                late=issue.status is IssueStatus.APPROVED
+                and now - (issue.send_at or issue.slot) > LATE,
+                chosen_at=issue.send_at,
             )
         )
     return states

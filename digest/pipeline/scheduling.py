@@ -44,7 +44,7 @@ from digest.compose import slots
 from digest.config import Settings
 from digest.deliver import Sender
 from digest.errors import DeliveryError, DigestError
-from digest.pipeline import bouncebox, pauses, retention, sending
+from digest.pipeline import bouncebox, pauses, retention, send_times, sending
 from digest.pipeline.logfmt import fields
 from digest.store import db, deliveries, issues, runs
 from digest.store.models import Delivery, DeliveryState, Issue, IssueStatus
@@ -444,6 +444,7 @@ def issue_tick(
     if cadence == "daily" and not has_readers(factory, cadence):
         tick.report.detail("no confirmed daily subscriber: no daily issue", event="issue.idle")
         return tick.report
+    _chosen_times(tick)
     schedule = pipeline.schedule_of(settings, cadence)
     zone = settings.publication.timezone
     due = latest_slot(schedule, now, zone)
@@ -480,6 +481,12 @@ def _due_slot(tick: _Tick, slot: datetime) -> None:
         # Begun in time: it goes on to the end (unless paused; the retry job says so).
         _resume(tick, seen.number)
         return
+    if seen is not None and seen.status is IssueStatus.APPROVED:
+        chosen = send_times.waiting(tick.factory, seen.number, tick.now)
+        if chosen is not None:
+            text = f"issue #{seen.number} goes out at the chosen time, {tick.local(chosen)}"
+            report.detail(text, event="issue.scheduled", issue=seen.number)
+            return
     if tick.marked(tick.slot_key("skipped", slot)):
         report.detail(f"the slot {tick.local(slot)} was skipped", event="issue.skipped")
         return
@@ -499,6 +506,23 @@ def _due_slot(tick: _Tick, slot: datetime) -> None:
         _editor_slot(tick, slot, seen, deadline)
     else:
         _auto_slot(tick, slot, seen)
+
+
+def _chosen_times(tick: _Tick) -> None:
+    """Send the approved issues whose editor-chosen time (`send_times`) has come; say once
+    of those whose time passed beyond the grace (`digest send N` sends them)."""
+    ready, late = send_times.due(tick.settings, tick.factory, now=tick.now, cadence=tick.cadence)
+    for number in ready:
+        tick.send(number)
+    for number in late:
+        if tick.mark(f"send-at-late:{number}"):
+            tick.report.say(
+                f"issue #{number} was to go out at a chosen time more than [issue] grace_hours "
+                f"= {tick.settings.issue.grace_hours:g} ago; not sent (`digest send {number}`)",
+                event="issue.skipped",
+                level=logging.WARNING,
+                issue=number,
+            )
 
 
 def _resume(tick: _Tick, number: int) -> None:

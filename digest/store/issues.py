@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -59,6 +60,15 @@ def previous_sent(session: Session, cadence: str, before: datetime) -> Issue | N
 def next_number(session: Session) -> int:
     """Return the number the next new issue gets."""
     return (session.scalar(sa.select(sa.func.max(Issue.number))) or 0) + 1
+
+
+def raw_curation(issue: Issue) -> dict[str, Any]:
+    """Return the curation JSON stored on an issue as a dict (empty when unreadable)."""
+    try:
+        raw = json.loads(issue.curation or "{}")
+    except ValueError:
+        return {}
+    return raw if isinstance(raw, dict) else {}
 
 
 def curation_of(issue: Issue | None) -> Curation:

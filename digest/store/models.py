@@ -314,6 +314,9 @@ class Issue(Base):
     delivery_totals: Mapped[str | None] = mapped_column(sa.Text)
     """JSON state → count of its delivery rows once retention folded them away
     (`[retention] deliveries_days`); None while the rows are kept."""
+    send_at: Mapped[datetime | None]
+    """When an editor scheduled the approved issue to go out (`digest send N --at`); None:
+    at its slot, as the scheduler decides."""
 
     announced: Mapped[list[IssueEvent]] = relationship(
         back_populates="issue", cascade="all, delete-orphan"

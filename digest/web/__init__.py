@@ -37,7 +37,7 @@ from digest import config
 from digest.config import Settings
 from digest.errors import DigestError
 from digest.pipeline import open_database, transport, utcnow
-from digest.web import accounts, admin, api, archive, desk, probes, public
+from digest.web import accounts, admin, api, archive, desk, probes, public, scripts
 from digest.web.pages import Site
 from digest.web.security import (
     AccessLog,
@@ -102,6 +102,7 @@ def routes() -> list[BaseRoute]:
         Route("/feeds/{lang}-items.atom", archive.items_feed, methods=_GET),
         Route("/feeds/{lang}.atom", archive.feed, methods=_GET),
         Route("/archive/search.js", archive.search_script, methods=_GET),
+        Route("/static/desk.{version}.js", scripts.desk_script, methods=_GET),
         Route("/archive/{lang}/search.html", archive.search_page, methods=_GET),
         Route("/archive/{lang}/search.json", archive.search_index, methods=_GET),
         Route("/archive/{lang}/", archive.archive_index, methods=_GET),
@@ -116,8 +117,6 @@ def routes() -> list[BaseRoute]:
         Route("/{lang}/admin/logout", admin.logout, methods=_POST),
         Route("/{lang}/admin/issues/{number:number}", admin.issue, methods=_GET),
         Route("/{lang}/admin/issues/{number:number}/curate", admin.curate, methods=_POST),
-        Route("/{lang}/admin/issues/{number:number}/test", admin.test_send, methods=_POST),
-        Route("/{lang}/admin/issues/{number:number}/approve", admin.approve, methods=_POST),
         *desk.routes(),
         Route("/{lang}/", public.home, methods=_GET),
         Route("/{lang}/archive", archive.archive_redirect, methods=_GET),

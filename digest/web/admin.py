@@ -6,8 +6,6 @@
     /{lang}/admin/                       dashboard
     /{lang}/admin/issues/{n}             issue n: preview per language (?variant=nl), items
     /{lang}/admin/issues/{n}/curate      POST drops, pins, order, intro and subject
-    /{lang}/admin/issues/{n}/test        POST send one [TEST] copy to an address
-    /{lang}/admin/issues/{n}/approve     POST approve the draft for sending
     /{lang}/admin/login/link, /audit     see `digest.web.accounts`
 
 Once named accounts exist (`digest editors add`), the login asks for an address and a
@@ -17,14 +15,18 @@ admin_password (DIGEST_WEB__ADMIN_PASSWORD or its _FILE) and is compared in cons
 time. Failed and successful attempts alike are rate limited per client address. Every
 POST needs the session's CSRF token. Pages are never cached.
 
-The item editor, the order, undo and the full-screen preview are in `digest.web.desk`.
+The item editor, the order, undo, the full-screen preview, a test copy, approval and the
+time an issue goes out are in `digest.web.desk`. `wants_fragment` tells a request from the
+desk's script (`web.scripts`), which gets the changed part of the page (`after_action`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import zoneinfo
 from collections.abc import Callable, Coroutine, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -35,9 +37,9 @@ from starlette.responses import RedirectResponse, Response
 
 from digest import pipeline
 from digest.errors import DigestError, NotFoundError
-from digest.pipeline import accounts, audit, editorial, sending
+from digest.pipeline import accounts, audit, editorial
 from digest.render.email import section_title
-from digest.web import access
+from digest.web import access, scripts
 from digest.web.pages import Site
 from digest.web.public import DESK_FORM_LIMITS, forbidden, read_form, site_of, too_many
 from digest.web.security import (
@@ -51,8 +53,6 @@ from digest.web.security import (
     log_out,
     password_ok,
 )
-from subscribers.addresses import normalize
-from subscribers.errors import InvalidAddress
 
 log = logging.getLogger("digest.web")
 
@@ -90,8 +90,15 @@ def _desk_page(
         desk_url=site.path(language, "admin", ""),
         audit_link=site.path(language, "admin", "audit") if access.may(request, "audit") else "",
         logout_action=site.path(language, "admin", "logout"),
+        desk_script=scripts.url(site),
         **context,
     )
+
+
+def wants_fragment(request: Request) -> bool:
+    """Whether the desk's script asked (`X-Requested-With: fetch`) for the changed part of
+    the page instead of a redirect to the whole of it."""
+    return request.headers.get("x-requested-with", "").lower() == "fetch"
 
 
 def _flash(
@@ -267,9 +274,17 @@ def _issue_path(site: Site, language: str, number: int, variant: str) -> str:
 async def issue(request: Request) -> Response:
     """Issue n as a subscriber gets it in one language, with its curation form."""
     site = site_of(request)
-    language = site.language_of(request)
     number = int(request.path_params["number"])
-    variant = _variant(site, request, language)
+    return await issue_page(request, number, _variant(site, request, site.language_of(request)))
+
+
+async def issue_page(
+    request: Request, number: int, variant: str, *, status: int = 200, **extra: Any
+) -> Response:
+    """The issue page (or, for the desk's script, only its working part: `wants_fragment`)
+    with `extra` values for its template (a refused field and what was typed)."""
+    site = site_of(request)
+    language = site.language_of(request)
     try:
         found = await run_in_threadpool(
             editorial.issue_desk, site.settings, site.factory, number, language=variant
@@ -321,7 +336,22 @@ async def issue(request: Request) -> Response:
         undo_action=f"{base}/undo",
         add_url=f"{base}/add?variant={variant}",
         images=site.settings.render.images != "drop",
+        schedule_action=f"{base}/schedule",
+        zone=site.settings.publication.timezone,
+        local_input=lambda moment: _local_input(site, moment),
+        fragment=wants_fragment(request),
+        headers={"X-Digest-Fragment": "issue-work"} if wants_fragment(request) else None,
+        status=status,
+        **extra,
     )
+
+
+def _local_input(site: Site, moment: datetime | None) -> str:
+    """`moment` as a `datetime-local` field's value, in the publication's zone."""
+    if moment is None:
+        return ""
+    zone = zoneinfo.ZoneInfo(site.settings.publication.timezone)
+    return f"{moment.astimezone(zone):%Y-%m-%dT%H:%M}"
 
 
 async def _channel(site: Site, request: Request, number: int, variant: str) -> tuple[str, str]:
@@ -408,65 +438,14 @@ async def curate(request: Request) -> Response:
     else:
         _flash(request, "curated")
         audit.record(site.factory, access.actor(request), "edited", f"issue {number}", variant)
-    return RedirectResponse(_issue_path(site, language, number, variant), status_code=303)
+    return await after_action(request, number, variant)
 
 
-@editor_only
-@access.requires("test")
-async def test_send(request: Request) -> Response:
-    """Send one copy marked [TEST] of the issue in the chosen language to an address."""
+async def after_action(request: Request, number: int, variant: str, anchor: str = "") -> Response:
+    """After a desk action on issue `number`: the changed part of the page for the desk's
+    script, else a redirect to the page (the flash message says what happened)."""
+    if wants_fragment(request):
+        return await issue_page(request, number, variant)
     site = site_of(request)
-    language = site.language_of(request)
-    number = int(request.path_params["number"])
-    variant = _variant(site, request, language)
-    back = RedirectResponse(_issue_path(site, language, number, variant), status_code=303)
-    try:
-        address = normalize(_text(request.state.form, "address"))
-    except InvalidAddress:
-        _flash(request, "test_invalid")
-        return back
-    editors = {e.strip().lower() for e in site.settings.web.editors if e.strip()}
-    if editors and address not in editors:
-        _flash(request, "test_not_editor", address)
-        return back
-    try:
-        result = await run_in_threadpool(
-            lambda: sending.send_test(
-                site.settings, site.factory, address, number=number, language=variant
-            )
-        )
-    except NotFoundError:
-        return site.page(request, "message.html.jinja", language, status=404, kind="not_found")
-    except OSError as exc:
-        _flash(request, "test_failed", str(exc), reason="unreachable")
-        return back
-    except DigestError as exc:
-        _flash(request, "test_failed", str(exc))
-        return back
-    audit.record(site.factory, access.actor(request), "test_sent", f"issue {number}", address)
-    if result.ok:
-        _flash(request, "test_sent", address)
-    else:
-        _flash(request, "test_failed", result.reply, reason="refused")
-    return back
-
-
-@editor_only
-@access.requires("approve")
-async def approve(request: Request) -> Response:
-    """Approve the draft: the scheduled send (or `digest send`) takes it from here."""
-    site = site_of(request)
-    language = site.language_of(request)
-    number = int(request.path_params["number"])
-    variant = _variant(site, request, language)
-    try:
-        approved = await run_in_threadpool(
-            sending.approve, site.settings, site.factory, number, now=site.clock()
-        )
-    except NotFoundError:
-        return site.page(request, "message.html.jinja", language, status=404, kind="not_found")
-    _flash(request, "approved" if approved.status.value == "approved" else "not_a_draft")
-    if approved.status.value == "approved":
-        audit.record(site.factory, access.actor(request), "approved", f"issue {number}")
-    log.info("editor's desk: issue #%s is %s", number, approved.status.value)
-    return RedirectResponse(_issue_path(site, language, number, variant), status_code=303)
+    target = _issue_path(site, site.language_of(request), number, variant) + anchor
+    return RedirectResponse(target, status_code=303)

@@ -2,10 +2,11 @@
 login, a cap on request bodies, and access logs without tokens.
 
 - **Headers** on every response: a Content-Security-Policy with no scripts at all
-  (`default-src 'none'`), inline styles (our pages and the emails carry them), images from
-  https (the emails' pictures), frames only from ourselves (the draft preview is a
-  sandboxed `<iframe srcdoc>`, which inherits this policy), forms posting only to us, and
-  nobody framing us;
+  (`default-src 'none'`) but on the desk's pages, which may load our own script file and
+  fetch from us (`script-src 'self'; connect-src 'self'`, never an inline script), inline
+  styles (our pages and the emails carry them), images from https (the emails' pictures),
+  frames only from ourselves (the draft preview is a sandboxed `<iframe srcdoc>`, which
+  inherits this policy but runs no script), forms posting only to us, and nobody framing us;
   `nosniff`, `Referrer-Policy: no-referrer` (token URLs must not leak to the sites our
   pages link to), and HSTS when the publication is served over https.
 - **Private pages** (the editor's desk and every page reached through a subscriber's
@@ -62,7 +63,10 @@ CSP = "; ".join(
         "frame-ancestors 'none'",
     ]
 )
-"""No script may run anywhere; see the module docstring for each directive's reason."""
+"""No script may run on public pages; see the module docstring for each directive's reason."""
+DESK_CSP = CSP + "; script-src 'self'; connect-src 'self'"
+"""The desk's pages: the same, plus our own script file (`web.scripts`; never inline, never
+another site's) and its `fetch()` to our own routes."""
 
 # /{lang}/confirm/TOKEN, /{lang}/unsubscribe/TOKEN, /{lang}/preferences/TOKEN[/...]
 _TOKEN_PATH = re.compile(r"(/(?:confirm|unsubscribe|preferences)/)[^/?#]+")
@@ -79,6 +83,11 @@ _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 def printable(text: str) -> str:
     """`text` with control characters and bidi overrides shown as escapes (for logs)."""
     return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 256 else "?", text)
+
+
+def is_desk(path: str) -> bool:
+    """Whether `path` is a page of the editor's desk (`/{lang}/admin/…`)."""
+    return "/admin/" in path or path.endswith("/admin")
 
 
 def is_private(path: str) -> bool:
@@ -98,11 +107,12 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         private = is_private(scope["path"])
+        policy = DESK_CSP if is_desk(scope["path"]) else CSP
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                headers.setdefault("Content-Security-Policy", CSP)
+                headers.setdefault("Content-Security-Policy", policy)
                 headers["X-Content-Type-Options"] = "nosniff"
                 headers["Referrer-Policy"] = "no-referrer"
                 headers["X-Frame-Options"] = "DENY"

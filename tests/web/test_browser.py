@@ -346,9 +346,11 @@ def test_the_editors_weekly_job_in_a_real_browser(
     shots: Path,
 ) -> None:
     """Sign in → curate → edit an item → add one by URL → preview each channel → test
-    send → approve; no request leaves 127.0.0.1 and no console error appears."""
+    send → approve; no request leaves 127.0.0.1 and no console error appears. Without
+    JavaScript: every step is a form that posts and a page that answers (the desk's script
+    is tested in tests/web/test_desk_browser.py)."""
     http_server.route("/welcome", body=ARTICLE.encode(), headers={"Content-Type": "text/html"})
-    context = browser.new_context(locale="en-GB")
+    context = browser.new_context(locale="en-GB", java_script_enabled=False)
     desk = context.new_page()
     desk.set_default_timeout(20_000)
     requests: list[str] = []

@@ -1,5 +1,6 @@
 """The editor's desk beyond the issue page (`digest.web.admin`): the item editor and the
-order (`items`), and running the publication from the dashboard (`publication`)."""
+order (`items`), a test copy, approval and the time an issue goes out (`sending`), and
+running the publication from the dashboard (`publication`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from starlette.routing import BaseRoute, Route
 
 def routes() -> list[BaseRoute]:
     """The desk's routes besides those of `digest.web.admin` (all need an editor)."""
-    from digest.web.desk import additions, items, people, preview, publication
+    from digest.web.desk import additions, items, people, preview, publication, sending
 
     issue = "/{lang}/admin/issues/{number:number}"
     who = "/{lang}/admin/subscribers/{public_id:str}"
@@ -16,6 +17,9 @@ def routes() -> list[BaseRoute]:
         Route(f"{issue}/item", items.item, methods=["GET", "POST"]),
         Route(f"{issue}/move", items.move, methods=["POST"]),
         Route(f"{issue}/undo", items.undo, methods=["POST"]),
+        Route(f"{issue}/test", sending.test_send, methods=["POST"]),
+        Route(f"{issue}/approve", sending.approve, methods=["POST"]),
+        Route(f"{issue}/schedule", sending.schedule, methods=["POST"]),
         Route(f"{issue}/add", additions.add, methods=["GET", "POST"]),
         Route(f"{issue}/preview", preview.preview, methods=["GET"]),
         Route("/{lang}/admin/draft", publication.draft_now, methods=["POST"]),

@@ -3,11 +3,13 @@
     GET  /{lang}/admin/issues/{n}/item?key=K&variant=L   the item editor in language L
     POST /{lang}/admin/issues/{n}/item                   save title, excerpt, note, section,
                                                          the languages it is dropped for
-    POST /{lang}/admin/issues/{n}/move                   "up" or "down" = an item key
+    POST /{lang}/admin/issues/{n}/move                   "up" or "down" = an item key, or
+                                                         "key" and "to" (a place, 1-based)
     POST /{lang}/admin/issues/{n}/undo                   undo the last change
 
 Each calls one function of `digest.pipeline.desk`, as `digest.web.admin.curate` calls
-`editorial.curate`.
+`editorial.curate`. Asked by the desk's script (`admin.wants_fragment`), move and undo
+answer the changed part of the issue page instead of a redirect.
 """
 
 from __future__ import annotations
@@ -20,7 +22,16 @@ from digest.errors import DigestError, NotFoundError
 from digest.pipeline import desk, editorial, labels_of
 from digest.render.email import section_title
 from digest.web import access
-from digest.web.admin import _desk_page, _flash, _issue_path, _text, _texts, _variant, editor_only
+from digest.web.admin import (
+    _desk_page,
+    _flash,
+    _issue_path,
+    _text,
+    _texts,
+    _variant,
+    after_action,
+    editor_only,
+)
 from digest.web.public import site_of
 
 
@@ -111,27 +122,40 @@ async def item(request: Request) -> Response:
 @editor_only
 @access.requires("curate")
 async def move(request: Request) -> Response:
-    """Move an item one place up or down in its section."""
+    """Move an item one place up or down in its section (`up=K`, `down=K`), or to a place
+    in it (`key=K&to=N`, 1-based: what dragging it does)."""
     site = site_of(request)
     language = site.language_of(request)
     number = int(request.path_params["number"])
     variant = _variant(site, request, language)
     form = request.state.form
     key, step = (_text(form, "up"), -1) if _text(form, "up") else (_text(form, "down"), 1)
+    to = _text(form, "to")
+    if to:
+        key = _text(form, "key")
     try:
-        await run_in_threadpool(
-            lambda: desk.move(site.settings, site.factory, number, key, step, now=site.clock())
-        )
+        if to:
+            position = int(to)
+            await run_in_threadpool(
+                lambda: desk.place(
+                    site.settings, site.factory, number, key, position, now=site.clock()
+                )
+            )
+        else:
+            await run_in_threadpool(
+                lambda: desk.move(site.settings, site.factory, number, key, step, now=site.clock())
+            )
     except NotFoundError:
         return _not_found(request)
+    except ValueError:
+        _flash(request, "curate_failed", f"{to!r} is not a place in the section")
     except editorial.DeskError as exc:
         _flash(request, "curate_failed", reason=exc.kind, values=exc.values)
     except DigestError as exc:
         _flash(request, "curate_failed", str(exc))
     else:
         _flash(request, "curated")
-    target = _issue_path(site, language, number, variant) + f"#item-{key}"
-    return RedirectResponse(target, status_code=303)
+    return await after_action(request, number, variant, f"#item-{key}")
 
 
 @editor_only
@@ -154,4 +178,4 @@ async def undo(request: Request) -> Response:
         _flash(request, "curate_failed", str(exc))
     else:
         _flash(request, "undone" if done else "nothing_to_undo")
-    return RedirectResponse(_issue_path(site, language, number, variant), status_code=303)
+    return await after_action(request, number, variant)
