@@ -120,7 +120,7 @@ def _fill(paragraph: str, width: int, lead: str, indent: str) -> str:
             break_long_words=False,
             break_on_hyphens=False,
         )
-    lines = []
+    lines: list[str] = []
     room = width - len(lead)
     line = [words[0]]
     used = len(words[0])

@@ -101,7 +101,8 @@ class Inliner(premailer.Premailer):  # type: ignore[misc]
         tree = etree.fromstring(stripped, etree.HTMLParser()).getroottree()
         page = tree.getroot()
         # lxml inserts a doctype if none exists: keep one only if the input had it.
-        root = tree if stripped.startswith(tree.docinfo.doctype) else page
+        docinfo: Any = tree.docinfo
+        root = tree if stripped.startswith(docinfo.doctype) else page
         get_or_create_head(tree)
 
         rules: list[tuple[Any, str, str]] = []
@@ -160,12 +161,13 @@ class Inliner(premailer.Premailer):  # type: ignore[misc]
                 item.attrib[name] = value
 
         # Outlook ignores CSS floats but knows <img align>.
-        for image in page.xpath("//img[@style]"):
-            style = image.attrib["style"]
-            side = _floats.get(style)
+        images: list[Any] = page.xpath("//img[@style]")  # type: ignore[assignment]
+        for image in images:
+            declared: str = image.attrib["style"]
+            side = _floats.get(declared)
             if side is None:
-                side = cssutils.parseStyle(style).float
-                _remember(_floats, style, side)
+                side = cssutils.parseStyle(declared).float
+                _remember(_floats, declared, side)
             if side in ("left", "right"):
                 image.attrib["align"] = side
 
@@ -187,7 +189,7 @@ class Inliner(premailer.Premailer):  # type: ignore[misc]
         )
         probe = etree.Element("probe")
         self._style_to_basic_html_attributes(probe, final, force=True)
-        return final, tuple(probe.attrib.items())
+        return final, tuple((str(name), str(value)) for name, value in probe.attrib.items())
 
 
 _inliner = Inliner()
