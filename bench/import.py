@@ -12,8 +12,10 @@ reading the CSV and validating each address alone (email-validator, no database)
     .venv/bin/python bench/import.py --rows 50000
     .venv/bin/python bench/import.py --database postgresql+psycopg://postgres@127.0.0.1/test
 
-Target: ≥ 10,000 rows/s on a quiet machine, linear in N (2N rows take about twice as long);
-on a loaded one, the ratio to the ceiling is what holds.
+SQLite runs are timed in CPU seconds of this process (a loaded machine's waits left out),
+PostgreSQL ones in wall seconds (the import's wall time is printed too). Target: ≥ 10,000
+rows/s, linear in N (2N rows take about twice as long); the ratio to the ceiling is what
+holds on a loaded machine.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from pathlib import Path
 from typing import Any, cast
 
 ROOT = Path(__file__).resolve().parent.parent
+CLOCK = time.process_time
+"""This process's CPU time: on SQLite all the work is ours, and a shared machine's load
+(waiting for a core) stays out of it. With --database the server works too: wall time."""
 sys.path.insert(0, str(ROOT))
 
 
@@ -55,12 +60,12 @@ def reading(path: Path) -> float:
     from subscribers.addresses import normalize
     from subscribers.errors import InvalidAddress
 
-    started = time.perf_counter()
+    started = CLOCK()
     with path.open(encoding="utf-8", newline="") as stream:
         for cells in csv.reader(io.StringIO(stream.read())):
             with contextlib.suppress(InvalidAddress):
                 normalize(cells[0])
-    return time.perf_counter() - started
+    return CLOCK() - started
 
 
 def fresh(database: str | None, folder: Path) -> Any:
@@ -123,17 +128,17 @@ def bare_insert(path: Path, database: str | None) -> float:
             )
         session.rollback()
     table = cast(sa.Table, Subscriber.__table__)
-    started = time.perf_counter()
+    started = CLOCK()
     with factory.kw["bind"].begin() as connection:
         connection.execute(sa.insert(table), rows)
-    seconds = time.perf_counter() - started
+    seconds = CLOCK() - started
     factory.kw["bind"].dispose()
     return seconds
 
 
-def run(rows: int, database: str | None) -> tuple[float, float, float, int]:
+def run(rows: int, database: str | None) -> tuple[float, float, float, int, float]:
     """Import `rows` into a fresh database; return (seconds, ceiling seconds, reading and
-    validating seconds, imported)."""
+    validating seconds, imported, wall seconds of the import)."""
     from digest.pipeline import open_database, people
 
     folder = Path(tempfile.mkdtemp(prefix="digest-import-"))
@@ -142,12 +147,12 @@ def run(rows: int, database: str | None) -> tuple[float, float, float, int]:
     path = folder / "list.csv"
     write_csv(path, rows)
     validated = reading(path)
-    started = time.perf_counter()
+    started, wall = CLOCK(), time.perf_counter()
     report = people.import_subscribers(settings, factory, path, confirmed=True)
-    seconds = time.perf_counter() - started
+    seconds, wall = CLOCK() - started, time.perf_counter() - wall
     factory.kw["bind"].dispose()
     bare = bare_insert(path, database)
-    return seconds, bare, validated, report.imported
+    return seconds, bare, validated, report.imported, wall
 
 
 def main() -> None:
@@ -156,6 +161,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="best of this many, each size")
     parser.add_argument("--database", help="a PostgreSQL URL (its schema is dropped!)")
     options = parser.parse_args()
+    global CLOCK
+    CLOCK = time.perf_counter if options.database else time.process_time
+    print("seconds of", "wall time" if options.database else "CPU time (this process)")
     results = []
     for rows in (options.rows, 2 * options.rows):
         # Best of R rounds, the import and its ceiling in turn: a shared machine's load
@@ -165,12 +173,14 @@ def main() -> None:
         bare = min(r[1] for r in rounds)
         validated = min(r[2] for r in rounds)
         imported = rounds[0][3]
+        wall = min(r[4] for r in rounds)
         results.append(seconds)
         print(
             f"{rows:>7} rows: {imported} imported in {seconds:.2f} s = {rows / seconds:,.0f} "
             f"rows/s; ceiling (bare executemany of the validated rows) {bare:.2f} s = "
             f"{imported / bare:,.0f} rows/s; import/ceiling {seconds / bare:.2f}×; reading + "
-            f"validating alone {validated:.2f} s (best of {options.rounds})"
+            f"validating alone {validated:.2f} s; the import in wall time {wall:.2f} s "
+            f"(best of {options.rounds})"
         )
     print(f"2N / N time: {results[1] / results[0]:.2f} (2.0 is linear)")
 
