@@ -861,7 +861,7 @@ def _validate(settings: Settings, where: str) -> None:
         )
     if settings.collect.timeout_seconds <= 0 or settings.collect.max_bytes <= 0:
         raise ConfigError(f"{where} [collect]: timeout_seconds and max_bytes must be positive")
-    from digest.collect.addresses import parse_networks  # the guard owns CIDR parsing
+    from digest.collect.networks import parse_networks  # the guard's CIDR parsing
 
     try:
         parse_networks(settings.collect.allow_networks)

@@ -384,9 +384,10 @@ def _read_row(
 ) -> _Row:
     """Validate one data row without the database."""
 
+    given = {name: _restore(cells[index]) for name, index in header.items() if index < len(cells)}
+
     def cell(name: str) -> str:
-        index = header.get(name)
-        return _restore(cells[index]) if index is not None and index < len(cells) else ""
+        return given.get(name, "")
 
     email = cell("email")
     row = _Row(line, email)
@@ -447,8 +448,15 @@ def _read_row(
     return row
 
 
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+"""A dotted quad as `ipaddress` accepts and writes it (no leading zeros): the common case."""
+
+
 def _ip(value: str) -> str | None:
     """Return an imported opt-in IP address as given, or None when it is not one."""
+    if _IPV4.fullmatch(value):
+        return value
     try:
         return str(ipaddress.ip_address(value.strip())) if value.strip() else None
     except ValueError:

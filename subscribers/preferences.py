@@ -25,10 +25,14 @@ def clean_name(name: str) -> str:
     """Return `name` on one line (no control characters: it goes into the To: header)."""
     # No control characters (it goes into the To: header), no bidi overrides or isolates
     # (they would reverse what follows the name), no lone surrogates; NFC.
-    printable = "".join(
-        " " if unicodedata.category(c) in ("Cc", "Cs") or c in _BIDI else c for c in name
-    )
-    cleaned = unicodedata.normalize("NFC", " ".join(printable.split()))
+    if name.isascii() and name.isprintable():
+        # Most names (and every blank one): nothing to replace, and NFC leaves ASCII as is.
+        cleaned = " ".join(name.split())
+    else:
+        printable = "".join(
+            " " if unicodedata.category(c) in ("Cc", "Cs") or c in _BIDI else c for c in name
+        )
+        cleaned = unicodedata.normalize("NFC", " ".join(printable.split()))
     if len(cleaned) > NAME_MAX:
         raise InvalidField("name", f"the name is {len(cleaned)} characters; at most {NAME_MAX}")
     return cleaned

@@ -1,5 +1,6 @@
 """A command that renders nothing imports no renderer: `digest --version` loads neither the
-database layer nor premailer, `digest status` no renderer nor feed parser, and a
+database layer nor premailer, `digest status` no renderer, feed parser, HTTP client nor
+scheduler (it lists the jobs from their data), and a
 database at the newest revision is recognized without Alembic."""
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ try:
     main()
 except SystemExit:
     pass
-heavy = ["premailer", "digest.render.email", "mjml", "feedparser", "httpx", "alembic",
-         "apscheduler", "sqlalchemy", "digest.pipeline"]
+heavy = ["premailer", "digest.render.email", "mjml", "jinja2", "feedparser", "trafilatura",
+         "httpx", "alembic", "apscheduler", "sqlalchemy", "digest.pipeline"]
 print(json.dumps(sorted(name for name in heavy if name in sys.modules)), file=sys.stderr)
 """
 
@@ -53,7 +54,10 @@ def test_status_imports_the_database_but_no_renderer(
     assert result.exit_code == 0, result.output
     found = loaded("--config", str(tmp_path / "digest.toml"), "status")
     assert "sqlalchemy" in found  # it did read the database
-    for name in ("premailer", "digest.render.email", "mjml", "feedparser", "alembic"):
+    assert "digest.pipeline" in found
+    renderers = ("premailer", "digest.render.email", "mjml", "jinja2")
+    fetchers = ("feedparser", "trafilatura", "httpx")
+    for name in (*renderers, *fetchers, "apscheduler", "alembic"):
         assert name not in found
 
 

@@ -27,10 +27,10 @@ from collections.abc import Iterable, Sequence
 import httpcore
 import httpx
 
+from digest.collect.networks import Network
 from digest.errors import BlockedAddressError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def _table(*rows: tuple[str, str]) -> tuple[tuple[Network, str], ...]:
@@ -80,27 +80,6 @@ _REFUSED_V6 = _table(
 # Everything public in IPv6 is inside 2000::/3 (RFC 4291); the rest is unassigned.
 _GLOBAL_UNICAST_V6 = ipaddress.IPv6Network("2000::/3")
 _NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")
-
-
-def parse_networks(cidrs: Iterable[str]) -> tuple[Network, ...]:
-    """Parse allow-list CIDRs ("127.0.0.0/8", "fd00::/8", an IP); ValueError names a bad one."""
-    networks: list[Network] = []
-    for cidr in cidrs:
-        text = cidr.strip()
-        try:
-            networks.append(ipaddress.ip_network(text))
-        except ValueError as exc:
-            hint = ""
-            try:
-                loose = ipaddress.ip_network(text, strict=False)
-            except ValueError:
-                pass
-            else:
-                hint = f'; did you mean "{loose}"?'
-            raise ValueError(
-                f'{cidr!r} is not a network like "127.0.0.0/8" or "fd00::/8" ({exc}){hint}'
-            ) from exc
-    return tuple(networks)
 
 
 def check_address(ip: str, allow: Sequence[Network]) -> None:

@@ -34,7 +34,8 @@ import httpx
 
 import digest
 from digest.collect import Fetched
-from digest.collect.addresses import GuardedTransport, Network, check_address, parse_networks
+from digest.collect.addresses import GuardedTransport, check_address
+from digest.collect.networks import Network, parse_networks
 from digest.config import CollectSettings
 from digest.errors import (
     BlockedAddressError,

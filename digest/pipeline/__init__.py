@@ -9,7 +9,6 @@ on that source and never stops the others.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import time
@@ -169,6 +168,8 @@ def collect_sources(
         if on_done:
             on_done(result)
 
+    import asyncio  # here: its import (ssl, subprocess) is for commands that fetch
+
     asyncio.run(_fetch_and_parse(settings, jobs, now, conditional=True, done=store))
     report.sources.sort(key=lambda r: r.name)
     return report
@@ -193,6 +194,8 @@ def check_sources(
 
     def note(outcome: _Outcome) -> None:
         report.sources.append(_describe(outcome))
+
+    import asyncio  # here: its import (ssl, subprocess) is for commands that fetch
 
     asyncio.run(_fetch_and_parse(settings, jobs, now, conditional=False, done=note))
     report.sources.sort(key=lambda r: r.name)
@@ -245,6 +248,8 @@ async def _fetch_and_parse(
 ) -> None:
     """Run every job concurrently (the fetcher keeps per-host politeness) and hand each
     outcome to `done` as soon as it is ready."""
+    import asyncio
+
     from digest.collect import bounded
     from digest.collect.fetch import Fetcher, FetchPolicy
 

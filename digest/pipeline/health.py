@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from digest.config import Settings
 from digest.pipeline import pauses
-from digest.pipeline.scheduler import JOBS_TABLE, WATCH_EVERY, job_specs
+from digest.pipeline.jobs import JOBS_TABLE, WATCH_EVERY, job_specs
 from digest.store import deliveries, issues, runs, sources
 from digest.store.models import Base, Delivery, DeliveryState, Issue, IssueStatus
 

@@ -51,15 +51,14 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore  # type: ignore[
 from apscheduler.schedulers.background import BackgroundScheduler  # type: ignore[import-untyped]
 from apscheduler.schedulers.base import STATE_STOPPED  # type: ignore[import-untyped]
 from apscheduler.schedulers.blocking import BlockingScheduler  # type: ignore[import-untyped]
-from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
 from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
 from sqlalchemy.orm import Session, sessionmaker
 
 from digest import pipeline
-from digest.compose import slots
 from digest.config import Settings
 from digest.deliver import Sender
 from digest.pipeline import resuming, scheduling
+from digest.pipeline.jobs import JOBS_TABLE, JobSpec, job_specs
 from digest.pipeline.logfmt import fields
 from digest.pipeline.scheduling import Notify, TickReport
 from digest.store import db, runs
@@ -67,118 +66,11 @@ from digest.store.runs import RunOutcome
 
 log = logging.getLogger(__name__)
 
-JOBS_TABLE = "apscheduler_jobs"
-WATCH_EVERY = timedelta(minutes=5)
-RETRY_EVERY = timedelta(minutes=10)
-RESUME_EVERY = timedelta(minutes=1)
-PURGE_AT = (3, 30)
-PUBLISH_AT = (4, 30)
 WORKERS = 8
 LEASE_TTL = timedelta(minutes=10)
 """A lease not renewed for this long is free (its process froze or died on another host);
 a live holder renews it every third of that."""
 MAX_MISSED_REPORTED = 20
-
-
-# --- the jobs ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """One job of the scheduler: its stable id, trigger and what it is for."""
-
-    id: str
-    trigger: Any
-    """An APScheduler trigger, in the publication time zone."""
-    when: str
-    """The trigger as people say it ("every 30m", "mon 08:00")."""
-    at_start: bool
-    """Run once as soon as the scheduler starts (catch-up), then on the trigger."""
-    what: str
-
-
-def _every(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"every {seconds // size}{unit}"
-    return f"every {seconds}s"
-
-
-def job_specs(settings: Settings) -> list[JobSpec]:
-    """The scheduler's jobs for these settings."""
-    zone = zoneinfo.ZoneInfo(settings.publication.timezone)
-    weekly = slots.parse_weekly(settings.issue.schedule)
-    daily = slots.parse_daily(settings.issue.daily_schedule)
-    assert weekly.weekday is not None
-    every = settings.collect.every
-
-    def cron(hour: int, minute: int, **more: Any) -> Any:
-        return CronTrigger(hour=hour, minute=minute, second=0, timezone=zone, **more)
-
-    def interval(delta: timedelta) -> Any:
-        return IntervalTrigger(seconds=int(delta.total_seconds()), timezone=zone)
-
-    day = slots.DAYS[weekly.weekday]
-    return [
-        JobSpec("collect", interval(every), _every(every), True, "fetch the sources that are due"),
-        JobSpec(
-            "issue-weekly",
-            cron(weekly.at.hour, weekly.at.minute, day_of_week=day),
-            f"{day} {weekly.at:%H:%M}",
-            False,
-            "the weekly issue: draft, approve, send, publish",
-        ),
-        JobSpec(
-            "issue-daily",
-            cron(daily.at.hour, daily.at.minute),
-            f"daily {daily.at:%H:%M}",
-            False,
-            "the daily issue, for daily subscribers",
-        ),
-        JobSpec(
-            "issue-watch",
-            interval(WATCH_EVERY),
-            _every(WATCH_EVERY),
-            True,
-            "both issues between their times: drafts ahead, approvals, deadlines, catch-up",
-        ),
-        JobSpec(
-            "retry-deliveries",
-            interval(RETRY_EVERY),
-            _every(RETRY_EVERY),
-            True,
-            "deliveries waiting for a retry, sends cut off by a stop",
-        ),
-        JobSpec(
-            "resume-paused",
-            interval(RESUME_EVERY),
-            _every(RESUME_EVERY),
-            True,
-            "issues the relay paused, tried again after 1, 2, 5, 10, 30, 60 min",
-        ),
-        JobSpec(
-            "bounces",
-            interval(settings.bounces.every),
-            _every(settings.bounces.every),
-            True,
-            "read the bounce mailbox ([bounces]), move processed mail aside",
-        ),
-        JobSpec(
-            "purge-pending",
-            cron(*PURGE_AT),
-            f"daily {PURGE_AT[0]:02d}:{PURGE_AT[1]:02d}",
-            False,
-            "unconfirmed subscribers, and [retention]: old deliveries, items, outbox, people",
-        ),
-        JobSpec(
-            "publish",
-            cron(*PUBLISH_AT),
-            f"daily {PUBLISH_AT[0]:02d}:{PUBLISH_AT[1]:02d}",
-            False,
-            "write the public files again (events.ics follows the days)",
-        ),
-    ]
 
 
 # --- what a run does ---------------------------------------------------------------------------

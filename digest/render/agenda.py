@@ -11,6 +11,7 @@ from babel.dates import format_date, format_time
 
 from digest.compose import PlanItem
 from digest.render.i18n import (
+    babel_locale,
     format_day_range,
     format_event_when,
     translations,
@@ -31,7 +32,7 @@ def badge(item: PlanItem, language: str, timezone: str) -> tuple[str, str]:
     if start is None:
         return "", ""
     day = start if not isinstance(start, datetime) else start.date()
-    month = format_date(day, "MMM", locale=language).strip(".").upper()
+    month = format_date(day, "MMM", locale=babel_locale(language)).strip(".").upper()
     return month, str(day.day)
 
 
@@ -48,10 +49,10 @@ def agenda_when(item: PlanItem, language: str, timezone: str) -> str:
     if item.all_day or item.starts_at is None:
         return days
     zone = ZoneInfo(timezone)
-    begin = format_time(item.starts_at.astimezone(zone), "short", locale=language)
+    begin = format_time(item.starts_at.astimezone(zone), "short", locale=babel_locale(language))
     if item.ends_at is None:
         return f"{days}, {begin}"
-    end = format_time(item.ends_at.astimezone(zone), "short", locale=language)
+    end = format_time(item.ends_at.astimezone(zone), "short", locale=babel_locale(language))
     return f"{days}, {begin}\u202f–\u202f{end}"
 
 
@@ -61,7 +62,7 @@ def short_day(day: date | datetime, language: str, timezone: str | None = None) 
         day = day.astimezone(ZoneInfo(timezone)).date()
     elif isinstance(day, datetime):
         day = day.date()
-    return format_date(day, "EEE d MMM", locale=language)
+    return format_date(day, "EEE d MMM", locale=babel_locale(language))
 
 
 def item_day(item: PlanItem, language: str, timezone: str) -> str:
@@ -69,7 +70,7 @@ def item_day(item: PlanItem, language: str, timezone: str) -> str:
     if item.published_at is None:
         return ""
     day = item.published_at.astimezone(ZoneInfo(timezone)).date()
-    return format_date(day, "d MMM", locale=language)
+    return format_date(day, "d MMM", locale=babel_locale(language))
 
 
 def series_note(item: PlanItem, language: str, timezone: str) -> str:
@@ -83,7 +84,7 @@ def series_note(item: PlanItem, language: str, timezone: str) -> str:
     also = catalog.gettext("also %(dates)s") % {"dates": ", ".join(later)}
     days = item.recurrence_days if len(item.later) >= 2 else 0  # a rhythm needs 3 dates
     first = datetime.fromisoformat(item.later[0]).astimezone(ZoneInfo(timezone))
-    weekday = format_date(first.date(), "EEEE", locale=language)
+    weekday = format_date(first.date(), "EEEE", locale=babel_locale(language))
     if days == 7:
         rhythm = catalog.gettext("Every %(weekday)s") % {"weekday": weekday}
     elif days == 14:

@@ -18,11 +18,10 @@ from typing import Any
 
 import jinja2
 import mjml
-import premailer
 
 from digest.compose import IssuePlan, Labels, PlanItem, Section, Variant, readable_name
 from digest.errors import DigestError
-from digest.render import Links, Omitted, RenderedEmail
+from digest.render import Links, Omitted, RenderedEmail, inline
 from digest.render.environment import paragraphs, translation_context
 from digest.render.i18n import N_, format_day, translations, zone_name
 
@@ -136,25 +135,9 @@ def mjml_to_html(source: str) -> str:
 
 
 def inline_styles(html: str) -> str:
-    """Inline the CSS rules into `style` attributes for clients that drop `<style>`.
-
-    MJML's media queries (responsive columns) stay in `<head>`, `!important` kept since
-    they must win over the inlined widths; the dark-mode `<style data-premailer="ignore">`
-    is passed through untouched.
-    """
-    # lxml spells the doctype "<!DOCTYPE html>"; premailer keeps a doctype only when the
-    # input starts with exactly that, and MRML writes it in lower case.
-    if html[:15].lower() == "<!doctype html>":
-        html = "<!DOCTYPE html>" + html[15:]
-    inliner = premailer.Premailer(
-        html,
-        allow_network=False,
-        disable_validation=True,
-        strip_important=False,
-        cssutils_logging_level=logging.CRITICAL,
-    )
-    result: str = inliner.transform(pretty_print=False)
-    return result
+    """Inline the CSS rules into `style` attributes for clients that drop `<style>`
+    (premailer, each stylesheet parsed once: `digest.render.inline`)."""
+    return inline.inline(html)
 
 
 def render_html(plan: IssuePlan, language: str, links: Links, env: jinja2.Environment) -> str:

@@ -88,12 +88,20 @@ def translations(language: str) -> NullTranslations:
 
 @functools.cache
 def _locale(language: str) -> Locale:
+    """The Babel locale of `language`, parsed once (English when Babel has none)."""
     try:
         return Locale.parse(language, sep="-")
     except (UnknownLocaleError, ValueError):
         return Locale.parse("en")
 
 
+def babel_locale(language: str) -> Locale:
+    """The Babel locale of `language` ("pt-BR" too), parsed once: Babel's formatters
+    parse a language code on every call."""
+    return _locale(language)
+
+
+@functools.cache
 def language_name(code: str, in_language: str) -> str:
     """Name language `code` in `in_language`: ("nl", "en") → "Dutch", ("nl", "fr") →
     "néerlandais", ("nl", "nl") → "Nederlands"; the code itself when Babel has no name."""

@@ -20,7 +20,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from digest.errors import DeliveryError
@@ -182,6 +181,10 @@ def build_ledger(
 
 def _insert_new(session: Session, rows: list[dict[str, object]]) -> None:
     """Insert the rows whose (issue, subscriber) pair is not in the ledger yet."""
+    # Here, not at the top: the PostgreSQL dialect is a large import `digest status` on
+    # SQLite need not pay for.
+    from sqlalchemy.dialects import postgresql, sqlite
+
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     if dialect not in ("postgresql", "sqlite"):

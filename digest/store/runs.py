@@ -22,7 +22,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from digest.store.models import Base
@@ -107,6 +106,8 @@ def _rows(result: Any) -> int:
 def _insert_ignoring_duplicates(session: Session, table: Any, row: dict[str, Any]) -> bool:
     """INSERT … ON CONFLICT DO NOTHING; return whether the row went in (RETURNING says so:
     the driver's rowcount is not reliable for it)."""
+    from sqlalchemy.dialects import postgresql, sqlite  # not for `digest status` on SQLite
+
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     key = next(iter(table.primary_key.columns))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from digest.collect.addresses import check_address, parse_networks
+from digest.collect.addresses import check_address
+from digest.collect.networks import parse_networks
 from digest.errors import BlockedAddressError
 
 # (address, allowed with an empty allow list, what the refusal says)

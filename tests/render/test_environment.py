@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import textwrap
 from pathlib import Path
 
 import jinja2
@@ -10,6 +12,7 @@ import pytest
 from digest.render.environment import (
     BUILTIN_TEMPLATES,
     make_environment,
+    paragraphs,
     translation_context,
     wrap,
 )
@@ -76,3 +79,35 @@ def test_wrap_keeps_paragraphs_bullets_and_whole_urls() -> None:
     ]
     assert wrap("  a \n b  ") == "a b"
     assert wrap("") == ""
+
+
+def _textwrap_reference(text: str, width: int, indent: str, first: str | None) -> str:
+    """What `wrap` did with `textwrap.fill`, before its own greedy fill."""
+    filled = []
+    for number, paragraph in enumerate(paragraphs(text)):
+        lead = first if number == 0 and first is not None else indent
+        filled.append(
+            textwrap.fill(
+                paragraph,
+                width=width,
+                initial_indent=lead,
+                subsequent_indent=indent,
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+        )
+    return "\n\n".join(filled)
+
+
+def test_wrap_fills_exactly_as_textwrap_does() -> None:
+    pieces = ["a", "bb", "word", "x" * 80, "\u00a0", "Quand\u00a0:", "14:00\u202f–", "é"]
+    pieces += ["well-known", " ", "  ", "\n", "\n\n", "\t"]
+    chooser = random.Random(16)
+    for _ in range(2000):
+        words = chooser.choices(pieces, k=chooser.randint(0, 30))
+        text = "".join(w + (" " if chooser.random() < 0.6 else "") for w in words)
+        width = chooser.choice([1, 3, 8, 20, 40, 72])
+        indent = chooser.choice(["", "  ", "     "])
+        first = chooser.choice([None, "* ", "!! "])
+        expected = _textwrap_reference(text, width, indent, first)
+        assert wrap(text, width, indent, first) == expected, (text, width, indent, first)

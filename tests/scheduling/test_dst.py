@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from digest import pipeline
 from digest.compose import slots
 from digest.pipeline import scheduling
-from digest.pipeline.scheduler import job_specs
+from digest.pipeline.jobs import job_specs
 from digest.store.models import IssueStatus
 from tests.scheduling.conftest import add_readers, issues_of
 

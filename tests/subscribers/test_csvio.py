@@ -292,3 +292,30 @@ def test_a_large_import_in_batches_matches_adding_row_by_row(
     assert suppression.address_hash("person178@example.org", KEY) in held
     assert suppression.address_hash("person1323@example.org", KEY) not in held
     assert suppressed > 20
+
+
+def test_opt_in_addresses_are_kept_as_ipaddress_writes_them() -> None:
+    import ipaddress
+
+    def reference(value: str) -> str | None:
+        try:
+            return str(ipaddress.ip_address(value.strip())) if value.strip() else None
+        except ValueError:
+            return None
+
+    octets = [str(n) for n in (0, 1, 9, 10, 99, 100, 199, 200, 249, 250, 255, 256, 300)]
+    octets += ["00", "01", "010", "001", "٣", "", " 1", "1a"]
+    values = [f"{a}.{b}.2.{a}" for a in octets for b in ("0", "255", "07")]
+    values += ["::1", "2001:DB8::1", " 192.0.2.1 ", "192.0.2.1\n", "192.0.2", "1.2.3.4.5", ""]
+    for value in values:
+        assert csvio._ip(value) == reference(value), value
+
+
+def test_names_are_cleaned_alike_on_the_plain_and_the_careful_path() -> None:
+    from subscribers.preferences import clean_name
+
+    assert clean_name("  Ada   Lovelace ") == "Ada Lovelace"
+    assert clean_name("") == ""
+    assert clean_name("Ada\tLovelace") == "Ada Lovelace"  # a tab is a control character
+    assert clean_name("Ada\x00Lovelace") == "Ada Lovelace"
+    assert clean_name("Ade\u0301la\u202e") == "Adéla"  # NFC, bidi override dropped
