@@ -18,7 +18,7 @@ from email.headerregistry import Address
 from email.utils import format_datetime, getaddresses
 
 from digest.deliver.dkim import DkimSigner
-from digest.deliver.message import format_to, marker, quoted_printable, stuff
+from digest.deliver.message import format_to, quoted_printable, stuff
 from digest.render import RenderedEmail
 
 _NO_MARKERS = re.compile(r"(?!)")  # matches nothing: a notice has no per-recipient slots
@@ -109,7 +109,17 @@ def build_notice(
 
 
 CONFIRM_MARKER = "_digest_confirm_"
-"""Stem of the stand-in for the confirmation token; `message.marker` pads it."""
+"""Stem of the stand-in for the confirmation token; `confirm_marker` pads it."""
+MAX_CONFIRM_TOKEN = 74
+"""The token always follows a "/" in its URL: with it and the soft break it fills a
+76-octet quoted-printable line."""
+
+
+def confirm_marker(length: int) -> str:
+    """The stand-in for a confirmation token of `length` characters."""
+    if not len(CONFIRM_MARKER) <= length <= MAX_CONFIRM_TOKEN:
+        raise ValueError(f"a confirmation token of {length} characters does not fit a line")
+    return CONFIRM_MARKER + "0" * (length - len(CONFIRM_MARKER))
 
 
 class _Slot(enum.IntEnum):
@@ -148,10 +158,11 @@ class NoticeTemplate:
         domain = address.rpartition("@")[2].lower()
         if not _LANGUAGE_TAG.fullmatch(rendered.language):
             raise ValueError(f"language {rendered.language!r} is not a tag like 'fr' or 'nl-BE'")
-        stand_in = marker(CONFIRM_MARKER, token_length)
+        stand_in = confirm_marker(token_length)
         for part, content in (("text", rendered.text), ("HTML", rendered.html)):
-            if stand_in not in content:
-                raise ValueError(f"the {part} part has no confirmation link with {stand_in}")
+            count = content.count(stand_in)
+            if count == 0 or content.count("/" + stand_in) != count:
+                raise ValueError(f"the {part} part has no confirmation link ending in /{stand_in}")
         pattern = re.compile(re.escape(stand_in))
         text = quoted_printable(rendered.text, pattern)
         html = quoted_printable(rendered.html, pattern)
