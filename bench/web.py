@@ -75,7 +75,7 @@ def _free_port() -> int:
         return port
 
 
-def _prepare(folder: Path) -> Path:
+def _prepare(folder: Path, database: str = "") -> Path:
     """The example publication, published into `folder`; return its config file."""
     from digest import config, pipeline
     from digest.store import db
@@ -85,7 +85,7 @@ def _prepare(folder: Path) -> Path:
     text = (folder / "digest.toml").read_text(encoding="utf-8")
     path = folder / "bench.toml"
     path.write_text(
-        f'[database]\nurl = "sqlite:///{folder}/digest.db"\n'
+        f'[database]\nurl = "{database or f"sqlite:///{folder}/digest.db"}"\n'
         f'[publish]\noutput_dir = "{folder / "public"}"\n'
         '[publication]\nbase_url = "http://127.0.0.1"\n' + WEB + text[text.index("[[sources]]") :],
         encoding="utf-8",
@@ -342,6 +342,9 @@ def main() -> int:
     parser.add_argument("--posts", type=int, default=2000, help="sign-up POSTs per round")
     parser.add_argument("--post-connections", type=int, default=16)
     parser.add_argument("--post-only", action="store_true", help="skip the GET cases")
+    parser.add_argument(
+        "--database", default="", help="an empty database URL (default: SQLite in the folder)"
+    )
     parser.add_argument("--serve", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -352,7 +355,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="digest-bench-web-") as name:
         folder = Path(name)
         try:
-            config_path = _prepare(folder)
+            config_path = _prepare(folder, args.database)
             digest_port, bare_port = _free_port(), _free_port()
             servers.append(_start("digest", str(config_path), digest_port))
             answers: dict[str, dict[str, str | None]] = {}
