@@ -14,10 +14,12 @@ leaves it `failed` until the address signs up again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -187,11 +189,13 @@ def drain(
     only: int | None = None,
     now: Callable[[], datetime] = utcnow,
     stop: threading.Event | None = None,
+    lock: AbstractContextManager[object] | None = None,
 ) -> Drained:
     """Send every due confirmation (or only subscriber `only`'s), one claim at a time.
 
     `mailer` is kept by long-lived callers (its templates stay rendered); otherwise one
-    is made over `sender` (or the configured transport) and closed at the end. Raises
+    is made over `sender` (or the configured transport) and closed at the end. `lock` is
+    held around each write transaction (the web process shares it with its sign-ups). Raises
     `ConfigError` when a setting the mail needs is wrong (nothing is claimed then).
     """
     own = mailer is None
@@ -206,7 +210,7 @@ def drain(
             for row_id in ids:
                 if stop is not None and stop.is_set():
                     break
-                _one(factory, used, row_id, now(), done)
+                _one(factory, used, row_id, now(), done, lock or contextlib.nullcontext())
     finally:
         if own:
             used.close()
@@ -214,10 +218,15 @@ def drain(
 
 
 def _one(
-    factory: sessionmaker[Session], mailer: Mailer, row_id: int, now: datetime, done: Drained
+    factory: sessionmaker[Session],
+    mailer: Mailer,
+    row_id: int,
+    now: datetime,
+    done: Drained,
+    lock: AbstractContextManager[object],
 ) -> None:
     """Claim, send and mark one row (the claim is committed before the mail leaves)."""
-    with db.transaction(factory) as session:
+    with lock, db.transaction(factory) as session:
         claimed = confirmations.claim(session, row_id, now=now)
         if claimed is None:
             return  # another sender has it
@@ -237,7 +246,7 @@ def _one(
         # configured (DeliveryError), may still raise.
         result, message_id = SendResult(Outcome.TEMPORARY, 451, f"{mailer.via} failed: {exc}"), ""
     reply = result.reply.replace(address, "<address>")
-    with db.transaction(factory) as session:
+    with lock, db.transaction(factory) as session:
         if result.ok or result.outcome is Outcome.UNKNOWN:
             # UNKNOWN: it may have arrived; not sent twice.
             confirmations.mark_sent(session, claimed, now=now, reply=reply)
@@ -279,10 +288,12 @@ class Waker:
         factory: sessionmaker[Session],
         *,
         now: Callable[[], datetime] = utcnow,
+        lock: AbstractContextManager[object] | None = None,
     ) -> None:
         self.settings = settings
         self.factory = factory
         self.now = now
+        self.write_lock = lock
         self._lock = threading.Lock()
         self._running = False
         self._again = False
@@ -313,7 +324,13 @@ class Waker:
         try:
             if self._mailer is None:
                 self._mailer = Mailer(self.settings)
-            drained = drain(self.settings, self.factory, mailer=self._mailer, now=self.now)
+            drained = drain(
+                self.settings,
+                self.factory,
+                mailer=self._mailer,
+                now=self.now,
+                lock=self.write_lock,
+            )
         except (ConfigError, DigestError, OSError, sa.exc.SQLAlchemyError) as exc:
             log.error("confirmation mails wait in the queue: %s", exc)
             return

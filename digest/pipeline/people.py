@@ -205,9 +205,10 @@ def add_subscriber(
     try:
         for attempt in (1, 2):
             try:
-                row, created, queued, subscriber_id = _store(
-                    factory, email, adding, fields, confirmed=confirmed, retry=send_now
-                )
+                with db.transaction(factory) as session:
+                    row, created, queued, subscriber_id = store(
+                        session, email, adding, fields, confirmed=confirmed, retry=send_now
+                    )
                 break
             except sa.exc.IntegrityError:
                 # The same address added by someone else since our check: look again.
@@ -229,30 +230,28 @@ def add_subscriber(
     )
 
 
-def _store(
-    factory: sessionmaker[Session],
+def store(
+    session: Session,
     email: str,
     adding: Any,
     fields: dict[str, Any],
     *,
     confirmed: bool,
-    retry: bool,
+    retry: bool = False,
 ) -> tuple[SubscriberRow, bool, bool, int]:
-    """Add the subscriber and queue their confirmation, in one transaction; return the
-    row, whether it was created, whether a mail was queued, and the subscriber's id."""
-    with db.transaction(factory) as session:
-        created = True
-        try:
-            subscriber = adding(session, email, **fields)
-        except Duplicate:
-            created = False
-            subscriber = _already_listed(session, email, confirmed=confirmed)
-        queued = False
-        if not confirmed:
-            queued = confirmations_store.queue(
-                session, subscriber, now=fields["now"], retry_now=retry
-            )
-        return SubscriberRow.of(subscriber), created, queued, subscriber.id
+    """Add the subscriber and queue their confirmation in the caller's transaction; return
+    the row, whether it was created, whether a mail is queued, and the subscriber's id.
+    Every check comes before a write: a refusal leaves the transaction as it was."""
+    created = True
+    try:
+        subscriber = adding(session, email, **fields)
+    except Duplicate:
+        created = False
+        subscriber = _already_listed(session, email, confirmed=confirmed)
+    queued = False
+    if not confirmed:
+        queued = confirmations_store.queue(session, subscriber, now=fields["now"], retry_now=retry)
+    return SubscriberRow.of(subscriber), created, queued, subscriber.id
 
 
 def _confirmed_adder(confirmed: bool) -> Any:

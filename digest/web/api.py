@@ -207,7 +207,7 @@ async def subscribe(request: Request) -> Response:
             headers=cors,
         )
     actor = _actor(request)
-    await run_in_threadpool(sign_up, site, signup)
+    await sign_up(site, signup)
 
     def record_and_mail() -> None:
         # Never the address: the log must hold nothing an erasure would have to remove.

@@ -10,6 +10,7 @@ catalogs as the emails. Every page gets a language switcher that keeps the rest 
 from __future__ import annotations
 
 import functools
+import threading
 import time
 import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
@@ -31,6 +32,7 @@ from digest.compose import readable_name
 from digest.config import Settings
 from digest.pipeline import environment
 from digest.pipeline.confirmations import Waker
+from digest.pipeline.signups import SignupWriter
 from digest.render.environment import translation_context
 from digest.render.i18n import language_name
 from digest.web.cache import PublishedFiles, RenderedPages
@@ -60,6 +62,8 @@ class Site:
     """Pages the same for every reader (the sign-up form), kept in memory."""
     mailer: Waker = field(init=False)
     """Sends the queued confirmation mails after a sign-up's answer (one drain at a time)."""
+    signups: SignupWriter = field(init=False)
+    """Stores the sign-ups, many to a transaction."""
     topics_kept: tuple[float, list[str]] | None = field(default=None, init=False)
     """The offered topics and when they were read (`public.current_topics`)."""
 
@@ -67,7 +71,11 @@ class Site:
         self.prefix = urlsplit(self.settings.publication.base_url).path.rstrip("/")
         self.files = PublishedFiles(self.settings.publish.output_dir, self.ticker)
         self.pages = RenderedPages(self.ticker)
-        self.mailer = Waker(self.settings, self.factory, now=self.clock)
+        # One writer at a time in this process: on SQLite, the sign-ups and the sender
+        # would otherwise wait for each other's write lock in sleeps.
+        write_lock = threading.Lock()
+        self.mailer = Waker(self.settings, self.factory, now=self.clock, lock=write_lock)
+        self.signups = SignupWriter(self.settings, self.factory, now=self.clock, lock=write_lock)
 
     @functools.cached_property
     def env(self) -> jinja2.Environment:

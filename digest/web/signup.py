@@ -22,9 +22,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from digest.errors import ConfigError, DigestError
-from digest.pipeline import transport
-from digest.pipeline.people import add_subscriber
+from digest.pipeline import signups, transport
 from digest.store import db
 from digest.web import public
 from digest.web.cache import Prepared
@@ -44,7 +42,7 @@ from digest.web.security import client_bucket
 from subscribers import preferences, registry
 from subscribers.addresses import normalize
 from subscribers.errors import InvalidAddress, InvalidField
-from subscribers.model import ConsentSource, SubscriberStatus
+from subscribers.model import SubscriberStatus
 from subscribers.tokens import TokenExpired, TokenInvalid
 
 log = logging.getLogger("digest.web")
@@ -155,7 +153,7 @@ async def subscribe(request: Request) -> Response:
     signup = Signup.read(form, site.languages, topics)
     if signup.errors:
         return _signup_page(request, site, language, signup, topics, status=400)
-    await run_in_threadpool(sign_up, site, signup)
+    await sign_up(site, signup)
     response = _check_inbox(request, site, language)
     response.background = BackgroundTask(site.mailer.wake)
     return response
@@ -177,32 +175,22 @@ def _check_inbox(request: Request, site: Site, language: str) -> Response:
     return Prepared(200, kept.full, kept.body)
 
 
-def sign_up(site: Site, signup: Signup) -> bool:
-    """Add the subscriber and queue their confirmation mail (the web form's and the API's
-    path); return whether a mail was queued. Never says anything to the page."""
-    try:
-        added = add_subscriber(
-            site.settings,
-            site.factory,
-            signup.email,
+async def sign_up(site: Site, signup: Signup) -> bool:
+    """Store the subscriber with their confirmation mail queued (the web form's and the
+    API's path; many sign-ups share a transaction, `signups.SignupWriter`); return whether
+    a mail was queued. Never says anything to the page."""
+    queued = await site.signups.store(
+        signups.Signup(
+            email=signup.email,
             name=signup.name,
             language=signup.language,
             topics=signup.topics,
             cadence=signup.cadence,
-            source=ConsentSource.FORM,
-            now=site.clock(),
-            send_now=False,
         )
-    except ConfigError as exc:
-        log.error("sign-up failed: %s", exc)
-        return False
-    except DigestError:
-        # Already on the list, or suppressed: by design, nothing happens.
-        log.info("sign-up changed nothing (the address is known)")
-        return False
-    if not added.queued:
-        log.info("sign-up: no mail queued (one is on its way, or was sent today)")
-    return added.queued
+    )
+    if not queued:
+        log.info("sign-up: no mail queued (known address, or one sent or queued today)")
+    return queued
 
 
 # --- confirm ------------------------------------------------------------------------------

@@ -1,0 +1,157 @@
+"""Store the web's sign-ups many to a transaction: group commit.
+
+Each sign-up is one subscriber and one queued confirmation (`people.add_subscriber` with
+`send_now=False` does the same, alone). A web process receives them concurrently; storing
+each in its own transaction costs a commit (an fsync) each and, on SQLite, makes them
+wait for one another's write lock. So one thread (`SignupWriter`) stores whatever
+sign-ups are waiting in one transaction and answers each; a failure of the batch (an
+address added by another process meanwhile) makes it store them one by one.
+
+The thread starts with the first sign-up and ends after `IDLE` seconds without one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from digest.config import Settings
+from digest.errors import DigestError
+from digest.pipeline import people, transport
+from digest.store import db
+from subscribers import registry
+from subscribers.errors import SubscriberError
+from subscribers.model import ConsentSource
+
+log = logging.getLogger("digest.web")
+
+BATCH = 256
+"""At most this many sign-ups in one transaction."""
+IDLE = 5.0
+"""Seconds the writer thread waits for a sign-up before it ends."""
+
+
+@dataclass(frozen=True)
+class Signup:
+    """One checked sign-up to store."""
+
+    email: str
+    name: str = ""
+    language: str | None = None
+    topics: list[str] = field(default_factory=list)
+    cadence: str = "weekly"
+
+
+class SignupWriter:
+    """One thread storing the sign-ups of this process, a batch per transaction."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        factory: sessionmaker[Session],
+        *,
+        now: Callable[[], datetime],
+        lock: AbstractContextManager[object],
+    ) -> None:
+        self.settings = settings
+        self.factory = factory
+        self.now = now
+        self.lock = lock
+        """Held around each write transaction (shared with this process's mail sender)."""
+        self._waiting: queue.SimpleQueue[tuple[Signup, concurrent.futures.Future[bool]]] = (
+            queue.SimpleQueue()
+        )
+        self._guard = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    async def store(self, signup: Signup) -> bool:
+        """Store `signup` (with the next batch); return whether a confirmation was queued.
+        An address already on the list or suppressed changes nothing: False."""
+        done: concurrent.futures.Future[bool] = concurrent.futures.Future()
+        with self._guard:
+            self._waiting.put((signup, done))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="digest-signups", daemon=True
+                )
+                self._thread.start()
+        return await asyncio.wrap_future(done)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                first = self._waiting.get(timeout=IDLE)
+            except queue.Empty:
+                with self._guard:
+                    if self._waiting.empty():
+                        self._thread = None
+                        return
+                continue
+            batch = [first]
+            while len(batch) < BATCH:
+                try:
+                    batch.append(self._waiting.get_nowait())
+                except queue.Empty:
+                    break
+            self._write(batch)
+
+    def _write(self, batch: list[tuple[Signup, concurrent.futures.Future[bool]]]) -> None:
+        try:
+            results = self._together([signup for signup, _ in batch])
+        except sa.exc.IntegrityError:
+            # Someone else (another process) added one of these addresses meanwhile.
+            results = []
+            for signup, _ in batch:
+                try:
+                    results.extend(self._together([signup]))
+                except (sa.exc.SQLAlchemyError, DigestError) as exc:
+                    log.warning("a sign-up was not stored: %s", type(exc).__name__)
+                    results.append(False)
+        except BaseException as exc:
+            for _, done in batch:
+                done.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_, done), result in zip(batch, results, strict=True):
+            done.set_result(result)
+
+    def _together(self, signups: list[Signup]) -> list[bool]:
+        """Store `signups` in one transaction; return whether each queued a mail."""
+        now = self.now()
+        key = transport.suppression_key(self.settings)
+        results = []
+        with self.lock, db.transaction(self.factory) as session:
+            for signup in signups:
+                fields = {
+                    "name": signup.name,
+                    "language": signup.language,
+                    "topics": signup.topics,
+                    "cadence": signup.cadence,
+                    "source": ConsentSource.FORM,
+                    "consent_version": self.settings.subscribers.consent_version,
+                    "consent_ip": None,
+                    "now": now,
+                    "languages": self.settings.publication.languages,
+                    "suppression_key": key,
+                }
+                try:
+                    # Every check comes before any write, so a refusal leaves the
+                    # transaction as it was for the others of the batch.
+                    _, _, queued, _ = people.store(
+                        session, signup.email, registry.resubscribe, fields, confirmed=False
+                    )
+                except (SubscriberError, DigestError):
+                    queued = False  # on the list already, or suppressed: nothing happens
+                results.append(queued)
+        return results
