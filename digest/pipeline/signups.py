@@ -21,6 +21,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,12 +30,16 @@ from digest.config import Settings
 from digest.errors import DigestError
 from digest.pipeline import people, transport
 from digest.store import db
-from subscribers import registry
+from digest.store.confirmations import ConfirmationState, QueuedConfirmation
+from subscribers import registry, suppression
+from subscribers.addresses import normalize
 from subscribers.errors import SubscriberError
-from subscribers.model import ConsentSource
+from subscribers.model import ConsentSource, Subscriber, Suppression
 
 log = logging.getLogger("digest.web")
 
+_SUBSCRIBERS = cast(sa.Table, Subscriber.__table__)
+_QUEUE = cast(sa.Table, QueuedConfirmation.__table__)
 BATCH = 256
 """At most this many sign-ups in one transaction."""
 IDLE = 5.0
@@ -127,31 +132,103 @@ class SignupWriter:
             done.set_result(result)
 
     def _together(self, signups: list[Signup]) -> list[bool]:
-        """Store `signups` in one transaction; return whether each queued a mail."""
+        """Store `signups` in one transaction; return whether each queued a mail.
+
+        New addresses (neither on the list nor suppressed: nearly all) are looked up and
+        inserted together, a few statements per batch; the others take the one-by-one
+        path of `people.store` (pending again, a person who left signing up again)."""
         now = self.now()
         key = transport.suppression_key(self.settings)
-        results = []
-        with self.lock, db.transaction(self.factory) as session:
-            for signup in signups:
-                fields = {
-                    "name": signup.name,
-                    "language": signup.language,
-                    "topics": signup.topics,
-                    "cadence": signup.cadence,
-                    "source": ConsentSource.FORM,
-                    "consent_version": self.settings.subscribers.consent_version,
-                    "consent_ip": None,
-                    "now": now,
-                    "languages": self.settings.publication.languages,
-                    "suppression_key": key,
-                }
-                try:
-                    # Every check comes before any write, so a refusal leaves the
-                    # transaction as it was for the others of the batch.
-                    _, _, queued, _ = people.store(
-                        session, signup.email, registry.resubscribe, fields, confirmed=False
+        checked: list[dict[str, Any] | None] = []
+        for signup in signups:
+            try:
+                checked.append(
+                    registry.new_values(
+                        normalize(signup.email),
+                        name=signup.name,
+                        language=signup.language,
+                        topics=signup.topics,
+                        cadence=signup.cadence,
+                        source=ConsentSource.FORM,
+                        consent_version=self.settings.subscribers.consent_version,
+                        now=now,
+                        languages=self.settings.publication.languages,
                     )
-                except (SubscriberError, DigestError):
-                    queued = False  # on the list already, or suppressed: nothing happens
-                results.append(queued)
+                )
+            except SubscriberError:
+                checked.append(None)
+        hashes = {
+            values["email"]: suppression.normalized_hash(values["email"], key)
+            for values in checked
+            if values is not None
+        }
+        results = [False] * len(signups)
+        with self.lock, db.transaction(self.factory) as session:
+            suppressed = set(
+                session.scalars(
+                    sa.select(Suppression.address_hash).where(
+                        Suppression.address_hash.in_(set(hashes.values()))
+                    )
+                )
+            )
+            known = set(
+                session.scalars(sa.select(Subscriber.email).where(Subscriber.email.in_(hashes)))
+            )
+            fresh: dict[str, int] = {}
+            others: list[int] = []
+            for index, values in enumerate(checked):
+                if values is None:
+                    continue
+                address = values["email"]
+                if address in known or hashes[address] in suppressed or address in fresh:
+                    others.append(index)
+                else:
+                    fresh[address] = index
+            if fresh:
+                rows = [values for index in fresh.values() if (values := checked[index])]
+                added = session.execute(
+                    sa.insert(_SUBSCRIBERS).returning(_SUBSCRIBERS.c.id, _SUBSCRIBERS.c.email),
+                    rows,
+                ).all()
+                session.execute(
+                    sa.insert(_QUEUE),
+                    [
+                        {
+                            "subscriber_id": subscriber_id,
+                            "state": ConfirmationState.QUEUED,
+                            "attempts": 0,
+                            "queued_at": now,
+                            "next_attempt_at": now,
+                        }
+                        for subscriber_id, _ in added
+                    ],
+                )
+                for _, address in added:
+                    results[fresh[address]] = True
+            for index in others:
+                results[index] = self._one(session, signups[index], now, key)
         return results
+
+    def _one(self, session: Session, signup: Signup, now: datetime, key: bytes) -> bool:
+        """Store one sign-up of an address already known or suppressed."""
+        fields = {
+            "name": signup.name,
+            "language": signup.language,
+            "topics": signup.topics,
+            "cadence": signup.cadence,
+            "source": ConsentSource.FORM,
+            "consent_version": self.settings.subscribers.consent_version,
+            "consent_ip": None,
+            "now": now,
+            "languages": self.settings.publication.languages,
+            "suppression_key": key,
+        }
+        try:
+            # Every check comes before any write, so a refusal leaves the transaction as
+            # it was for the others of the batch.
+            _, _, queued, _ = people.store(
+                session, signup.email, registry.resubscribe, fields, confirmed=False
+            )
+        except (SubscriberError, DigestError):
+            return False  # on the list already, or suppressed: nothing happens
+        return queued

@@ -233,3 +233,51 @@ def test_no_mail_for_someone_no_longer_pending(
     drained = confirmations.drain(web_settings, factory, now=clock)
     assert drained.sent == [] and drained.dropped == 1
     assert outbox(web_settings) == [] and rows(factory) == []
+
+
+def test_sign_ups_stored_together_keep_the_rules_of_one_by_one(
+    web_settings: config.Settings, factory: sessionmaker[Session], clock: Clock
+) -> None:
+    import asyncio
+    import threading
+
+    from digest.pipeline.signups import Signup, SignupWriter
+
+    add_pending = people.add_subscriber(
+        web_settings,
+        factory,
+        "pending@example.net",
+        source=ConsentSource.FORM,
+        now=clock(),
+        send_now=False,
+    )
+    assert add_pending.queued
+    people.add_subscriber(web_settings, factory, "known@example.net", confirmed=True)
+    writer = SignupWriter(web_settings, factory, now=clock, lock=threading.Lock())
+    wanted = [
+        Signup("new@example.net", language="fr"),
+        Signup("NEW@example.net"),  # the same address twice in one batch
+        Signup("known@example.net"),
+        Signup("pending@example.net"),
+        Signup("other@example.net", language="de"),  # not a language of the publication
+        Signup("second@example.net", topics=["housing"]),
+    ]
+
+    async def all_at_once() -> list[bool]:
+        return list(await asyncio.gather(*(writer.store(signup) for signup in wanted)))
+
+    queued = asyncio.run(all_at_once())
+    # True: a mail is queued for the address (once: one row each, below).
+    assert queued == [True, True, False, True, False, True]
+    assert sorted(row[0] for row in rows(factory)) == [
+        "new@example.net",
+        "pending@example.net",
+        "second@example.net",
+    ]
+    with factory() as session:
+        new = registry.by_email(session, "new@example.net")
+        assert new is not None and new.language == "fr"
+        assert new.consent_source is ConsentSource.FORM
+        assert registry.by_email(session, "other@example.net") is None
+    drained = confirmations.drain(web_settings, factory, now=clock)
+    assert len(drained.sent) == 3
