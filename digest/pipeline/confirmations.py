@@ -22,6 +22,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
@@ -180,6 +181,22 @@ class Mailer:
             self._opened = None
 
 
+Write = Callable[[Callable[[Session], Any]], Any]
+"""Runs a job in a committed write transaction and returns what it returned."""
+
+
+def transactions(
+    factory: sessionmaker[Session], lock: AbstractContextManager[object] | None = None
+) -> Write:
+    """Each job in its own transaction (holding `lock`, when given)."""
+
+    def write(job: Callable[[Session], Any]) -> Any:
+        with lock or contextlib.nullcontext(), db.transaction(factory) as session:
+            return job(session)
+
+    return write
+
+
 def drain(
     settings: Settings,
     factory: sessionmaker[Session],
@@ -189,17 +206,19 @@ def drain(
     only: int | None = None,
     now: Callable[[], datetime] = utcnow,
     stop: threading.Event | None = None,
-    lock: AbstractContextManager[object] | None = None,
+    write: Write | None = None,
 ) -> Drained:
     """Send every due confirmation (or only subscriber `only`'s), one claim at a time.
 
     `mailer` is kept by long-lived callers (its templates stay rendered); otherwise one
-    is made over `sender` (or the configured transport) and closed at the end. `lock` is
-    held around each write transaction (the web process shares it with its sign-ups). Raises
-    `ConfigError` when a setting the mail needs is wrong (nothing is claimed then).
+    is made over `sender` (or the configured transport) and closed at the end. `write`
+    runs the claims and marks (default: a transaction each; the web process shares its
+    sign-ups' transactions). Raises `ConfigError` when a setting the mail needs is wrong
+    (nothing is claimed then).
     """
     own = mailer is None
     used = mailer or Mailer(settings, sender)
+    writing = write or transactions(factory)
     done = Drained()
     try:
         while stop is None or not stop.is_set():
@@ -210,32 +229,46 @@ def drain(
             for row_id in ids:
                 if stop is not None and stop.is_set():
                     break
-                _one(factory, used, row_id, now(), done, lock or contextlib.nullcontext())
+                _one(writing, used, row_id, now(), done)
     finally:
         if own:
             used.close()
     return done
 
 
-def _one(
-    factory: sessionmaker[Session],
-    mailer: Mailer,
-    row_id: int,
-    now: datetime,
-    done: Drained,
-    lock: AbstractContextManager[object],
-) -> None:
-    """Claim, send and mark one row (the claim is committed before the mail leaves)."""
-    with lock, db.transaction(factory) as session:
+def _take(row_id: int, now: datetime) -> Callable[[Session], Any]:
+    """The claim of one row, and a detached copy of its subscriber (None: no mail due)."""
+
+    def job(session: Session) -> tuple[confirmations.Claimed, Subscriber | None] | None:
         claimed = confirmations.claim(session, row_id, now=now)
         if claimed is None:
-            return  # another sender has it
-        subscriber = session.get(Subscriber, claimed.subscriber_id)
-        if subscriber is None or subscriber.status is not SubscriberStatus.PENDING:
+            return None  # another sender has it
+        found = session.get(Subscriber, claimed.subscriber_id)
+        if found is None or found.status is not SubscriberStatus.PENDING:
             confirmations.drop(session, claimed)
-            done.dropped += 1
-            return
-        session.expunge(subscriber)
+            return claimed, None
+        copy = Subscriber(
+            id=found.id,
+            public_id=found.public_id,
+            email=found.email,
+            name=found.name,
+            language=found.language,
+            consent_source=found.consent_source,
+        )
+        return claimed, copy
+
+    return job
+
+
+def _one(write: Write, mailer: Mailer, row_id: int, now: datetime, done: Drained) -> None:
+    """Claim, send and mark one row (the claim is committed before the mail leaves)."""
+    taken = write(_take(row_id, now))
+    if taken is None:
+        return
+    claimed, subscriber = taken
+    if subscriber is None:
+        done.dropped += 1
+        return
     address = subscriber.email
     try:
         result, message_id = mailer.send(subscriber, now)
@@ -246,15 +279,19 @@ def _one(
         # configured (DeliveryError), may still raise.
         result, message_id = SendResult(Outcome.TEMPORARY, 451, f"{mailer.via} failed: {exc}"), ""
     reply = result.reply.replace(address, "<address>")
-    with lock, db.transaction(factory) as session:
-        if result.ok or result.outcome is Outcome.UNKNOWN:
-            # UNKNOWN: it may have arrived; not sent twice.
+    # UNKNOWN: it may have arrived; not sent twice.
+    sent = result.ok or result.outcome is Outcome.UNKNOWN
+
+    def mark(session: Session) -> bool:
+        if sent:
             confirmations.mark_sent(session, claimed, now=now, reply=reply)
-        else:
-            gave_up = confirmations.mark_unsent(
-                session, claimed, now=now, reply=reply, permanent=result.permanent
-            )
-    if result.ok or result.outcome is Outcome.UNKNOWN:
+            return False
+        return confirmations.mark_unsent(
+            session, claimed, now=now, reply=reply, permanent=result.permanent
+        )
+
+    gave_up = write(mark)
+    if sent:
         done.sent.append(Confirmation(address, message_id, mailer.via, result.reply))
         return
     (done.failed if gave_up else done.retrying).append(result.reply)
@@ -288,12 +325,12 @@ class Waker:
         factory: sessionmaker[Session],
         *,
         now: Callable[[], datetime] = utcnow,
-        lock: AbstractContextManager[object] | None = None,
+        write: Write | None = None,
     ) -> None:
         self.settings = settings
         self.factory = factory
         self.now = now
-        self.write_lock = lock
+        self.write = write
         self._lock = threading.Lock()
         self._running = False
         self._again = False
@@ -329,7 +366,7 @@ class Waker:
                 self.factory,
                 mailer=self._mailer,
                 now=self.now,
-                lock=self.write_lock,
+                write=self.write,
             )
         except (ConfigError, DigestError, OSError, sa.exc.SQLAlchemyError) as exc:
             log.error("confirmation mails wait in the queue: %s", exc)

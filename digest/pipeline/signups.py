@@ -1,4 +1,5 @@
-"""Store the web's sign-ups many to a transaction: group commit.
+"""Store the web's sign-ups many to a transaction: group commit (and the mail sender's
+claims and marks with them).
 
 Each sign-up is one subscriber and one queued confirmation (`people.add_subscriber` with
 `send_now=False` does the same, alone). A web process receives them concurrently; storing
@@ -18,10 +19,9 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
@@ -40,6 +40,10 @@ log = logging.getLogger("digest.web")
 
 _SUBSCRIBERS = cast(sa.Table, Subscriber.__table__)
 _QUEUE = cast(sa.Table, QueuedConfirmation.__table__)
+T = TypeVar("T")
+Job = Callable[[Session], Any]
+"""Work for the writer's transaction (the mail sender's claims and marks)."""
+Waiting = tuple["Signup | Job", concurrent.futures.Future[Any]]
 BATCH = 256
 """At most this many sign-ups in one transaction."""
 IDLE = 5.0
@@ -66,31 +70,34 @@ class SignupWriter:
         factory: sessionmaker[Session],
         *,
         now: Callable[[], datetime],
-        lock: AbstractContextManager[object],
     ) -> None:
         self.settings = settings
         self.factory = factory
         self.now = now
-        self.lock = lock
-        """Held around each write transaction (shared with this process's mail sender)."""
-        self._waiting: queue.SimpleQueue[tuple[Signup, concurrent.futures.Future[bool]]] = (
-            queue.SimpleQueue()
-        )
+        self._waiting: queue.SimpleQueue[Waiting] = queue.SimpleQueue()
         self._guard = threading.Lock()
         self._thread: threading.Thread | None = None
 
     async def store(self, signup: Signup) -> bool:
         """Store `signup` (with the next batch); return whether a confirmation was queued.
         An address already on the list or suppressed changes nothing: False."""
-        done: concurrent.futures.Future[bool] = concurrent.futures.Future()
+        return bool(await asyncio.wrap_future(self._submit(signup)))
+
+    def run(self, job: Callable[[Session], T]) -> T:
+        """Run `job` in the next batch's transaction and return what it returned, once
+        committed (from a thread other than the writer's: the mail sender's claims and
+        marks share the sign-ups' commits). `job` must write nothing before it may fail."""
+        result: T = self._submit(job).result()
+        return result
+
+    def _submit(self, item: Signup | Job) -> concurrent.futures.Future[Any]:
+        done: concurrent.futures.Future[Any] = concurrent.futures.Future()
         with self._guard:
-            self._waiting.put((signup, done))
+            self._waiting.put((item, done))
             if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="digest-signups", daemon=True
-                )
+                self._thread = threading.Thread(target=self._run, name="digest-writer", daemon=True)
                 self._thread.start()
-        return await asyncio.wrap_future(done)
+        return done
 
     def _run(self) -> None:
         while True:
@@ -110,16 +117,20 @@ class SignupWriter:
                     break
             self._write(batch)
 
-    def _write(self, batch: list[tuple[Signup, concurrent.futures.Future[bool]]]) -> None:
+    def _write(self, batch: list[Waiting]) -> None:
         try:
-            results = self._together([signup for signup, _ in batch])
+            results = self._together([item for item, _ in batch])
         except sa.exc.IntegrityError:
             # Someone else (another process) added one of these addresses meanwhile.
             results = []
-            for signup, _ in batch:
+            for item, done in batch:
                 try:
-                    results.extend(self._together([signup]))
+                    results.extend(self._together([item]))
                 except (sa.exc.SQLAlchemyError, DigestError) as exc:
+                    if not isinstance(item, Signup):
+                        done.set_exception(exc)
+                        results.append(None)
+                        continue
                     log.warning("a sign-up was not stored: %s", type(exc).__name__)
                     results.append(False)
         except BaseException as exc:
@@ -129,16 +140,20 @@ class SignupWriter:
                 raise
             return
         for (_, done), result in zip(batch, results, strict=True):
-            done.set_result(result)
+            if not done.done():
+                done.set_result(result)
 
-    def _together(self, signups: list[Signup]) -> list[bool]:
-        """Store `signups` in one transaction; return whether each queued a mail.
+    def _together(self, items: list[Signup | Job]) -> list[Any]:
+        """Store the sign-ups among `items` and run its jobs, in one transaction; return
+        whether each sign-up queued a mail, and what each job returned.
 
         New addresses (neither on the list nor suppressed: nearly all) are looked up and
         inserted together, a few statements per batch; the others take the one-by-one
         path of `people.store` (pending again, a person who left signing up again)."""
         now = self.now()
         key = transport.suppression_key(self.settings)
+        signups = [item for item in items if isinstance(item, Signup)]
+        jobs = [item for item in items if not isinstance(item, Signup)]
         checked: list[dict[str, Any] | None] = []
         for signup in signups:
             try:
@@ -163,7 +178,7 @@ class SignupWriter:
             if values is not None
         }
         results = [False] * len(signups)
-        with self.lock, db.transaction(self.factory) as session:
+        with db.transaction(self.factory) as session:
             suppressed = set(
                 session.scalars(
                     sa.select(Suppression.address_hash).where(
@@ -207,7 +222,9 @@ class SignupWriter:
                     results[fresh[address]] = True
             for index in others:
                 results[index] = self._one(session, signups[index], now, key)
-        return results
+            done = [job(session) for job in jobs]
+        stored, ran = iter(results), iter(done)
+        return [next(stored) if isinstance(item, Signup) else next(ran) for item in items]
 
     def _one(self, session: Session, signup: Signup, now: datetime, key: bytes) -> bool:
         """Store one sign-up of an address already known or suppressed."""

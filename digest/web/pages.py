@@ -10,7 +10,6 @@ catalogs as the emails. Every page gets a language switcher that keeps the rest 
 from __future__ import annotations
 
 import functools
-import threading
 import time
 import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
@@ -71,11 +70,10 @@ class Site:
         self.prefix = urlsplit(self.settings.publication.base_url).path.rstrip("/")
         self.files = PublishedFiles(self.settings.publish.output_dir, self.ticker)
         self.pages = RenderedPages(self.ticker)
-        # One writer at a time in this process: on SQLite, the sign-ups and the sender
-        # would otherwise wait for each other's write lock in sleeps.
-        write_lock = threading.Lock()
-        self.mailer = Waker(self.settings, self.factory, now=self.clock, lock=write_lock)
-        self.signups = SignupWriter(self.settings, self.factory, now=self.clock, lock=write_lock)
+        # One writer thread: the sign-ups, and the sender's claims and marks, share its
+        # transactions (on SQLite they would otherwise wait for each other's write lock).
+        self.signups = SignupWriter(self.settings, self.factory, now=self.clock)
+        self.mailer = Waker(self.settings, self.factory, now=self.clock, write=self.signups.run)
 
     @functools.cached_property
     def env(self) -> jinja2.Environment:

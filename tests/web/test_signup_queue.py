@@ -239,7 +239,6 @@ def test_sign_ups_stored_together_keep_the_rules_of_one_by_one(
     web_settings: config.Settings, factory: sessionmaker[Session], clock: Clock
 ) -> None:
     import asyncio
-    import threading
 
     from digest.pipeline.signups import Signup, SignupWriter
 
@@ -253,7 +252,7 @@ def test_sign_ups_stored_together_keep_the_rules_of_one_by_one(
     )
     assert add_pending.queued
     people.add_subscriber(web_settings, factory, "known@example.net", confirmed=True)
-    writer = SignupWriter(web_settings, factory, now=clock, lock=threading.Lock())
+    writer = SignupWriter(web_settings, factory, now=clock)
     wanted = [
         Signup("new@example.net", language="fr"),
         Signup("NEW@example.net"),  # the same address twice in one batch
