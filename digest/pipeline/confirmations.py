@@ -336,6 +336,15 @@ class Waker:
         self._again = False
         self._mailer: Mailer | None = None
 
+    def needed(self) -> bool:
+        """Whether a `wake` must be scheduled: False when a drain is running (it is told to
+        look again before it ends), so a busy sender costs a sign-up no thread hop."""
+        with self._lock:
+            if self._running:
+                self._again = True
+                return False
+            return True
+
     def wake(self) -> None:
         """Drain now unless a drain is running (which then looks again); never raises."""
         with self._lock:

@@ -155,7 +155,8 @@ async def subscribe(request: Request) -> Response:
         return _signup_page(request, site, language, signup, topics, status=400)
     await sign_up(site, signup)
     response = _check_inbox(request, site, language)
-    response.background = BackgroundTask(site.mailer.wake)
+    if site.mailer.needed():
+        response.background = BackgroundTask(site.mailer.wake)
     return response
 
 

@@ -36,6 +36,9 @@ class Recorder:
     def __init__(self) -> None:
         self.wakes = 0
 
+    def needed(self) -> bool:
+        return True
+
     def wake(self) -> None:
         self.wakes += 1
 
