@@ -181,7 +181,8 @@ class Mailer:
             self._opened = None
 
 
-Write = Callable[[Callable[[Session], Any]], Any]
+Job = Callable[[Session], Any]
+Write = Callable[[Job], Any]
 """Runs a job in a committed write transaction and returns what it returned."""
 
 
@@ -220,6 +221,9 @@ def drain(
     used = mailer or Mailer(settings, sender)
     writing = write or transactions(factory)
     done = Drained()
+    # The mark of one mail is committed with the claim of the next: one transaction per
+    # mail, and never more than one claimed and unmarked.
+    mark: Job | None = None
     try:
         while stop is None or not stop.is_set():
             with factory() as session:
@@ -229,17 +233,24 @@ def drain(
             for row_id in ids:
                 if stop is not None and stop.is_set():
                     break
-                _one(writing, used, row_id, now(), done)
+                mark = _one(writing, used, row_id, now(), done, mark)
     finally:
-        if own:
-            used.close()
+        try:
+            if mark is not None:
+                writing(mark)
+        finally:
+            if own:
+                used.close()
     return done
 
 
-def _take(row_id: int, now: datetime) -> Callable[[Session], Any]:
-    """The claim of one row, and a detached copy of its subscriber (None: no mail due)."""
+def _take(row_id: int, now: datetime, before: Job | None) -> Job:
+    """`before` (the previous mail's mark), then the claim of one row and a detached copy
+    of its subscriber (None: no mail due)."""
 
     def job(session: Session) -> tuple[confirmations.Claimed, Subscriber | None] | None:
+        if before is not None:
+            before(session)
         claimed = confirmations.claim(session, row_id, now=now)
         if claimed is None:
             return None  # another sender has it
@@ -260,15 +271,18 @@ def _take(row_id: int, now: datetime) -> Callable[[Session], Any]:
     return job
 
 
-def _one(write: Write, mailer: Mailer, row_id: int, now: datetime, done: Drained) -> None:
-    """Claim, send and mark one row (the claim is committed before the mail leaves)."""
-    taken = write(_take(row_id, now))
+def _one(
+    write: Write, mailer: Mailer, row_id: int, now: datetime, done: Drained, before: Job | None
+) -> Job | None:
+    """Commit `before` with the claim of one row, send its mail, and return its mark (for
+    the next claim's transaction, or alone at the end of the drain)."""
+    taken = write(_take(row_id, now, before))
     if taken is None:
-        return
+        return None
     claimed, subscriber = taken
     if subscriber is None:
         done.dropped += 1
-        return
+        return None
     address = subscriber.email
     try:
         result, message_id = mailer.send(subscriber, now)
@@ -282,24 +296,25 @@ def _one(write: Write, mailer: Mailer, row_id: int, now: datetime, done: Drained
     # UNKNOWN: it may have arrived; not sent twice.
     sent = result.ok or result.outcome is Outcome.UNKNOWN
 
-    def mark(session: Session) -> bool:
+    def mark(session: Session) -> None:
         if sent:
             confirmations.mark_sent(session, claimed, now=now, reply=reply)
-            return False
-        return confirmations.mark_unsent(
-            session, claimed, now=now, reply=reply, permanent=result.permanent
-        )
+        else:
+            confirmations.mark_unsent(
+                session, claimed, now=now, reply=reply, permanent=result.permanent
+            )
 
-    gave_up = write(mark)
     if sent:
         done.sent.append(Confirmation(address, message_id, mailer.via, result.reply))
-        return
+        return mark
+    gave_up = confirmations.gives_up(claimed, permanent=result.permanent)
     (done.failed if gave_up else done.retrying).append(result.reply)
     log.warning(
         "a confirmation mail was not sent (%s): %s",
         "given up" if gave_up else "tried again later",
         reply,
     )
+    return mark
 
 
 def queued_count(factory: sessionmaker[Session]) -> int:

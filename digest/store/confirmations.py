@@ -198,12 +198,17 @@ def mark_sent(session: Session, claimed: Claimed, *, now: datetime, reply: str) 
     )
 
 
+def gives_up(claimed: Claimed, *, permanent: bool) -> bool:
+    """Whether a failed attempt of `claimed` ends its retries (`mark_unsent` then gives up)."""
+    return permanent or claimed.attempts + 1 > len(RETRY_DELAYS)
+
+
 def mark_unsent(
     session: Session, claimed: Claimed, *, now: datetime, reply: str, permanent: bool
 ) -> bool:
     """Record a refused or failed attempt; return True when the row was given up."""
     attempts = claimed.attempts + 1
-    give_up = permanent or attempts > len(RETRY_DELAYS)
+    give_up = gives_up(claimed, permanent=permanent)
     delay = RETRY_DELAYS[min(attempts, len(RETRY_DELAYS)) - 1]
     session.execute(
         sa.update(_TABLE)
