@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from digest.cli.context import Context, pass_context
-from digest.pipeline import audit, people
+from digest.pipeline import audit, confirmations, people
 from subscribers.csvio import COLUMNS
 from subscribers.model import Cadence, SubscriberStatus
 
@@ -256,3 +256,19 @@ def subscribers_unsuppress(ctx: Context, email: str, why: str, by: str | None) -
         f"lifted the suppression of {done.email} ({done.reason} on "
         f"{done.suppressed_at:%Y-%m-%d}); {what}. Kept: by {who}, now, because {why!r}"
     )
+
+
+@subscribers_group.command(name="confirmations")
+@pass_context
+def subscribers_confirmations(ctx: Context) -> None:
+    """Send the confirmation mails still queued: those of sign-ups a stopped `digest serve`
+    left, and refused ones whose retry time came (the scheduler does this too)."""
+    drained = confirmations.drain(ctx.settings, ctx.factory)
+    click.echo(
+        f"confirmation mails: {len(drained.sent)} sent, {len(drained.retrying)} to retry "
+        f"later, {len(drained.failed)} given up"
+    )
+    for reply in drained.retrying + drained.failed:
+        click.echo(f"  not sent: {reply}")
+    if drained.failed:
+        sys.exit(1)

@@ -4,10 +4,11 @@ What the CLI and the web app call. Each function opens its own transactions thro
 `db.transaction(factory)`; `subscribers/` does the list keeping and is handed what it needs
 from here (the suppression key, the tokens, a `send` callable).
 
-The confirmation mail leaves through the same path as issues: the configured transport,
-the VERP envelope sender at the sender's domain, DKIM when configured. The subscriber is
-committed before the mail is sent, so a refused mail leaves them pending and says so, and
-adding the address again re-sends it (at most one mail a day per address).
+The confirmation mail is queued in the transaction that stores the subscriber
+(`store.confirmations`) and leaves through the same path as issues
+(`pipeline.confirmations`): the CLI's add sends it at once, the web form leaves it to a
+drain. A refused mail leaves them pending, its mail queued for a retry, and adding the
+address again tries it at once (at most one mail a day per address).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import csv
 import enum
 import io
 import os
-import secrets
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -30,12 +30,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from digest.config import Settings
 from digest.deliver import Sender
-from digest.deliver.message import verp_address
-from digest.deliver.notice import build_notice, sender_domain
-from digest.deliver.references import sign
 from digest.errors import ConfigError, DigestError, NotFoundError
-from digest.pipeline import environment, transport, utcnow
-from digest.render.notices import confirm_url, render_confirmation
+from digest.pipeline import confirmations, transport, utcnow
+from digest.pipeline.confirmations import Confirmation
+from digest.store import confirmations as confirmations_store
 from digest.store import db, deliveries
 from subscribers import csvio, registry, suppression
 from subscribers.addresses import normalize
@@ -112,18 +110,6 @@ class SubscriberRow:
 
 
 @dataclass(frozen=True)
-class Confirmation:
-    """The confirmation mail that went out: to whom, how, and what the transport said."""
-
-    recipient: str
-    message_id: str
-    """The full Message-ID, without the angle brackets."""
-    via: str
-    """The transport in words: "the outbox folder /srv/digest/outbox", "SMTP host:587"."""
-    reply: str
-
-
-@dataclass(frozen=True)
 class Added:
     """What `add_subscriber` did."""
 
@@ -131,7 +117,9 @@ class Added:
     created: bool
     """False when the address was already on the list, pending, and its mail went again."""
     confirmation: Confirmation | None
-    """The confirmation mail sent, or None when added `confirmed` (no mail)."""
+    """The confirmation mail sent, or None when added `confirmed` or not sent now."""
+    queued: bool = False
+    """Whether a confirmation mail was queued (a drain sends it; `send_now` did)."""
 
 
 class Removal(enum.StrEnum):
@@ -163,110 +151,6 @@ class Removed:
 # --- add, with the confirmation mail ------------------------------------------------------
 
 
-class _Refused(Exception):
-    """The confirmation mail could not be sent; the message says what the transport said."""
-
-
-class _Mailer:
-    """Sends one confirmation mail the way issues leave; checks its settings when made."""
-
-    def __init__(self, settings: Settings, sender: Sender | None, now: datetime) -> None:
-        self.settings = settings
-        self.now = now
-        self.tokens = transport.tokens(settings)
-        self.dkim = transport.dkim_signer(settings)
-        if sender is None:
-            transport.check_transport(settings)  # AUTH without TLS: refuse before storing
-        try:
-            self.domain = sender_domain(settings.publication.sender)
-        except ValueError as exc:
-            raise ConfigError(f"[publication] sender: {exc}") from exc
-        try:
-            verp_address(settings.delivery.bounce_local_part, self.domain, "check@example.org")
-        except ValueError as exc:
-            raise ConfigError(f"[delivery] bounce_local_part: {exc}") from exc
-        if not settings.publication.base_url.startswith(("https://", "http://")):
-            raise ConfigError(
-                f"[publication] base_url {settings.publication.base_url!r} must be an http(s) "
-                "URL: the confirmation link points there"
-            )
-        self.env = environment(settings)
-        self._given = sender
-        self._opened: Sender | None = None
-        self.sent: Confirmation | None = None
-
-    @property
-    def via(self) -> str:
-        """The transport in words, for the operator."""
-        delivery = self.settings.delivery
-        if self._given is not None:
-            return f"the given {type(self._given).__name__}"
-        if delivery.transport == "outbox":
-            return f"the outbox folder {delivery.outbox_dir}"
-        return f"SMTP {delivery.smtp_host}:{delivery.smtp_port}"
-
-    def _transport(self) -> Sender:
-        if self._given is not None:
-            return self._given
-        if self._opened is None:
-            self._opened = transport.open_sender(self.settings)
-        return self._opened
-
-    def send(self, subscriber: Subscriber, token: str) -> None:
-        """Render, build and hand over the mail; raise `_Refused` when it did not leave."""
-        settings = self.settings
-        rendered = render_confirmation(
-            title=settings.publication.title_in(subscriber.language),
-            language=subscriber.language,
-            confirm_url=confirm_url(settings.publication.base_url, subscriber.language, token),
-            env=self.env,
-            valid_days=settings.subscribers.confirm_days,
-        )
-        # Signed: a bounce of this mail may end the pending subscription; a forged one not.
-        reference = sign(transport.reference_key(settings), "c", subscriber.id)
-        message_id = f"confirm.{self.now:%Y%m%d%H%M%S}.{secrets.token_hex(4)}.{reference}"
-        try:
-            envelope = verp_address(
-                settings.delivery.bounce_local_part, self.domain, subscriber.email, reference
-            )
-            data = build_notice(
-                rendered,
-                sender=settings.publication.sender_in(subscriber.language),
-                to_address=subscriber.email,
-                # Never a name typed into the sign-up form: whoever signs an address up
-                # types it, and it would put their words into our mail to a stranger.
-                to_name="" if subscriber.consent_source is ConsentSource.FORM else subscriber.name,
-                message_id=message_id,
-                date=self.now,
-                envelope_from=envelope,
-                dkim=self.dkim,
-            )
-        except ValueError as exc:
-            raise _Refused(f"it cannot be built: {exc}") from exc
-        try:
-            result = self._transport().send(envelope, subscriber.email, data)
-        except (OSError, DigestError) as exc:
-            # The protocol answers with results; a socket, or a server that cannot be used
-            # as configured (DeliveryError), may still raise.
-            raise _Refused(f"{self.via} failed: {exc}") from exc
-        if not result.ok:
-            raise _Refused(f"{self.via} answered {result.reply}")
-        self.sent = Confirmation(
-            recipient=subscriber.email,
-            message_id=f"{message_id}@{self.domain}",
-            via=self.via,
-            reply=result.reply,
-        )
-
-    def close(self) -> None:
-        """Close the transport if this mailer opened it (an SMTP connection)."""
-        if self._opened is not None:
-            close = getattr(self._opened, "close", None)
-            if callable(close):
-                close()
-            self._opened = None
-
-
 def add_subscriber(
     settings: Settings,
     factory: sessionmaker[Session],
@@ -281,21 +165,24 @@ def add_subscriber(
     consent_ip: str | None = None,
     now: datetime | None = None,
     sender: Sender | None = None,
+    send_now: bool = True,
 ) -> Added:
-    """Add one subscriber; unless `confirmed`, mail them the link that confirms (double
-    opt-in) through `sender`, or the configured transport when None.
+    """Add one subscriber; unless `confirmed`, queue the mail whose link confirms (double
+    opt-in) in the same transaction, and with `send_now` send it at once through `sender`
+    (or the configured transport). Without `send_now` (the web form, the API) the caller
+    answers and a drain sends it (`confirmations.drain`).
 
-    An address already on the list and still pending is sent its confirmation mail again
-    (at most once a day). Raises `DigestError` naming the address when it is invalid,
-    suppressed, already on the list with nothing to do, or when the transport refused the
-    mail (the subscriber then stays pending); `ConfigError` when a secret is missing.
+    An address already on the list and still pending is queued its confirmation mail again
+    (at most once a day; with `send_now`, one that failed is tried again at once). Raises
+    `DigestError` naming the address when it is invalid, suppressed, already on the list
+    with nothing to do, or when the transport refused the mail (the subscriber then stays
+    pending, the mail queued); `ConfigError` when a secret is missing.
     """
     now = now or utcnow()
     key = transport.suppression_key(settings)
     # Everything the mail needs is checked before the address is stored, so a missing
     # secret or DKIM key never leaves a pending subscriber who was never mailed.
-    mailer = None if confirmed else _Mailer(settings, sender, now)
-    created = True
+    mailer = confirmations.Mailer(settings, sender) if send_now and not confirmed else None
     # Through the form, a person who left may come back: pending, still suppressed until
     # their own click on the new confirmation mail (`registry.resubscribe`).
     adding = (
@@ -303,33 +190,68 @@ def add_subscriber(
         if source is ConsentSource.FORM and not confirmed
         else _confirmed_adder(confirmed)
     )
+    fields: dict[str, Any] = {
+        "name": name,
+        "language": language,
+        "topics": topics,
+        "cadence": cadence,
+        "source": source,
+        "consent_version": settings.subscribers.consent_version,
+        "consent_ip": consent_ip,
+        "now": now,
+        "languages": settings.publication.languages,
+        "suppression_key": key,
+    }
     try:
-        with db.transaction(factory) as session:
-            row = SubscriberRow.of(
-                adding(
-                    session,
-                    email,
-                    name=name,
-                    language=language,
-                    topics=topics,
-                    cadence=cadence,
-                    source=source,
-                    consent_version=settings.subscribers.consent_version,
-                    consent_ip=consent_ip,
-                    now=now,
-                    languages=settings.publication.languages,
-                    suppression_key=key,
-                )
-            )
-    except (Duplicate, sa.exc.IntegrityError):
-        # IntegrityError: the same address added by someone else since our check.
-        row = _already_listed(factory, email, confirmed=confirmed)
-        created = False
+        for attempt in (1, 2):
+            try:
+                with db.transaction(factory) as session:
+                    row, created, queued, subscriber_id = store(
+                        session, email, adding, fields, confirmed=confirmed, retry=send_now
+                    )
+                break
+            except sa.exc.IntegrityError:
+                # The same address added by someone else since our check: look again.
+                if attempt == 2:
+                    raise DigestError(
+                        f"{email} changed while being added (another process); try again"
+                    ) from None
     except SubscriberError as exc:
+        if mailer is not None:
+            mailer.close()
         raise DigestError(str(exc)) from exc
     if mailer is None:
-        return Added(row, created=True, confirmation=None)
-    return Added(row, created=created, confirmation=_confirm(factory, row, mailer, created))
+        return Added(row, created=created, confirmation=None, queued=queued)
+    return Added(
+        row,
+        created=created,
+        confirmation=_send_now(settings, factory, row, subscriber_id, mailer, created, queued),
+        queued=queued,
+    )
+
+
+def store(
+    session: Session,
+    email: str,
+    adding: Any,
+    fields: dict[str, Any],
+    *,
+    confirmed: bool,
+    retry: bool = False,
+) -> tuple[SubscriberRow, bool, bool, int]:
+    """Add the subscriber and queue their confirmation in the caller's transaction; return
+    the row, whether it was created, whether a mail is queued, and the subscriber's id.
+    Every check comes before a write: a refusal leaves the transaction as it was."""
+    created = True
+    try:
+        subscriber = adding(session, email, **fields)
+    except Duplicate:
+        created = False
+        subscriber = _already_listed(session, email, confirmed=confirmed)
+    queued = False
+    if not confirmed:
+        queued = confirmations_store.queue(session, subscriber, now=fields["now"], retry_now=retry)
+    return SubscriberRow.of(subscriber), created, queued, subscriber.id
 
 
 def _confirmed_adder(confirmed: bool) -> Any:
@@ -341,57 +263,60 @@ def _confirmed_adder(confirmed: bool) -> Any:
     return adding
 
 
-def _already_listed(
-    factory: sessionmaker[Session], email: str, *, confirmed: bool
-) -> SubscriberRow:
-    """Return the pending subscriber with this address; raise when there is nothing to do."""
-    with factory() as session:
-        existing = registry.by_email(session, email)
-        row = SubscriberRow.of(existing) if existing is not None else None
-    if row is None:
+def _already_listed(session: Session, email: str, *, confirmed: bool) -> Subscriber:
+    """Return the pending subscriber with this address (locked, on PostgreSQL, so two adds
+    at once queue one mail); raise when there is nothing to do."""
+    address = normalize(email)
+    existing = session.scalars(
+        sa.select(Subscriber).where(Subscriber.email == address).with_for_update()
+    ).one_or_none()
+    if existing is None:
         raise DigestError(f"{email} changed while being added (another process); try again")
-    if row.status != SubscriberStatus.PENDING:
-        raise DigestError(f"{row.email} is already on the list ({row.status}); nothing changed")
+    if existing.status is not SubscriberStatus.PENDING:
+        raise DigestError(
+            f"{existing.email} is already on the list ({existing.status}); nothing changed"
+        )
     if confirmed:
         raise DigestError(
-            f"{row.email} is already on the list (pending); nothing changed: it becomes "
+            f"{existing.email} is already on the list (pending); nothing changed: it becomes "
             "confirmed when they use the link of their confirmation mail"
         )
-    return row
+    return existing
 
 
-def _confirm(
-    factory: sessionmaker[Session], row: SubscriberRow, mailer: _Mailer, created: bool
+def _send_now(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    row: SubscriberRow,
+    subscriber_id: int,
+    mailer: confirmations.Mailer,
+    created: bool,
+    queued: bool,
 ) -> Confirmation:
-    """Send the confirmation mail of pending `row` through `registry.request_confirmation`."""
+    """Drain `row`'s confirmation at once (the CLI's add) and say what became of it."""
     try:
-        with db.transaction(factory) as session:
-            # Locked (on PostgreSQL) so two adds at once cannot both pass the daily limit.
-            subscriber = session.scalars(
-                sa.select(Subscriber).where(Subscriber.public_id == row.public_id).with_for_update()
-            ).one_or_none()
-            if subscriber is None:
-                raise NotFoundError(f"{row.email} was removed meanwhile; no mail was sent")
-            sent = registry.request_confirmation(
-                session, subscriber, now=mailer.now, send=mailer.send, tokens=mailer.tokens
-            )
-            last = subscriber.last_confirmation_sent_at
-            status = subscriber.status.value
-    except _Refused as exc:
-        added = "was added but " if created else ""
-        raise DigestError(
-            f"{row.email} {added}stays pending: its confirmation mail was not sent ({exc}); "
-            f"once that is fixed, run `digest subscribers add {row.email}` again to send it"
-        ) from exc
+        drained = confirmations.drain(settings, factory, mailer=mailer, only=subscriber_id)
     finally:
         mailer.close()
-    if not sent or mailer.sent is None:
-        when = f" at {last:%Y-%m-%d %H:%M} UTC" if last else ""
+    if drained.sent:
+        return drained.sent[0]
+    problems = drained.retrying + drained.failed
+    if problems:
+        added = "was added but " if created else ""
         raise DigestError(
-            f"{row.email} is already on the list ({status}) and was sent its confirmation "
-            f"mail{when}; at most one goes out a day, so none was sent now"
+            f"{row.email} {added}stays pending: its confirmation mail was not sent "
+            f"({problems[0]}); once that is fixed, run `digest subscribers add {row.email}` "
+            "again to send it"
         )
-    return mailer.sent
+    with factory() as session:
+        found = session.get(Subscriber, subscriber_id)
+        last = found.last_confirmation_sent_at if found is not None else None
+        status = found.status.value if found is not None else row.status
+    when = f" at {last:%Y-%m-%d %H:%M} UTC" if last else ""
+    raise DigestError(
+        f"{row.email} is already on the list ({status}) and was sent its confirmation "
+        f"mail{when}; at most one goes out a day, so none was sent now"
+    )
 
 
 # --- import and export --------------------------------------------------------------------

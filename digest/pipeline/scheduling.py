@@ -43,7 +43,7 @@ from digest import pipeline
 from digest.compose import slots
 from digest.config import Settings
 from digest.deliver import Sender
-from digest.errors import DeliveryError, DigestError
+from digest.errors import ConfigError, DeliveryError, DigestError
 from digest.pipeline import bouncebox, pauses, retention, send_times, sending
 from digest.pipeline.logfmt import fields
 from digest.store import db, deliveries, issues, runs
@@ -315,7 +315,46 @@ def retry_tick(
         numbers = _resumable(session, now)
     for number in numbers:
         send_issue(settings, factory, number, now, stop, make_sender, report)
+    _confirmations(settings, factory, now, stop, make_sender, report)
     return report
+
+
+def _confirmations(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    now: datetime,
+    stop: threading.Event,
+    make_sender: Callable[[], Sender] | None,
+    report: TickReport,
+) -> None:
+    """Send the confirmation mails still queued (a retry whose time came, or one a stopped
+    `digest serve` left): the sign-up's own drain normally sends them at once."""
+    from digest.pipeline import confirmations
+
+    if confirmations.queued_count(factory) == 0:
+        return
+    try:
+        drained = confirmations.drain(
+            settings,
+            factory,
+            sender=make_sender() if make_sender is not None else None,
+            now=lambda: now,
+            stop=stop,
+        )
+    except ConfigError as exc:
+        report.say(
+            f"confirmation mails wait in the queue: {exc}",
+            event="confirmations.config",
+            level=logging.WARNING,
+        )
+        report.failed = True
+        return
+    if drained.sent or drained.retrying or drained.failed:
+        report.say(
+            f"confirmation mails: {len(drained.sent)} sent, {len(drained.retrying)} to retry, "
+            f"{len(drained.failed)} given up",
+            event="confirmations.sent",
+        )
 
 
 def _resumable(session: Session, now: datetime) -> list[int]:

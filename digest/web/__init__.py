@@ -4,8 +4,8 @@
 and `uvicorn --factory digest.web:app_from_env` does too (config from DIGEST_CONFIG).
 Nothing in digest imports this package but `digest/cli/web.py`.
 
-Modules, one noun each: `pages` (the site, languages, rendering), `public` (sign-up,
-confirm, unsubscribe, preferences), `archive` (the published files), `admin` (the
+Modules, one noun each: `pages` (the site, languages, rendering), `signup` (home, sign-up,
+confirm), `public` (unsubscribe, preferences), `archive` (the published files), `admin` (the
 editor's desk) and `security` (headers, CSRF, rate limits, login, logs). Routes and the
 security choices are described in docs/web.md.
 """
@@ -37,7 +37,7 @@ from digest import config
 from digest.config import Settings
 from digest.errors import DigestError
 from digest.pipeline import open_database, transport, utcnow
-from digest.web import accounts, admin, api, archive, desk, probes, public, scripts
+from digest.web import accounts, admin, api, archive, desk, probes, public, scripts, signup
 from digest.web.pages import Site
 from digest.web.security import (
     AccessLog,
@@ -92,7 +92,7 @@ _BOTH = ["GET", "POST"]
 def routes() -> list[BaseRoute]:
     """Every route of the app (relative to the base URL's path)."""
     return [
-        Route("/", public.root, methods=_GET),
+        Route("/", signup.root, methods=_GET),
         Route("/healthz", probes.healthz, methods=_GET),
         Route("/readyz", probes.readyz, methods=_GET),
         Route("/metrics", probes.metrics, methods=_GET),
@@ -118,11 +118,11 @@ def routes() -> list[BaseRoute]:
         Route("/{lang}/admin/issues/{number:number}", admin.issue, methods=_GET),
         Route("/{lang}/admin/issues/{number:number}/curate", admin.curate, methods=_POST),
         *desk.routes(),
-        Route("/{lang}/", public.home, methods=_GET),
+        Route("/{lang}/", signup.home, methods=_GET),
         Route("/{lang}/archive", archive.archive_redirect, methods=_GET),
-        Route("/{lang}/subscribe", public.home, methods=_GET),
-        Route("/{lang}/subscribe", public.subscribe, methods=_POST),
-        Route("/{lang}/confirm/{token}", public.confirm, methods=_BOTH),
+        Route("/{lang}/subscribe", signup.home, methods=_GET),
+        Route("/{lang}/subscribe", signup.subscribe, methods=_POST),
+        Route("/{lang}/confirm/{token}", signup.confirm, methods=_BOTH),
         Route("/{lang}/unsubscribe", public.token_help, methods=_GET),
         Route("/{lang}/links", public.new_links, methods=_POST),
         Route("/{lang}/unsubscribe/{token}", public.unsubscribe, methods=_BOTH),
@@ -270,7 +270,7 @@ def create_app(
     mounted: list[BaseRoute] = routes()
     if site.prefix:
         # Behind a proxy that passes the base URL's path on; `/` still finds the home page.
-        mounted = [Route("/", public.root, methods=_GET), Mount(site.prefix, routes=routes())]
+        mounted = [Route("/", signup.root, methods=_GET), Mount(site.prefix, routes=routes())]
     app = Starlette(
         routes=mounted,
         middleware=[

@@ -15,9 +15,9 @@ scopes nest (admin ⊇ read ⊇ subscribe), checked by `accounts.permits` like t
 roles. Errors are JSON, `{"error": code, "message": words}`: 400 invalid, 401 no or
 unknown token, 403 scope too small, 404, 429 rate limited (with Retry-After).
 
-A sign-up takes the web form's path (`public.Signup` checks it, `public._sign_up` adds the
-subscriber and mails the confirmation after the answer), counts against the form's limit
-per client address, and answers 202 the same whether or not the address was new, so the
+A sign-up takes the web form's path (`signup.Signup` checks it, `signup.sign_up` adds the
+subscriber with its confirmation mail queued, sent after the answer), counts against the
+form's limit per client address, and answers 202 the same whether or not the address was new, so the
 API tells no one who is on the list. Browsers may post it from the origins in
 [web] api_allowed_origins (CORS); the other endpoints send no CORS headers: call them from
 a server, where the token stays secret.
@@ -47,9 +47,9 @@ from digest.errors import DigestError
 from digest.pipeline import accounts, api_keys, audit
 from digest.store import deliveries
 from digest.store.models import ApiScope, Issue
-from digest.web.public import Signup, offered_topics, read_form, site_of
-from digest.web.public import _sign_up as sign_up  # the web form's own path, on purpose
+from digest.web.public import current_topics, read_form, read_topics, site_of
 from digest.web.security import client_bucket
+from digest.web.signup import Signup, sign_up  # the web form's own path, on purpose
 from subscribers import registry
 from subscribers.addresses import normalize
 from subscribers.errors import InvalidAddress
@@ -192,7 +192,9 @@ async def subscribe(request: Request) -> Response:
     form = await _posted(request)
     if form is None:
         return error(400, "invalid", "send a JSON object or a form", **cors)
-    topics = await run_in_threadpool(offered_topics, site)
+    topics = current_topics(site)
+    if topics is None:
+        topics = await run_in_threadpool(read_topics, site)
     signup = Signup.read(form, site.languages, topics)
     if signup.errors:
         return JSONResponse(
@@ -205,11 +207,12 @@ async def subscribe(request: Request) -> Response:
             headers=cors,
         )
     actor = _actor(request)
+    await sign_up(site, signup)
 
-    def sign_up_and_record() -> None:
-        sign_up(site, signup)
+    def record_and_mail() -> None:
         # Never the address: the log must hold nothing an erasure would have to remove.
         audit.record(site.factory, actor, "subscribed", "a subscriber", signup.language)
+        site.mailer.wake()
 
     return JSONResponse(
         {
@@ -219,7 +222,7 @@ async def subscribe(request: Request) -> Response:
         },
         status_code=202,
         headers=cors,
-        background=BackgroundTask(sign_up_and_record),
+        background=BackgroundTask(record_and_mail),
     )
 
 

@@ -30,6 +30,8 @@ from digest import layout
 from digest.compose import readable_name
 from digest.config import Settings
 from digest.pipeline import environment
+from digest.pipeline.confirmations import Waker
+from digest.pipeline.signups import SignupWriter
 from digest.render.environment import translation_context
 from digest.render.i18n import language_name
 from digest.web.cache import PublishedFiles, RenderedPages
@@ -57,11 +59,21 @@ class Site:
     """The published files, kept in memory."""
     pages: RenderedPages = field(init=False)
     """Pages the same for every reader (the sign-up form), kept in memory."""
+    mailer: Waker = field(init=False)
+    """Sends the queued confirmation mails after a sign-up's answer (one drain at a time)."""
+    signups: SignupWriter = field(init=False)
+    """Stores the sign-ups, many to a transaction."""
+    topics_kept: tuple[float, list[str]] | None = field(default=None, init=False)
+    """The offered topics and when they were read (`public.current_topics`)."""
 
     def __post_init__(self) -> None:
         self.prefix = urlsplit(self.settings.publication.base_url).path.rstrip("/")
         self.files = PublishedFiles(self.settings.publish.output_dir, self.ticker)
         self.pages = RenderedPages(self.ticker)
+        # One writer thread: the sign-ups, and the sender's claims and marks, share its
+        # transactions (on SQLite they would otherwise wait for each other's write lock).
+        self.signups = SignupWriter(self.settings, self.factory, now=self.clock)
+        self.mailer = Waker(self.settings, self.factory, now=self.clock, write=self.signups.run)
 
     @functools.cached_property
     def env(self) -> jinja2.Environment:

@@ -1,8 +1,7 @@
-"""The subscriber's pages: home and sign-up, confirm, unsubscribe, preferences, export, erase.
+"""The subscriber's pages once on the list: unsubscribe, preferences, export, erase, new
+links; and what every public form shares (reading forms, rate-limit and CSRF answers, the
+offered topics). Signing up and confirming are in `web.signup`.
 
-    /{lang}/                         home: what the digest is, the sign-up form, feeds
-    /{lang}/subscribe                GET the form, POST sign up (double opt-in mail)
-    /{lang}/confirm/{token}          GET shows a button, POST confirms
     /{lang}/unsubscribe/{token}      GET shows a button, POST unsubscribes (RFC 8058)
     /{lang}/preferences/{token}      GET the form, POST saves (CSRF)
     /{lang}/preferences/{token}/export   POST: everything we hold, as JSON (CSRF)
@@ -12,9 +11,8 @@
     /{lang}/links                    POST an address: "send me new links"
 
 Link scanners follow every GET in a mail, so no GET (nor HEAD, nor OPTIONS) changes
-anything: only POST does. The sign-up answer is the same whether the address is new,
-pending, subscribed or suppressed, and the mail goes out after the answer (a background
-task), so its timing tells nothing either; it never carries the name typed into the form.
+anything: only POST does. Mail asked for here goes out after the answer (a background
+task), so its timing tells nothing.
 
 Preference links expire (`[web] link_days`) and stop working once the subscriber asks for
 new links; export and erase need a link at most `FRESH_LINK` old, mailed on request.
@@ -27,7 +25,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -38,9 +36,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from digest.errors import ConfigError, DigestError
+from digest.errors import DigestError
 from digest.pipeline import links, people, transport
-from digest.pipeline.people import add_subscriber
 from digest.store import db, sources
 from digest.store.models import Delivery, Issue
 from digest.web.pages import Site
@@ -52,9 +49,8 @@ from digest.web.security import (
     csrf_token,
 )
 from subscribers import preferences, registry
-from subscribers.addresses import normalize
-from subscribers.errors import InvalidAddress, InvalidField, SubscriberError, TokenError
-from subscribers.model import Cadence, ConsentSource, Subscriber, SubscriberStatus
+from subscribers.errors import InvalidField, TokenError
+from subscribers.model import Cadence, Subscriber
 from subscribers.tokens import FRESH_LINK, LinkToken, TokenExpired, TokenInvalid
 
 log = logging.getLogger("digest.web")
@@ -119,7 +115,7 @@ def _texts(form: FormData, name: str) -> list[str]:
     return [value for value in form.getlist(name) if isinstance(value, str)]
 
 
-# --- home and sign-up ---------------------------------------------------------------------
+# --- the offered topics -------------------------------------------------------------------
 
 
 def offered_topics(site: Site) -> list[str]:
@@ -131,213 +127,23 @@ def offered_topics(site: Site) -> list[str]:
     return sorted(found)
 
 
-@dataclass
-class Signup:
-    """The sign-up form as posted, and what is wrong with it."""
-
-    email: str = ""
-    name: str = ""
-    language: str = ""
-    topics: list[str] = field(default_factory=list)
-    cadence: str = "weekly"
-    errors: dict[str, str] = field(default_factory=dict)
-    """Field → error code (the template words it in the reader's language)."""
-
-    @classmethod
-    def read(cls, form: FormData, languages: Sequence[str], topics: Sequence[str]) -> Signup:
-        """Read and check the posted values."""
-        signup = cls(
-            email=_text(form, "email").strip(),
-            name=_text(form, "name"),
-            language=_text(form, "language") or languages[0],
-            topics=[t for t in _texts(form, "topics") if t in topics],
-            cadence=_text(form, "cadence") or "weekly",
-        )
-        try:
-            signup.email = normalize(signup.email)
-        except InvalidAddress:
-            signup.errors["email"] = "email_empty" if not signup.email else "email_invalid"
-        try:
-            signup.name = preferences.clean_name(signup.name)
-        except InvalidField:
-            signup.errors["name"] = "name_long"
-        try:
-            signup.language = preferences.check_language(signup.language, languages)
-        except InvalidField:
-            signup.errors["language"] = "choice"
-        if signup.cadence not in CADENCES:
-            signup.errors["cadence"] = "choice"
-        return signup
+TOPICS_FRESH = 1.0
+"""Seconds the offered topics are used from memory by the sign-up POST."""
 
 
-async def root(request: Request) -> Response:
-    """`/`: send the browser to the home page in its best language."""
-    site = site_of(request)
-    language = site.best_language(request.headers.get("accept-language", ""))
-    return RedirectResponse(
-        site.path(language, ""), status_code=302, headers={"Vary": "Accept-Language"}
-    )
+def current_topics(site: Site) -> list[str] | None:
+    """The offered topics read within `TOPICS_FRESH`, or None (then `read_topics`)."""
+    kept = site.topics_kept
+    if kept is not None and site.ticker() - kept[0] < TOPICS_FRESH:
+        return kept[1]
+    return None
 
 
-async def home(request: Request) -> Response:
-    """The home page: the digest, its sign-up form, the archive and the feeds."""
-    site = site_of(request)
-    language = site.language_of(request)
-    kept = site.pages.fresh(request.url.path)  # the same for everyone: kept a second
-    if kept is None:
-        topics = await run_in_threadpool(offered_topics, site)
-        page = _signup_page(request, site, language, Signup(language=language), topics)
-        kept = site.pages.keep(request.url.path, page)
-    return kept.answer(request)
-
-
-def _signup_page(
-    request: Request,
-    site: Site,
-    language: str,
-    signup: Signup,
-    topics: Sequence[str],
-    status: int = 200,
-) -> Response:
-    return site.page(
-        request,
-        "home.html.jinja",
-        language,
-        status=status,
-        signup=signup,
-        topics=topics,
-        cadences=CADENCES,
-        languages=site.switcher(request, language),
-        action=site.path(language, "subscribe"),
-        consent_version=site.settings.subscribers.consent_version,
-        confirm_days=site.settings.subscribers.confirm_days,
-        honeypot=HONEYPOT,
-    )
-
-
-async def subscribe(request: Request) -> Response:
-    """POST the sign-up form: check it, answer "check your inbox", mail afterwards."""
-    site = site_of(request)
-    language = site.language_of(request)
-    wait = site.signup_limit.hit(client_bucket(request))
-    if wait:
-        return too_many(request, site, language, wait)
-    form = await read_form(request)
-    if _text(form, HONEYPOT):
-        # A person never sees this field: answer as if all went well, do nothing.
-        log.info("sign-up ignored: the hidden honeypot field was filled in")
-        return _check_inbox(request, site, language)
-    topics = await run_in_threadpool(offered_topics, site)
-    signup = Signup.read(form, site.languages, topics)
-    if signup.errors:
-        return _signup_page(request, site, language, signup, topics, status=400)
-    response = _check_inbox(request, site, language)
-    response.background = BackgroundTask(_sign_up, site, signup)
-    return response
-
-
-def _check_inbox(request: Request, site: Site, language: str) -> Response:
-    return site.page(
-        request,
-        "message.html.jinja",
-        language,
-        kind="check_inbox",
-        confirm_days=site.settings.subscribers.confirm_days,
-    )
-
-
-def _sign_up(site: Site, signup: Signup) -> None:
-    """Add the subscriber and send the confirmation mail; never says anything to the page."""
-    try:
-        add_subscriber(
-            site.settings,
-            site.factory,
-            signup.email,
-            name=signup.name,
-            language=signup.language,
-            topics=signup.topics,
-            cadence=signup.cadence,
-            source=ConsentSource.FORM,
-            now=site.clock(),
-        )
-    except ConfigError as exc:
-        log.error("sign-up failed: %s", exc)
-    except DigestError as exc:
-        cause = exc.__cause__
-        if cause is not None and not isinstance(cause, SubscriberError):
-            # The transport refused the mail: the operator must hear of it.
-            log.warning(
-                "sign-up: a confirmation mail was not sent: %s",
-                str(cause).replace(signup.email, "<address>"),
-            )
-        else:
-            # Already on the list, suppressed, or mailed today: by design, nothing happens.
-            log.info("sign-up changed nothing (the address is known or was mailed today)")
-    else:
-        log.info("sign-up: a confirmation mail was sent")
-
-
-# --- confirm ------------------------------------------------------------------------------
-
-
-def _read_confirm(site: Site, token: str) -> tuple[str | None, str | None]:
-    """(public_id, None) for a good confirmation token, else (None, the error's kind)."""
-    try:
-        return site.tokens.read_confirm(token, now=site.clock()), None
-    except TokenExpired:
-        return None, "link_expired"
-    except TokenInvalid:
-        return None, "link_invalid"
-
-
-def _status_of(site: Site, public_id: str) -> str | None:
-    with site.factory() as session:
-        found = registry.by_public_id(session, public_id)
-        return found.status.value if found is not None else None
-
-
-def _confirm(site: Site, public_id: str) -> str | None:
-    """Confirm the subscriber; return their status afterwards (None: not on the list)."""
-    with db.transaction(site.factory) as session:
-        found = registry.by_public_id(session, public_id)
-        if found is None:
-            return None
-        # The key: a person who had left and signed up again is unsuppressed by this click.
-        key = transport.suppression_key(site.settings)
-        registry.confirm(session, found, now=site.clock(), suppression_key=key)
-        return found.status.value
-
-
-async def confirm(request: Request) -> Response:
-    """GET: a page with a button (scanners follow links); POST: confirm the subscription."""
-    site = site_of(request)
-    language = site.language_of(request)
-    token = str(request.path_params["token"])
-    public_id, problem = _read_confirm(site, token)
-    if public_id is None:
-        status = 410 if problem == "link_expired" else 400
-        return site.page(request, "message.html.jinja", language, status=status, kind=problem)
-    posting = request.method == "POST"  # GET and HEAD only look
-    if posting:
-        status_now = await run_in_threadpool(_confirm, site, public_id)
-    else:
-        status_now = await run_in_threadpool(_status_of, site, public_id)
-    if status_now is None:
-        return site.page(request, "message.html.jinja", language, status=404, kind="not_listed")
-    if status_now == SubscriberStatus.PENDING.value:
-        return site.page(
-            request, "confirm.html.jinja", language, action=site.path(language, "confirm", token)
-        )
-    if status_now == SubscriberStatus.CONFIRMED.value:
-        preferences_token = site.tokens.preferences_token(public_id, now=site.clock())
-        return site.page(
-            request,
-            "message.html.jinja",
-            language,
-            kind="confirmed" if posting else "already_confirmed",
-            preferences_url=site.path(language, "preferences", preferences_token),
-        )
-    return site.page(request, "message.html.jinja", language, status=410, kind="link_closed")
+def read_topics(site: Site) -> list[str]:
+    """Read the offered topics (in a worker thread) and keep them for `current_topics`."""
+    topics = offered_topics(site)
+    site.topics_kept = (site.ticker(), topics)
+    return topics
 
 
 # --- unsubscribe --------------------------------------------------------------------------
