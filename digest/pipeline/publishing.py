@@ -14,10 +14,11 @@ the ones written; the feeds render only the entries they keep.
 
 from __future__ import annotations
 
+import hashlib
 import html
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +29,14 @@ from digest import __version__, layout
 from digest.compose import EventCandidate, IssuePlan, Labels, PlanItem, Rules
 from digest.compose.plan import upcoming_events
 from digest.config import Settings
+from digest.pipeline.archive_files import Archive, Published, language_files
 from digest.publish import SiteBuild, search
-from digest.publish.atom import FeedIssue, FeedItem, atom_feed, atom_items_feed, latest_stories
 from digest.publish.manifest import Manifest, digest_of, folder_digest
 from digest.publish.media import copy_images
 from digest.render import images
 from digest.render.email import preheader, subject
 from digest.render.environment import BUILTIN_TEMPLATES
-from digest.render.feed import render_issue_entry, render_item_entry
+from digest.render.feed import render_issue_entry
 from digest.render.i18n import format_day, language_name, translations
 from digest.render.ics import event_calendar, event_file
 from digest.render.web import (
@@ -46,38 +47,33 @@ from digest.render.web import (
     Site,
     first_titles,
     issue_day,
-    render_archive_index,
     render_issue_page,
-    render_search_page,
 )
 from digest.store import issues, items, series
 
 
-@dataclass(frozen=True)
-class Published:
-    """A published issue as stored: its number, dates, and the hash of its inputs."""
-
-    number: int
-    published_at: datetime
-    updated_at: datetime
-    stored_plan: str
-    key: str
-    """Hash of everything its summaries depend on (plan, dates, settings, templates)."""
-
-
-@dataclass
 class _Plans:
-    """The plans of published issues, parsed only when something must be rendered from
-    them (an issue already in the manifest, unchanged, is never parsed)."""
+    """The plans of published issues, read and parsed only when something must be
+    rendered from them (an issue already in the manifest, unchanged, is never read)."""
 
-    published: dict[int, Published]
-    labels: Labels
-    parsed: dict[int, IssuePlan] = field(default_factory=dict)
+    def __init__(self, factory: sessionmaker[Session], labels: Labels) -> None:
+        self.factory = factory
+        self.labels = labels
+        self.stored: dict[int, str] = {}
+        self.parsed: dict[int, IssuePlan] = {}
+
+    def load(self, numbers: Iterable[int]) -> None:
+        """Read the plans of `numbers` at once (those not read yet)."""
+        wanted = [number for number in numbers if number not in self.stored]
+        if wanted:
+            with self.factory() as session:
+                self.stored.update(issues.plans_of(session, wanted))
 
     def __call__(self, number: int) -> IssuePlan:
         plan = self.parsed.get(number)
         if plan is None:
-            stored = IssuePlan.from_json(self.published[number].stored_plan)
+            self.load([number])
+            stored = IssuePlan.from_json(self.stored[number])
             plan = replace(stored.complete(), labels=self.labels)
             self.parsed[number] = plan
         return plan
@@ -123,24 +119,32 @@ def build_site(
     languages = list(pub.languages)
     labels = labels_of(settings)
     fingerprint = inputs_fingerprint(settings)
+    plans = _Plans(factory, labels)
     with factory() as session:
         rows = issues.published_rows(session)
         events = items.event_candidates(session, after=now, announced={})
         defined = series.by_uid(session)
+    plans.load(number for number, _, _, digest in rows if digest is None)  # hashed here
+
+    def plan_digest(number: int, digest: str | None) -> str:
+        return digest or hashlib.sha256(plans.stored[number].encode("utf-8")).hexdigest()
+
     published = [
         Published(
             number=number,
             published_at=published_at,
             updated_at=max(published_at, updated_at),
-            stored_plan=stored,
             key=digest_of(
-                fingerprint, str(number), stored, published_at.isoformat(), updated_at.isoformat()
+                fingerprint,
+                str(number),
+                plan_digest(number, digest),
+                published_at.isoformat(),
+                updated_at.isoformat(),
             ),
         )
-        for number, published_at, updated_at, stored in rows
+        for number, published_at, updated_at, digest in rows
     ]
     published.sort(key=lambda p: p.number)
-    plans = _Plans({p.number: p for p in published}, labels)
     tag_start = min((p.published_at for p in published), default=now).date()
     rules = replace(rules_of(settings), event_horizon_days=settings.collect.calendar_window_days)
     upcoming = upcoming_events(events, rules=rules, now=now)
@@ -154,13 +158,15 @@ def build_site(
         calendars=tuple(calendars),
     )
     build = SiteBuild()
-    rebuilt: list[int] = []
+    rebuilt = [
+        one.number for one in published if previous.issues.get(one.number, {}).get("key") != one.key
+    ]
+    plans.load(rebuilt)
     for one in published:
         known = previous.issues.get(one.number)
         if known is not None and known.get("key") == one.key:
             build.issues[one.number] = known
         else:
-            rebuilt.append(one.number)
             build.issues[one.number] = {
                 "key": one.key,
                 "languages": {
@@ -168,21 +174,19 @@ def build_site(
                     for language in languages
                 },
             }
-    page_inputs = digest_of(fingerprint, repr(site))
+    archive = Archive(
+        settings=settings,
+        site=site,
+        published=published,
+        plans=plans,
+        tag_start=tag_start,
+        now=now,
+        env=env,
+        previous=previous,
+        page_inputs=digest_of(fingerprint, repr(site)),
+    )
     for language in languages:
-        _language_files(
-            settings,
-            site,
-            published,
-            plans,
-            language,
-            tag_start,
-            now,
-            env,
-            build,
-            previous=previous,
-            page_inputs=page_inputs,
-        )
+        language_files(archive, language, build)
     files = build.files
     files["index.html"] = files[layout.archive_index(languages[0])]
     files[layout.search_script()] = search.script()
@@ -308,155 +312,6 @@ def _summary(plan: IssuePlan, one: Published, language: str, site: Site) -> dict
         "preheader": preheader(variant),
         "stories": stories,
     }
-
-
-def _search_records(number: int, summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """The search index's records of one issue (`search.IndexedItem`'s fields, in order),
-    from its summary: a story's search record is its title, link and summary."""
-    return [
-        {
-            "title": story.get("search_title", story["title"]),
-            "url": story["link"],
-            "issue_url": summary["url"],
-            "number": number,
-            "day": summary["day_text"],
-            "summary": story["summary"],
-        }
-        for story in summary["stories"]
-    ]
-
-
-def _entry(number: int, summary: dict[str, Any]) -> ArchiveEntry:
-    return ArchiveEntry(
-        number=number,
-        subject=summary["subject"],
-        day=date.fromisoformat(summary["day"]),
-        url=summary["url"],
-        titles=tuple(summary["titles"]),
-        day_text=summary["day_text"],
-    )
-
-
-def _language_files(
-    settings: Settings,
-    site: Site,
-    published: Sequence[Published],
-    plans: Callable[[int], IssuePlan],
-    language: str,
-    tag_start: date,
-    now: datetime,
-    env: jinja2.Environment,
-    build: SiteBuild,
-    *,
-    previous: Manifest,
-    page_inputs: str,
-) -> None:
-    """The archive pages, search index and feeds of one language, into `build`."""
-    pub = settings.publication
-    base = pub.base_url
-    output_dir = settings.publish.output_dir
-    files = build.files
-    summaries = [build.issues[one.number]["languages"][language] for one in published]
-    entries = [
-        _entry(one.number, summary) for one, summary in zip(published, summaries, strict=True)
-    ]
-    for position, one in enumerate(published):
-        before = published[position - 1] if position > 0 else None
-        after = published[position + 1] if position + 1 < len(published) else None
-        path = layout.issue_page(one.number, language)
-        inputs = digest_of(
-            page_inputs,
-            language,
-            one.key,
-            before.key if before is not None else "",
-            after.key if after is not None else "",
-        )
-        build.inputs[path] = inputs
-        kept = previous.current(output_dir, path, inputs)
-        if kept is not None:
-            build.kept[path] = kept
-            continue
-        page = render_issue_page(
-            plans(one.number),
-            language=language,
-            site=site,
-            published_at=one.published_at,
-            previous=entries[position - 1] if before is not None else None,
-            following=entries[position + 1] if after is not None else None,
-            env=env,
-        )
-        files[path] = page.encode("utf-8")
-    # Only the entries the feeds keep are rendered.
-    latest = sorted(published, key=lambda one: (one.published_at, one.number), reverse=True)
-    feed_issues = [
-        FeedIssue(
-            number=one.number,
-            subject=build.issues[one.number]["languages"][language]["subject"],
-            published_at=one.published_at,
-            updated_at=one.updated_at,
-            content_html=render_issue_entry(plans(one.number), language, base, env),
-            url=build.issues[one.number]["languages"][language]["url"],
-            summary=build.issues[one.number]["languages"][language]["preheader"],
-        )
-        for one in latest[: settings.publish.feed_issues]
-    ]
-    stories: list[FeedItem] = []
-    where: dict[int, tuple[int, int, int]] = {}
-    for one, summary in zip(published, summaries, strict=True):
-        for story in summary["stories"]:
-            item = FeedItem(
-                key=story["key"],
-                title=story["title"],
-                link=story["link"],
-                published_at=datetime.fromisoformat(story["published_at"]),
-                updated_at=datetime.fromisoformat(story["updated_at"]),
-                content_html="",
-                summary=story["summary"],
-                categories=tuple(story["categories"]),
-                language=story["language"],
-            )
-            stories.append(item)
-            where[id(item)] = (one.number, *story["at"])
-    chosen = []
-    for story in latest_stories(stories, settings.publish.feed_items):
-        number, at, position = where[id(story)]
-        plan = plans(number)
-        shown = plan.variant(language).sections[at].items[position]
-        content = render_item_entry(plan, shown, language, base, env)
-        chosen.append(replace(story, content_html=content))
-    newest_first: dict[str, dict[str, Any]] = {}
-    for one, summary in zip(reversed(published), reversed(summaries), strict=True):
-        for record in reversed(_search_records(one.number, summary)):
-            newest_first.setdefault(f"{record['title']}\x1f{record['url']}", record)
-    files[layout.search_index(language)] = search.records_bytes(list(newest_first.values()))
-    files[layout.archive_search(language)] = render_search_page(
-        language=language, site=site, env=env
-    ).encode("utf-8")
-    files[layout.archive_index(language)] = render_archive_index(
-        list(reversed(entries)), language=language, site=site, env=env
-    ).encode("utf-8")
-    files[layout.feed(language)] = atom_feed(
-        feed_issues,
-        language=language,
-        languages=list(pub.languages),
-        title=pub.title_in(language),
-        base_url=base,
-        author=pub.sender,
-        tag_start=tag_start,
-        now=now,
-        limit=settings.publish.feed_issues,
-    )
-    files[layout.items_feed(language)] = atom_items_feed(
-        chosen,
-        language=language,
-        languages=list(pub.languages),
-        title=pub.title_in(language),
-        base_url=base,
-        author=pub.sender,
-        tag_start=tag_start,
-        now=now,
-        limit=settings.publish.feed_items,
-    )
 
 
 def subject_of(plan: IssuePlan, language: str) -> str:

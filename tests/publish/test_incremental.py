@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from digest import pipeline
-from digest.pipeline import publishing
+from digest.pipeline import archive_files
 from digest.publish.manifest import MANIFEST
 from digest.store.models import Issue
 from tests.test_draft import MONDAY, example_settings
@@ -62,13 +62,13 @@ def archive(make_settings: Any, tmp_path: Path, factory: sessionmaker[Session]) 
 def renders(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str]]:
     """Every archive page rendered, as (issue number, language)."""
     done: list[tuple[int, str]] = []
-    real = publishing.render_issue_page
+    real = archive_files.render_page
 
     def counted(plan: Any, **kwargs: Any) -> str:
         done.append((plan.number, kwargs["language"]))
         return real(plan, **kwargs)
 
-    monkeypatch.setattr(publishing, "render_issue_page", counted)
+    monkeypatch.setattr(archive_files, "render_page", counted)
     return done
 
 

@@ -1,0 +1,270 @@
+"""The files of one language of the archive: issue pages, archive pages, search index,
+feeds; built into a `SiteBuild` by `publishing.build_site`.
+
+Each costs the same whatever the size of the archive, unless what it shows changed: an
+issue page is rendered when the issue or a neighbour changed, an older archive page and
+its part of the search index (`publish.paging`) when one of its issues changed; the index
+and `search.json` list the newest 51–100 issues; the feed of issues renders its latest
+`[publish] feed_issues`, the feed of stories takes the stories of the newest issues until
+it holds `[publish] feed_items` of them (a story carried again keeps the first of those
+issues that carried it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from typing import Any
+
+import jinja2
+
+from digest import layout
+from digest.compose import IssuePlan
+from digest.config import Settings
+from digest.publish import SiteBuild, search
+from digest.publish.atom import FeedIssue, FeedItem, atom_feed, atom_items_feed, latest_stories
+from digest.publish.manifest import Manifest, digest_of
+from digest.publish.paging import ArchivePage, archive_pages, page_path
+from digest.render.feed import render_issue_entry, render_item_entry
+from digest.render.web import (
+    ArchiveEntry,
+    Site,
+    render_archive_index,
+    render_issue_page,
+    render_search_page,
+)
+
+render_page = render_issue_page
+"""The issue page renderer (tests count its calls)."""
+render_index = render_archive_index
+"""The archive page renderer (tests count its calls)."""
+
+
+@dataclass(frozen=True)
+class Published:
+    """A published issue as stored: its number, dates, and the hash of its inputs."""
+
+    number: int
+    published_at: datetime
+    updated_at: datetime
+    key: str
+    """Hash of everything its summaries depend on (plan, dates, settings, templates)."""
+
+
+@dataclass(frozen=True)
+class Archive:
+    """What every language's files are built from."""
+
+    settings: Settings
+    site: Site
+    published: Sequence[Published]
+    """Oldest first."""
+    plans: Callable[[int], IssuePlan]
+    tag_start: date
+    now: datetime
+    env: jinja2.Environment
+    previous: Manifest
+    page_inputs: str
+    """Hash of what every page depends on besides its issues (templates, site, settings)."""
+
+
+def search_records(number: int, summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The search index's records of one issue (`search.IndexedItem`'s fields, in order),
+    from its summary: a story's search record is its title, link and summary."""
+    return [
+        {
+            "title": story.get("search_title", story["title"]),
+            "url": story["link"],
+            "issue_url": summary["url"],
+            "number": number,
+            "day": summary["day_text"],
+            "summary": story["summary"],
+        }
+        for story in summary["stories"]
+    ]
+
+
+def _entry(number: int, summary: dict[str, Any]) -> ArchiveEntry:
+    return ArchiveEntry(
+        number=number,
+        subject=summary["subject"],
+        day=date.fromisoformat(summary["day"]),
+        url=summary["url"],
+        titles=tuple(summary["titles"]),
+        day_text=summary["day_text"],
+    )
+
+
+def language_files(archive: Archive, language: str, build: SiteBuild) -> None:
+    """The archive pages, search index and feeds of `language`, into `build`."""
+
+    def summary(number: int) -> dict[str, Any]:
+        found: dict[str, Any] = build.issues[number]["languages"][language]
+        return found
+
+    _issue_pages(archive, language, build, summary)
+    build.files[layout.archive_search(language)] = render_search_page(
+        language=language, site=archive.site, env=archive.env
+    ).encode("utf-8")
+    for page in archive_pages(len(archive.published)):
+        _archive_page(archive, language, build, summary, page)
+    _feeds(archive, language, build, summary)
+
+
+def _kept_or_none(archive: Archive, build: SiteBuild, path: str, inputs: str) -> bool:
+    """Record `path`'s inputs; keep it (True) when its file is still the one they made."""
+    build.inputs[path] = inputs
+    kept = archive.previous.current(archive.settings.publish.output_dir, path, inputs)
+    if kept is None:
+        return False
+    build.kept[path] = kept
+    return True
+
+
+def _issue_pages(
+    archive: Archive,
+    language: str,
+    build: SiteBuild,
+    summary: Callable[[int], dict[str, Any]],
+) -> None:
+    published = archive.published
+    for position, one in enumerate(published):
+        before = published[position - 1] if position > 0 else None
+        after = published[position + 1] if position + 1 < len(published) else None
+        path = layout.issue_page(one.number, language)
+        inputs = digest_of(
+            archive.page_inputs,
+            language,
+            one.key,
+            before.key if before is not None else "",
+            after.key if after is not None else "",
+        )
+        if _kept_or_none(archive, build, path, inputs):
+            continue
+        page = render_page(
+            archive.plans(one.number),
+            language=language,
+            site=archive.site,
+            published_at=one.published_at,
+            previous=_entry(before.number, summary(before.number)) if before else None,
+            following=_entry(after.number, summary(after.number)) if after else None,
+            env=archive.env,
+        )
+        build.files[path] = page.encode("utf-8")
+
+
+def _archive_page(
+    archive: Archive,
+    language: str,
+    build: SiteBuild,
+    summary: Callable[[int], dict[str, Any]],
+    page: ArchivePage,
+) -> None:
+    """One page of the archive index and its part of the search index (an older page is
+    rendered only when one of its issues, or the site, changed)."""
+    listed = archive.published[page.start : page.stop]
+    path, search_path = page.path(language), page.search_path(language)
+    inputs = digest_of(
+        archive.page_inputs,
+        language,
+        str(page.page),
+        str(page.last),
+        *(one.key for one in listed),
+    )
+    if not page.is_index:
+        kept = _kept_or_none(archive, build, path, inputs)
+        if _kept_or_none(archive, build, search_path, inputs) and kept:
+            return
+    newest_first: dict[str, dict[str, Any]] = {}
+    for one in reversed(listed):
+        for record in search_records(one.number, summary(one.number)):
+            newest_first.setdefault(f"{record['title']}\x1f{record['url']}", record)
+    records = list(newest_first.values())
+    if page.is_index:
+        parts = [
+            layout.search_part(language, older).rpartition("/")[2]
+            for older in range(page.page - 1, 0, -1)
+        ]
+        build.files[search_path] = search.index_document(records, parts)
+    else:
+        build.files[search_path] = search.records_bytes(records)
+    site = archive.site
+    build.files[path] = render_index(
+        [_entry(one.number, summary(one.number)) for one in reversed(listed)],
+        language=language,
+        site=site,
+        env=archive.env,
+        page=page.page if not page.is_index else None,
+        newer=site.url(page_path(language, page.newer, page.last)) if page.newer else None,
+        older=site.url(page_path(language, page.older, page.last)) if page.older else None,
+    ).encode("utf-8")
+
+
+def _feeds(
+    archive: Archive,
+    language: str,
+    build: SiteBuild,
+    summary: Callable[[int], dict[str, Any]],
+) -> None:
+    """The feed of the latest issues and the feed of the latest stories."""
+    settings, plans, env = archive.settings, archive.plans, archive.env
+    pub = settings.publication
+    base = pub.base_url
+    latest = sorted(archive.published, key=lambda one: (one.published_at, one.number), reverse=True)
+    feed_issues = [
+        FeedIssue(
+            number=one.number,
+            subject=summary(one.number)["subject"],
+            published_at=one.published_at,
+            updated_at=one.updated_at,
+            content_html=render_issue_entry(plans(one.number), language, base, env),
+            url=summary(one.number)["url"],
+            summary=summary(one.number)["preheader"],
+        )
+        for one in latest[: settings.publish.feed_issues]
+    ]
+    stories: list[FeedItem] = []
+    where: dict[int, tuple[int, int, int]] = {}
+    keys: set[str] = set()
+    # The newest issues until they carry feed_items stories; older ones are not read.
+    for one in latest:
+        if len(keys) >= settings.publish.feed_items:
+            break
+        for story in summary(one.number)["stories"]:
+            item = FeedItem(
+                key=story["key"],
+                title=story["title"],
+                link=story["link"],
+                published_at=datetime.fromisoformat(story["published_at"]),
+                updated_at=datetime.fromisoformat(story["updated_at"]),
+                content_html="",
+                summary=story["summary"],
+                categories=tuple(story["categories"]),
+                language=story["language"],
+            )
+            stories.append(item)
+            keys.add(item.key)
+            where[id(item)] = (one.number, *story["at"])
+    chosen = []
+    for story in latest_stories(stories, settings.publish.feed_items):
+        number, at, position = where[id(story)]
+        plan = plans(number)
+        shown = plan.variant(language).sections[at].items[position]
+        content = render_item_entry(plan, shown, language, base, env)
+        chosen.append(replace(story, content_html=content))
+    common: dict[str, Any] = {
+        "language": language,
+        "languages": list(pub.languages),
+        "title": pub.title_in(language),
+        "base_url": base,
+        "author": pub.sender,
+        "tag_start": archive.tag_start,
+        "now": archive.now,
+    }
+    build.files[layout.feed(language)] = atom_feed(
+        feed_issues, limit=settings.publish.feed_issues, **common
+    )
+    build.files[layout.items_feed(language)] = atom_items_feed(
+        chosen, limit=settings.publish.feed_items, **common
+    )
