@@ -67,6 +67,8 @@ class Archive:
     previous: Manifest
     page_inputs: str
     """Hash of what every page depends on besides its issues (templates, site, settings)."""
+    rebuilt: frozenset[int]
+    """The issues whose inputs changed since the last publish (or are new)."""
 
 
 def search_records(number: int, summary: dict[str, Any]) -> list[dict[str, Any]]:
@@ -128,11 +130,18 @@ def _issue_pages(
     build: SiteBuild,
     summary: Callable[[int], dict[str, Any]],
 ) -> None:
-    published = archive.published
+    published, previous = archive.published, archive.previous
+    output_dir = archive.settings.publish.output_dir
+    unchanged = _unchanged_pages(archive)
     for position, one in enumerate(published):
         before = published[position - 1] if position > 0 else None
         after = published[position + 1] if position + 1 < len(published) else None
         path = layout.issue_page(one.number, language)
+        if one.number in unchanged:
+            kept = previous.still(output_dir, path)
+            if kept is not None:
+                build.kept[path] = kept
+                continue
         inputs = digest_of(
             archive.page_inputs,
             language,
@@ -154,6 +163,27 @@ def _issue_pages(
         build.files[path] = page.encode("utf-8")
 
 
+def _unchanged_pages(archive: Archive) -> set[int]:
+    """The issues whose pages were made from the same inputs last time, known without
+    hashing them: the site is the same, and so are the issue and its neighbours."""
+    if archive.previous.site != archive.page_inputs:
+        return set()
+    rebuilt = archive.rebuilt
+    numbers = [one.number for one in archive.published]
+    before = sorted(archive.previous.issues)
+    was = {number: position for position, number in enumerate(before)}
+    unchanged = set()
+    for position, number in enumerate(numbers):
+        old = was.get(number)
+        if number in rebuilt or old is None:
+            continue
+        now_around = numbers[max(position - 1, 0) : position + 2]
+        then_around = before[max(old - 1, 0) : old + 2]
+        if now_around == then_around and rebuilt.isdisjoint(now_around):
+            unchanged.add(number)
+    return unchanged
+
+
 def _archive_page(
     archive: Archive,
     language: str,
@@ -169,7 +199,7 @@ def _archive_page(
         archive.page_inputs,
         language,
         str(page.page),
-        str(page.last),
+        page_path(language, page.newer, page.last) if page.newer else "",
         *(one.key for one in listed),
     )
     if not page.is_index:
@@ -212,6 +242,22 @@ def _feeds(
     pub = settings.publication
     base = pub.base_url
     latest = sorted(archive.published, key=lambda one: (one.published_at, one.number), reverse=True)
+    newest = latest[: settings.publish.feed_issues]
+    # The newest issues until they carry feed_items stories; older ones are not read.
+    carrying: list[Published] = []
+    keys: set[str] = set()
+    for one in latest:
+        if len(keys) >= settings.publish.feed_items:
+            break
+        carrying.append(one)
+        keys.update(story["key"] for story in summary(one.number)["stories"])
+    # A feed is made from its issues (their keys: plan and dates) and the site alone.
+    feed_path, items_path = layout.feed(language), layout.items_feed(language)
+    start = archive.tag_start.isoformat()
+    feed_inputs = digest_of(archive.page_inputs, language, start, *(o.key for o in newest))
+    items_inputs = digest_of(archive.page_inputs, language, start, *(o.key for o in carrying))
+    keep_feed = bool(newest) and _kept_or_none(archive, build, feed_path, feed_inputs)
+    keep_items = bool(carrying) and _kept_or_none(archive, build, items_path, items_inputs)
     feed_issues = [
         FeedIssue(
             number=one.number,
@@ -222,15 +268,11 @@ def _feeds(
             url=summary(one.number)["url"],
             summary=summary(one.number)["preheader"],
         )
-        for one in latest[: settings.publish.feed_issues]
+        for one in ([] if keep_feed else newest)
     ]
     stories: list[FeedItem] = []
     where: dict[int, tuple[int, int, int]] = {}
-    keys: set[str] = set()
-    # The newest issues until they carry feed_items stories; older ones are not read.
-    for one in latest:
-        if len(keys) >= settings.publish.feed_items:
-            break
+    for one in [] if keep_items else carrying:
         for story in summary(one.number)["stories"]:
             item = FeedItem(
                 key=story["key"],
@@ -244,7 +286,6 @@ def _feeds(
                 language=story["language"],
             )
             stories.append(item)
-            keys.add(item.key)
             where[id(item)] = (one.number, *story["at"])
     chosen = []
     for story in latest_stories(stories, settings.publish.feed_items):
@@ -262,9 +303,11 @@ def _feeds(
         "tag_start": archive.tag_start,
         "now": archive.now,
     }
-    build.files[layout.feed(language)] = atom_feed(
-        feed_issues, limit=settings.publish.feed_issues, **common
-    )
-    build.files[layout.items_feed(language)] = atom_items_feed(
-        chosen, limit=settings.publish.feed_items, **common
-    )
+    if not keep_feed:
+        build.files[feed_path] = atom_feed(
+            feed_issues, limit=settings.publish.feed_issues, **common
+        )
+    if not keep_items:
+        build.files[items_path] = atom_items_feed(
+            chosen, limit=settings.publish.feed_items, **common
+        )

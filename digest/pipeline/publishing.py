@@ -184,7 +184,9 @@ def build_site(
         env=env,
         previous=previous,
         page_inputs=digest_of(fingerprint, repr(site)),
+        rebuilt=frozenset(rebuilt),
     )
+    build.site = archive.page_inputs
     for language in languages:
         language_files(archive, language, build)
     files = build.files

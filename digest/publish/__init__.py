@@ -26,6 +26,8 @@ class SiteBuild:
     """Files not built again: their inputs did not change and they are still on disk."""
     issues: dict[int, dict[str, Any]] = field(default_factory=dict)
     """Each published issue's summary for the manifest (see `publish.manifest`)."""
+    site: str = ""
+    """The hash of what every page depends on besides its issues, for the manifest."""
 
 
 @dataclass

@@ -63,10 +63,10 @@ class FileRecord:
     inputs: str = ""
     """The hash of what it was rendered from ("" when it is always built)."""
 
-    def matches(self, path: Path) -> bool:
+    def matches(self, path: Path | str) -> bool:
         """Whether `path` on disk is still the file recorded (same size and mtime)."""
         try:
-            stat = path.stat()
+            stat = os.stat(path)
         except OSError:
             return False
         return stat.st_size == self.size and stat.st_mtime_ns == self.mtime_ns
@@ -79,6 +79,8 @@ class Manifest:
     files: dict[str, FileRecord] = field(default_factory=dict)
     issues: dict[int, dict[str, Any]] = field(default_factory=dict)
     """Issue number → {"key": inputs hash, "languages": {language: summary}}."""
+    site: str = ""
+    """The hash of what every page depended on besides its issues (templates, settings)."""
 
     @classmethod
     def load(cls, output_dir: Path) -> Manifest:
@@ -89,9 +91,10 @@ class Manifest:
                 return cls()
             files = {path: FileRecord(**record) for path, record in raw["files"].items()}
             issues = {int(number): summary for number, summary in raw["issues"].items()}
+            site = str(raw.get("site", ""))
         except (OSError, ValueError, TypeError, KeyError, AttributeError):
             return cls()
-        return cls(files=files, issues=issues)
+        return cls(files=files, issues=issues, site=site)
 
     def to_bytes(self) -> bytes:
         """The manifest as JSON."""
@@ -99,6 +102,7 @@ class Manifest:
             {
                 "format": _FORMAT,
                 "version": __version__,
+                "site": self.site,
                 "files": {path: record.__dict__ for path, record in sorted(self.files.items())},
                 "issues": {str(number): self.issues[number] for number in sorted(self.issues)},
             },
@@ -112,7 +116,15 @@ class Manifest:
         record = self.files.get(relative)
         if record is None or not record.inputs or record.inputs != inputs:
             return None
-        return record if record.matches(output_dir / relative) else None
+        return record if record.matches(os.path.join(output_dir, relative)) else None
+
+    def still(self, output_dir: Path, relative: str) -> FileRecord | None:
+        """The record of `relative` when it was rendered from inputs (whatever they were)
+        and the file is still the one written then; else None."""
+        record = self.files.get(relative)
+        if record is None or not record.inputs:
+            return None
+        return record if record.matches(os.path.join(output_dir, relative)) else None
 
     def unchanged(self, output_dir: Path, relative: str, sha256: str) -> FileRecord | None:
         """The record of `relative` when it holds bytes of digest `sha256` still on disk."""

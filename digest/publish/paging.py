@@ -58,8 +58,10 @@ def page_path(language: str, page: int, last: int) -> str:
     return layout.archive_index(language) if page == last else layout.archive_page(language, page)
 
 
-def archive_pages(count: int, size: int = PAGE_SIZE) -> list[ArchivePage]:
-    """The pages listing `count` issues, the oldest page first and the index last."""
+def archive_pages(count: int, size: int | None = None) -> list[ArchivePage]:
+    """The pages listing `count` issues (`size` on an older page, `PAGE_SIZE` unless
+    given), the oldest page first and the index last."""
+    size = size or PAGE_SIZE
     chunks = -(-count // size)
     older = max(0, chunks - 2)
     last = older + 1

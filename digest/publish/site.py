@@ -25,7 +25,7 @@ def write_site(
     the manifest. `previous` is the manifest the build started from (read if None)."""
     previous = previous if previous is not None else Manifest.load(output_dir)
     report = PublishReport(output_dir=output_dir)
-    manifest = Manifest(issues=dict(build.issues))
+    manifest = Manifest(issues=dict(build.issues), site=build.site)
     for relative, data in sorted(build.files.items()):
         sha256 = hashlib.sha256(data).hexdigest()
         inputs = build.inputs.get(relative, "")
