@@ -343,12 +343,7 @@ def issue_page(
     its previous issue is the latest published one before it."""
     site = archive_site(settings)
     with factory() as session:
-        before = [
-            issue
-            for issue in issues.published(session)
-            if issue.number < plan.number and issue.published_at is not None
-        ]
-        previous = max(before, key=lambda issue: issue.number, default=None)
+        previous = issues.published_before(session, plan.number)
         earlier = issues.plan_of(previous) if previous is not None else None
     entry = None
     if earlier is not None:

@@ -183,6 +183,17 @@ def published(session: Session) -> Sequence[Issue]:
     return session.scalars(query).all()
 
 
+def published_before(session: Session, number: int) -> Issue | None:
+    """The latest published issue before issue `number`, or None."""
+    query = (
+        sa.select(Issue)
+        .where(Issue.published_at.is_not(None), Issue.number < number)
+        .order_by(Issue.number.desc())
+        .limit(1)
+    )
+    return session.scalars(query).first()
+
+
 def published_rows(session: Session) -> list[tuple[int, datetime, datetime, str | None]]:
     """(number, published_at, updated_at, SHA-256 of the plan) of every published issue,
     oldest first, without loading the plans (`plans_of` loads the ones needed)."""
