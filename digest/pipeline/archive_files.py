@@ -69,6 +69,8 @@ class Archive:
     """Hash of what every page depends on besides its issues (templates, site, settings)."""
     rebuilt: frozenset[int]
     """The issues whose inputs changed since the last publish (or are new)."""
+    summary: Callable[[int, str], dict[str, Any]]
+    """Issue number, language → what the index, feeds and search need of it."""
 
 
 def search_records(number: int, summary: dict[str, Any]) -> list[dict[str, Any]]:
@@ -102,8 +104,7 @@ def language_files(archive: Archive, language: str, build: SiteBuild) -> None:
     """The archive pages, search index and feeds of `language`, into `build`."""
 
     def summary(number: int) -> dict[str, Any]:
-        found: dict[str, Any] = build.issues[number]["languages"][language]
-        return found
+        return archive.summary(number, language)
 
     _issue_pages(archive, language, build, summary)
     build.files[layout.archive_search(language)] = render_search_page(

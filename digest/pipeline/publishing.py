@@ -31,7 +31,7 @@ from digest.compose.plan import upcoming_events
 from digest.config import Settings
 from digest.pipeline.archive_files import Archive, Published, language_files
 from digest.publish import SiteBuild, search
-from digest.publish.manifest import Manifest, digest_of, folder_digest
+from digest.publish.manifest import Manifest, digest_of, folder_digest, shard_of
 from digest.publish.media import copy_images
 from digest.render import images
 from digest.render.email import preheader, subject
@@ -158,22 +158,31 @@ def build_site(
         calendars=tuple(calendars),
     )
     build = SiteBuild()
-    rebuilt = [
-        one.number for one in published if previous.issues.get(one.number, {}).get("key") != one.key
-    ]
+    rebuilt = [one.number for one in published if previous.issues.get(one.number) != one.key]
     plans.load(rebuilt)
-    for one in published:
-        known = previous.issues.get(one.number)
-        if known is not None and known.get("key") == one.key:
-            build.issues[one.number] = known
-        else:
-            build.issues[one.number] = {
-                "key": one.key,
-                "languages": {
-                    language: _summary(plans(one.number), one, language, site)
-                    for language in languages
-                },
-            }
+    build.issues = {one.number: one.key for one in published}
+    by_number = {one.number: one for one in published}
+    made: dict[int, dict[str, Any]] = {}
+    changed = {shard_of(number) for number in rebuilt}
+
+    def summaries(number: int) -> dict[str, Any]:
+        """Issue `number`'s summaries: kept in the manifest, else made from its plan."""
+        found = made.get(number)
+        if found is None:
+            one = by_number[number]
+            found = previous.summary(number, one.key)
+            if found is None:
+                found = {
+                    "key": one.key,
+                    "languages": {
+                        language: _summary(plans(number), one, language, site)
+                        for language in languages
+                    },
+                }
+                changed.add(shard_of(number))
+            made[number] = found
+        return found
+
     archive = Archive(
         settings=settings,
         site=site,
@@ -185,10 +194,15 @@ def build_site(
         previous=previous,
         page_inputs=digest_of(fingerprint, repr(site)),
         rebuilt=frozenset(rebuilt),
+        summary=lambda number, language: summaries(number)["languages"][language],
     )
     build.site = archive.page_inputs
     for language in languages:
         language_files(archive, language, build)
+    for shard in sorted(changed):  # each summaries file with a changed issue, whole
+        build.shards[shard] = {
+            one.number: summaries(one.number) for one in published if shard_of(one.number) == shard
+        }
     files = build.files
     files["index.html"] = files[layout.archive_index(languages[0])]
     files[layout.search_script()] = search.script()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from digest.publish import PublishReport, SiteBuild
 from digest.publish.files import remove_stale, write_atomic
-from digest.publish.manifest import MANIFEST, Manifest, record_of
+from digest.publish.manifest import MANIFEST, Manifest, record_of, shard_bytes, shard_path
 
 
 def write_site(
@@ -45,6 +45,8 @@ def write_site(
     for relative, record in sorted(build.kept.items()):
         report.unchanged.append(relative)
         manifest.files[relative] = record
+    for shard, summaries in sorted(build.shards.items()):  # before the manifest naming them
+        write_atomic(output_dir / shard_path(shard), shard_bytes(summaries))
     everything = set(build.files) | set(build.kept)
     keep = {output_dir / relative for relative in everything if relative.startswith("events/")}
     for path in remove_stale(output_dir / "events", keep, "*.ics"):

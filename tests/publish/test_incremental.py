@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from digest import pipeline
 from digest.pipeline import archive_files
 from digest.publish import paging
-from digest.publish.manifest import MANIFEST
+from digest.publish.manifest import MANIFEST, SUMMARIES
 from digest.store.models import Issue
 from tests.test_draft import MONDAY, example_settings
 
@@ -78,7 +78,7 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {
         str(path.relative_to(folder)): path.read_bytes()
         for path in sorted(folder.rglob("*"))
-        if path.is_file() and path.name != MANIFEST
+        if path.is_file() and path.name != MANIFEST and SUMMARIES not in path.parts
     }
 
 
