@@ -23,7 +23,15 @@ from digest import layout
 from digest.compose import IssuePlan
 from digest.config import Settings
 from digest.publish import SiteBuild, search
-from digest.publish.atom import FeedIssue, FeedItem, atom_feed, atom_items_feed, latest_stories
+from digest.publish.atom import (
+    FeedIssue,
+    FeedItem,
+    atom_feed,
+    atom_items_feed,
+    entry_contents,
+    issue_entry_id,
+    latest_stories,
+)
 from digest.publish.manifest import Manifest, digest_of
 from digest.publish.paging import ArchivePage, archive_pages, page_path
 from digest.render.feed import render_issue_entry, render_item_entry
@@ -232,6 +240,18 @@ def _archive_page(
     ).encode("utf-8")
 
 
+def _written_entries(archive: Archive, path: str) -> dict[str, str]:
+    """Entry id → content of the feed at `path` as the last publish wrote it, when that
+    was made for the same site and templates and is still on disk; else nothing."""
+    previous, output_dir = archive.previous, archive.settings.publish.output_dir
+    if previous.site != archive.page_inputs or previous.still(output_dir, path) is None:
+        return {}
+    try:
+        return entry_contents((output_dir / path).read_bytes())
+    except OSError:
+        return {}
+
+
 def _feeds(
     archive: Archive,
     language: str,
@@ -259,18 +279,26 @@ def _feeds(
     items_inputs = digest_of(archive.page_inputs, language, start, *(o.key for o in carrying))
     keep_feed = bool(newest) and _kept_or_none(archive, build, feed_path, feed_inputs)
     keep_items = bool(carrying) and _kept_or_none(archive, build, items_path, items_inputs)
-    feed_issues = [
-        FeedIssue(
-            number=one.number,
-            subject=summary(one.number)["subject"],
-            published_at=one.published_at,
-            updated_at=one.updated_at,
-            content_html=render_issue_entry(plans(one.number), language, base, env),
-            url=summary(one.number)["url"],
-            summary=summary(one.number)["preheader"],
+    # An entry of an unchanged issue is taken from the feed as written, not rendered again.
+    written = {} if keep_feed else _written_entries(archive, feed_path)
+    feed_issues = []
+    for one in [] if keep_feed else newest:
+        entry = issue_entry_id(base, archive.tag_start, one.number, language)
+        kept = written.get(entry) if one.number not in archive.rebuilt else None
+        feed_issues.append(
+            FeedIssue(
+                number=one.number,
+                subject=summary(one.number)["subject"],
+                published_at=one.published_at,
+                updated_at=one.updated_at,
+                content_html=""
+                if kept is not None
+                else render_issue_entry(plans(one.number), language, base, env),
+                url=summary(one.number)["url"],
+                summary=summary(one.number)["preheader"],
+                content=kept,
+            )
         )
-        for one in ([] if keep_feed else newest)
-    ]
     stories: list[FeedItem] = []
     where: dict[int, tuple[int, int, int]] = {}
     for one in [] if keep_items else carrying:

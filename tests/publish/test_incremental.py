@@ -199,11 +199,26 @@ def index_renders(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str]]:
     return done
 
 
+@pytest.fixture
+def entry_renders(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str]]:
+    """Every entry of the feed of issues rendered, as (issue number, language)."""
+    done: list[tuple[int, str]] = []
+    real = archive_files.render_issue_entry
+
+    def counted(plan: Any, language: str, *args: Any) -> str:
+        done.append((plan.number, language))
+        return real(plan, language, *args)
+
+    monkeypatch.setattr(archive_files, "render_issue_entry", counted)
+    return done
+
+
 def test_one_new_issue_in_a_long_archive_renders_the_same_few_files(
     archive: Any,
     factory: sessionmaker[Session],
     renders: list[tuple[int, str]],
     index_renders: list[tuple[int, str]],
+    entry_renders: list[tuple[int, str]],
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
@@ -220,12 +235,18 @@ def test_one_new_issue_in_a_long_archive_renders_the_same_few_files(
     pipeline.publish(settings, factory, now=now)
     assert sorted(index_renders) == sorted((p, lang) for p in (1, 2, 0) for lang in languages)
 
+    assert len(entry_renders) == 7 * len(languages)
+
     renders.clear()
     index_renders.clear()
+    entry_renders.clear()
     _add_issue(factory, template, 8)
     report = pipeline.publish(settings, factory, now=now)
     assert sorted(renders) == sorted((n, lang) for n in (7, 8) for lang in languages)
     assert sorted(index_renders) == sorted((0, lang) for lang in languages)
+    # The feed's other entries are taken from the feed as written.
+    assert sorted(entry_renders) == sorted((8, lang) for lang in languages)
+    assert {f"feeds/{lang}.atom" for lang in languages} <= set(report.written)
     untouched = {f"archive/{lang}/{name}" for lang in languages for name in _older(1, 2)}
     assert untouched <= set(report.unchanged) and not untouched & set(report.written)
     assert {f"archive/{lang}/search.json" for lang in languages} <= set(report.written)
@@ -242,7 +263,13 @@ def test_one_new_issue_in_a_long_archive_renders_the_same_few_files(
     assert "archive/en/search-3.json" in report.written
     _same_as_from_scratch(settings, factory, tmp_path)
 
+    entry_renders.clear()
+    report = pipeline.publish(settings, factory, now=now)
+    assert entry_renders == [] and report.written in ([], [MANIFEST])  # nothing new
+    assert {f"feeds/{lang}.atom" for lang in languages} <= set(report.unchanged)
+
     index_renders.clear()
+    entry_renders.clear()
     templates = tmp_path / "templates"
     (templates / "web").mkdir(parents=True)
     (templates / "web" / "notes.txt").write_text("an operator's change\n", encoding="utf-8")
@@ -250,6 +277,7 @@ def test_one_new_issue_in_a_long_archive_renders_the_same_few_files(
     renders.clear()
     pipeline.publish(changed, factory, now=now)
     assert len(renders) == 9 * len(languages)  # a template change renders everything
+    assert len(entry_renders) == 9 * len(languages)
     assert sorted(index_renders) == sorted((p, lang) for p in (1, 2, 3, 0) for lang in languages)
 
 
