@@ -4,10 +4,11 @@ feeds; built into a `SiteBuild` by `publishing.build_site`.
 Each costs the same whatever the size of the archive, unless what it shows changed: an
 issue page is rendered when the issue or a neighbour changed, an older archive page and
 its part of the search index (`publish.paging`) when one of its issues changed; the index
-and `search.json` list the newest 51–100 issues; the feed of issues renders its latest
-`[publish] feed_issues`, the feed of stories takes the stories of the newest issues until
-it holds `[publish] feed_items` of them (a story carried again keeps the first of those
-issues that carried it).
+and `search.json` list the newest 51–100 issues. A feed is kept when its issues did not
+change; else the feed of issues renders the new entries only (the others are taken from
+the file as written) and the feed of stories renders its `[publish] feed_items` entries,
+taking the stories of the newest issues until it holds that many (a story carried again
+keeps the first of those issues that carried it).
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ def language_files(archive: Archive, language: str, build: SiteBuild) -> None:
     _feeds(archive, language, build, summary)
 
 
-def _kept_or_none(archive: Archive, build: SiteBuild, path: str, inputs: str) -> bool:
+def _keep(archive: Archive, build: SiteBuild, path: str, inputs: str) -> bool:
     """Record `path`'s inputs; keep it (True) when its file is still the one they made."""
     build.inputs[path] = inputs
     kept = archive.previous.current(archive.settings.publish.output_dir, path, inputs)
@@ -158,7 +159,7 @@ def _issue_pages(
             before.key if before is not None else "",
             after.key if after is not None else "",
         )
-        if _kept_or_none(archive, build, path, inputs):
+        if _keep(archive, build, path, inputs):
             continue
         page = render_page(
             archive.plans(one.number),
@@ -212,8 +213,8 @@ def _archive_page(
         *(one.key for one in listed),
     )
     if not page.is_index:
-        kept = _kept_or_none(archive, build, path, inputs)
-        if _kept_or_none(archive, build, search_path, inputs) and kept:
+        kept = _keep(archive, build, path, inputs)
+        if _keep(archive, build, search_path, inputs) and kept:
             return
     newest_first: dict[str, dict[str, Any]] = {}
     for one in reversed(listed):
@@ -277,8 +278,8 @@ def _feeds(
     start = archive.tag_start.isoformat()
     feed_inputs = digest_of(archive.page_inputs, language, start, *(o.key for o in newest))
     items_inputs = digest_of(archive.page_inputs, language, start, *(o.key for o in carrying))
-    keep_feed = bool(newest) and _kept_or_none(archive, build, feed_path, feed_inputs)
-    keep_items = bool(carrying) and _kept_or_none(archive, build, items_path, items_inputs)
+    keep_feed = bool(newest) and _keep(archive, build, feed_path, feed_inputs)
+    keep_items = bool(carrying) and _keep(archive, build, items_path, items_inputs)
     # An entry of an unchanged issue is taken from the feed as written, not rendered again.
     written = {} if keep_feed else _written_entries(archive, feed_path)
     feed_issues = []

@@ -1,15 +1,17 @@
 """Build every public file in memory: the archive website, the Atom feeds, the calendars.
 
 `build_site` returns a `SiteBuild` (path → bytes, paths from `digest/layout.py`);
-`publish.site` writes them. Per language: the archive index, one page per published
-issue, the search page and its index, the feed of the latest issues and the feed of every
-story, and a calendar; then `events.ics` (every upcoming event the sources know), one
-calendar per topic, and one `.ics` per occurrence for "add to calendar".
+`publish.site` writes them. Per language (`archive_files`): the archive index and its
+older pages, one page per published issue, the search page and its index, the feed of the
+latest issues and the feed of every story, and a calendar; then `events.ics` (every
+upcoming event the sources know), one calendar per topic, and one `.ics` per occurrence
+for "add to calendar".
 
 Only what changed is rendered: with the manifest of the last publish (`publish.manifest`),
-an issue whose inputs are unchanged is not parsed (its summary for the index, feeds and
-search comes from the manifest) and its pages are not rendered when their files are still
-the ones written; the feeds render only the entries they keep.
+an issue whose inputs (the hash of its plan, kept in the database, and its dates) are
+unchanged is not even read (its summary for the index, feeds and search comes from the
+manifest, when needed at all), and its pages are not rendered when their files are still
+the ones written; `archive_files` says what else is kept.
 """
 
 from __future__ import annotations
