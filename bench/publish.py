@@ -1,4 +1,4 @@
-"""Time `digest publish` with 5, 50 and 500 issues in the archive (N → 10N growth).
+"""Time `digest publish` with 50, 100, 200 and 500 issues in the archive (growth N → 2N).
 
 For each size the example publication is collected and drafted once (offline, from
 `examples/publication/`), its issue is copied into N published issues (each with its own
@@ -8,12 +8,17 @@ story keys and titles, so feeds and search see N issues' worth of stories), and 
 - **one new**: one more issue is published and `digest publish` runs again;
 - **nothing new**: `digest publish` runs once more with nothing changed.
 
+The ceiling, measured in the same interpreter: **alone**, the first publish of an archive
+of one issue (one issue's pages, the index, the feeds and the calendars from nothing).
+"one new" should cost about that at every size: its ratio to "alone" is printed.
+
 Each size runs in its own interpreter (after a warm-up publish of 2 issues), as each
 `digest publish` does. CPU seconds of that process (`time.process_time`) and wall seconds
-(an fsync per written file included) are printed, and the growth of each step from N to
-10N (1.0 = the same cost at every size). SQLite file in a temporary folder; no network.
+(an fsync per written file included) are printed, and the growth of each step from one
+size to the next, also per doubling (×1.0 = the same cost at every size; ×2.0 per
+doubling = linear in the archive). SQLite file in a temporary folder; no network.
 
-    .venv/bin/python bench/publish.py [--sizes 5,50,500]
+    .venv/bin/python bench/publish.py [--sizes 50,100,200,500]
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import subprocess
 import sys
 import tempfile
@@ -131,15 +137,21 @@ def _ratio(after: float, before: float) -> str:
     return f"{after / max(before, 1e-9):.2f}"
 
 
+def _per_doubling(after: float, before: float, doublings: float) -> str:
+    return f"{(after / max(before, 1e-9)) ** (1 / max(doublings, 1e-9)):.2f}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="5,50,500", help="archive sizes, comma-separated")
+    parser.add_argument("--sizes", default="50,100,200,500", help="archive sizes, comma-separated")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
         with tempfile.TemporaryDirectory(prefix="digest-bench-publish-") as folder:
             measure(2, Path(folder) / "warm-up")  # imports, templates, catalogues
-            print(json.dumps(measure(args.one, Path(folder) / "measured")))
+            figures = measure(args.one, Path(folder) / "measured")
+            figures["alone"] = measure(1, Path(folder) / "alone")["first"]
+            print(json.dumps(figures))
         return 0
     sizes = [int(size) for size in args.sizes.split(",")]
     results: dict[int, dict[str, tuple[float, float]]] = {}
@@ -150,14 +162,27 @@ def main() -> int:
         )
         print(f"{size:5d} issues: {row}", flush=True)
     print()
+    for size in sizes:
+        cpu, alone = results[size]["one new"][0], results[size]["alone"][0]
+        print(
+            f"{size:5d} issues: one new {cpu:.3f} s CPU = ×{_ratio(cpu, alone)} the ceiling "
+            f"(one issue published alone: {alone:.3f} s CPU)"
+        )
+    print()
     for unit, index in (("CPU", 0), ("wall", 1)):
         for before, after in itertools.pairwise(sizes):
+            doublings = math.log2(after / before)
             growth = "  ".join(
-                f"{step} ×{_ratio(results[after][step][index], results[before][step][index])}"
-                for step in results[before]
+                f"{step} ×{_ratio(now[index], then[index])}"
+                f" (×{_per_doubling(now[index], then[index], doublings)} per doubling)"
+                for step, then, now in (
+                    (step, results[before][step], results[after][step])
+                    for step in results[before]
+                    if step != "alone"
+                )
             )
             print(f"{unit} growth {before} → {after} issues: {growth}")
-    print("(×1.0 = the same cost at every size; ×10 = linear in the archive)")
+    print("(×1.0 = the same cost at every size; ×2.0 per doubling = linear in the archive)")
     return 0
 
 

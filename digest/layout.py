@@ -29,6 +29,12 @@ def search_index(language: str) -> str:
     return f"archive/{language}/search.json"
 
 
+def search_part(language: str, page: int) -> str:
+    """The published items of the older archive page `page` (`archive_page`), as JSON:
+    `search.json` lists these parts, so an older page's items are written once."""
+    return f"archive/{language}/search-{page}.json"
+
+
 def search_script() -> str:
     """The small script that searches `search.json` on a static host."""
     return "archive/search.js"
@@ -48,6 +54,12 @@ def topic_calendar(topic: str) -> str:
 def archive_index(language: str) -> str:
     """The archive's list of issues in `language`."""
     return f"archive/{language}/index.html"
+
+
+def archive_page(language: str, page: int) -> str:
+    """Page `page` (1 = the oldest issues) of the archive's older issues in `language`;
+    the newest ones are on `archive_index`."""
+    return f"archive/{language}/page-{page}.html"
 
 
 def issue_page(number: int, language: str) -> str:

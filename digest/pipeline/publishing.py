@@ -1,23 +1,26 @@
 """Build every public file in memory: the archive website, the Atom feeds, the calendars.
 
 `build_site` returns a `SiteBuild` (path → bytes, paths from `digest/layout.py`);
-`publish.site` writes them. Per language: the archive index, one page per published
-issue, the search page and its index, the feed of the latest issues and the feed of every
-story, and a calendar; then `events.ics` (every upcoming event the sources know), one
-calendar per topic, and one `.ics` per occurrence for "add to calendar".
+`publish.site` writes them. Per language (`archive_files`): the archive index and its
+older pages, one page per published issue, the search page and its index, the feed of the
+latest issues and the feed of every story, and a calendar; then `events.ics` (every
+upcoming event the sources know), one calendar per topic, and one `.ics` per occurrence
+for "add to calendar".
 
 Only what changed is rendered: with the manifest of the last publish (`publish.manifest`),
-an issue whose inputs are unchanged is not parsed (its summary for the index, feeds and
-search comes from the manifest) and its pages are not rendered when their files are still
-the ones written; the feeds render only the entries they keep.
+an issue whose inputs (the hash of its plan, kept in the database, and its dates) are
+unchanged is not even read (its summary for the index, feeds and search comes from the
+manifest, when needed at all), and its pages are not rendered when their files are still
+the ones written; `archive_files` says what else is kept.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +31,14 @@ from digest import __version__, layout
 from digest.compose import EventCandidate, IssuePlan, Labels, PlanItem, Rules
 from digest.compose.agenda import upcoming_events
 from digest.config import Settings
+from digest.pipeline.archive_files import Archive, Published, language_files
 from digest.publish import SiteBuild, search
-from digest.publish.atom import FeedIssue, FeedItem, atom_feed, atom_items_feed, latest_stories
-from digest.publish.manifest import Manifest, digest_of, folder_digest
+from digest.publish.manifest import Manifest, digest_of, folder_digest, shard_of
 from digest.publish.media import copy_images
 from digest.render import images
 from digest.render.email import preheader, subject
 from digest.render.environment import BUILTIN_TEMPLATES
-from digest.render.feed import render_issue_entry, render_item_entry
+from digest.render.feed import render_issue_entry
 from digest.render.i18n import format_day, language_name, translations
 from digest.render.ics import event_calendar, event_file
 from digest.render.web import (
@@ -46,45 +49,45 @@ from digest.render.web import (
     Site,
     first_titles,
     issue_day,
-    render_archive_index,
     render_issue_page,
-    render_search_page,
 )
 from digest.store import candidates, issues, series
 
 
-@dataclass(frozen=True)
-class Published:
-    """A published issue as stored: its number, dates, and the hash of its inputs."""
-
-    number: int
-    published_at: datetime
-    updated_at: datetime
-    stored_plan: str
-    key: str
-    """Hash of everything its summaries depend on (plan, dates, settings, templates)."""
-
-
-@dataclass
 class _Plans:
-    """The plans of published issues, parsed only when something must be rendered from
-    them (an issue already in the manifest, unchanged, is never parsed).
+    """The plans of published issues, read and parsed only when something must be
+    rendered from them (an issue already in the manifest, unchanged, is never read).
 
     Called, the complete plan: every item, those the plan holds only the keys of looked
     up with `lookup` (the archive page, search, the feed of items); `shown`, what the
     email showed (the feed of issues: a huge issue makes no huge feed)."""
 
-    published: dict[int, Published]
-    labels: Labels
-    lookup: Callable[[set[str]], dict[str, PlanItem]]
-    parsed: dict[int, IssuePlan] = field(default_factory=dict)
-    stored: dict[int, IssuePlan] = field(default_factory=dict)
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        labels: Labels,
+        lookup: Callable[[set[str]], dict[str, PlanItem]],
+    ) -> None:
+        self.factory = factory
+        self.labels = labels
+        self.lookup = lookup
+        self.stored: dict[int, str] = {}
+        self.shown_plans: dict[int, IssuePlan] = {}
+        self.parsed: dict[int, IssuePlan] = {}
+
+    def load(self, numbers: Iterable[int]) -> None:
+        """Read the plans of `numbers` at once (those not read yet)."""
+        wanted = [number for number in numbers if number not in self.stored]
+        if wanted:
+            with self.factory() as session:
+                self.stored.update(issues.plans_of(session, wanted))
 
     def shown(self, number: int) -> IssuePlan:
-        plan = self.stored.get(number)
+        plan = self.shown_plans.get(number)
         if plan is None:
-            stored = IssuePlan.from_json(self.published[number].stored_plan)
-            plan = self.stored[number] = replace(stored, labels=self.labels)
+            self.load([number])
+            stored = IssuePlan.from_json(self.stored[number])
+            plan = self.shown_plans[number] = replace(stored, labels=self.labels)
         return plan
 
     def __call__(self, number: int) -> IssuePlan:
@@ -138,30 +141,38 @@ def build_site(
     languages = list(pub.languages)
     labels = labels_of(settings)
     fingerprint = inputs_fingerprint(settings)
-    with factory() as session:
-        rows = issues.published_rows(session)
-        events = candidates.event_candidates(session, after=now, announced={})
-        defined = series.by_uid(session)
-    published = [
-        Published(
-            number=number,
-            published_at=published_at,
-            updated_at=max(published_at, updated_at),
-            stored_plan=stored,
-            key=digest_of(
-                fingerprint, str(number), stored, published_at.isoformat(), updated_at.isoformat()
-            ),
-        )
-        for number, published_at, updated_at, stored in rows
-    ]
-    published.sort(key=lambda p: p.number)
     item_rules = rules_of(settings)
 
     def lookup(keys: set[str]) -> dict[str, PlanItem]:
         with factory() as session:
             return candidates.plan_items(session, keys, rules=item_rules)
 
-    plans = _Plans({p.number: p for p in published}, labels, lookup)
+    plans = _Plans(factory, labels, lookup)
+    with factory() as session:
+        rows = issues.published_rows(session)
+        events = candidates.event_candidates(session, after=now, announced={})
+        defined = series.by_uid(session)
+    plans.load(number for number, _, _, digest in rows if digest is None)  # hashed here
+
+    def plan_digest(number: int, digest: str | None) -> str:
+        return digest or hashlib.sha256(plans.stored[number].encode("utf-8")).hexdigest()
+
+    published = [
+        Published(
+            number=number,
+            published_at=published_at,
+            updated_at=max(published_at, updated_at),
+            key=digest_of(
+                fingerprint,
+                str(number),
+                plan_digest(number, digest),
+                published_at.isoformat(),
+                updated_at.isoformat(),
+            ),
+        )
+        for number, published_at, updated_at, digest in rows
+    ]
+    published.sort(key=lambda p: p.number)
     tag_start = min((p.published_at for p in published), default=now).date()
     rules = replace(rules_of(settings), event_horizon_days=settings.collect.calendar_window_days)
     upcoming = upcoming_events(events, rules=rules, now=now)
@@ -175,35 +186,52 @@ def build_site(
         calendars=tuple(calendars),
     )
     build = SiteBuild()
-    rebuilt: list[int] = []
-    for one in published:
-        known = previous.issues.get(one.number)
-        if known is not None and known.get("key") == one.key:
-            build.issues[one.number] = known
-        else:
-            rebuilt.append(one.number)
-            build.issues[one.number] = {
-                "key": one.key,
-                "languages": {
-                    language: _summary(plans(one.number), one, language, site)
-                    for language in languages
-                },
-            }
-    page_inputs = digest_of(fingerprint, repr(site))
+    rebuilt = [one.number for one in published if previous.issues.get(one.number) != one.key]
+    plans.load(rebuilt)
+    build.issues = {one.number: one.key for one in published}
+    by_number = {one.number: one for one in published}
+    made: dict[int, dict[str, Any]] = {}
+    changed = {shard_of(number) for number in rebuilt}
+
+    def summaries(number: int) -> dict[str, Any]:
+        """Issue `number`'s summaries: kept in the manifest, else made from its plan."""
+        found = made.get(number)
+        if found is None:
+            one = by_number[number]
+            found = previous.summary(number, one.key)
+            if found is None:
+                found = {
+                    "key": one.key,
+                    "languages": {
+                        language: _summary(plans(number), one, language, site)
+                        for language in languages
+                    },
+                }
+                changed.add(shard_of(number))
+            made[number] = found
+        return found
+
+    archive = Archive(
+        settings=settings,
+        site=site,
+        published=published,
+        plans=plans,
+        shown=plans.shown,
+        tag_start=tag_start,
+        now=now,
+        env=env,
+        previous=previous,
+        page_inputs=digest_of(fingerprint, repr(site)),
+        rebuilt=frozenset(rebuilt),
+        summary=lambda number, language: summaries(number)["languages"][language],
+    )
+    build.site = archive.page_inputs
     for language in languages:
-        _language_files(
-            settings,
-            site,
-            published,
-            plans,
-            language,
-            tag_start,
-            now,
-            env,
-            build,
-            previous=previous,
-            page_inputs=page_inputs,
-        )
+        language_files(archive, language, build)
+    for shard in sorted(changed):  # each summaries file with a changed issue, whole
+        build.shards[shard] = {
+            one.number: summaries(one.number) for one in published if shard_of(one.number) == shard
+        }
     files = build.files
     files["index.html"] = files[layout.archive_index(languages[0])]
     files[layout.search_script()] = search.script()
@@ -331,155 +359,6 @@ def _summary(plan: IssuePlan, one: Published, language: str, site: Site) -> dict
     }
 
 
-def _search_records(number: int, summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """The search index's records of one issue (`search.IndexedItem`'s fields, in order),
-    from its summary: a story's search record is its title, link and summary."""
-    return [
-        {
-            "title": story.get("search_title", story["title"]),
-            "url": story["link"],
-            "issue_url": summary["url"],
-            "number": number,
-            "day": summary["day_text"],
-            "summary": story["summary"],
-        }
-        for story in summary["stories"]
-    ]
-
-
-def _entry(number: int, summary: dict[str, Any]) -> ArchiveEntry:
-    return ArchiveEntry(
-        number=number,
-        subject=summary["subject"],
-        day=date.fromisoformat(summary["day"]),
-        url=summary["url"],
-        titles=tuple(summary["titles"]),
-        day_text=summary["day_text"],
-    )
-
-
-def _language_files(
-    settings: Settings,
-    site: Site,
-    published: Sequence[Published],
-    plans: _Plans,
-    language: str,
-    tag_start: date,
-    now: datetime,
-    env: jinja2.Environment,
-    build: SiteBuild,
-    *,
-    previous: Manifest,
-    page_inputs: str,
-) -> None:
-    """The archive pages, search index and feeds of one language, into `build`."""
-    pub = settings.publication
-    base = pub.base_url
-    output_dir = settings.publish.output_dir
-    files = build.files
-    summaries = [build.issues[one.number]["languages"][language] for one in published]
-    entries = [
-        _entry(one.number, summary) for one, summary in zip(published, summaries, strict=True)
-    ]
-    for position, one in enumerate(published):
-        before = published[position - 1] if position > 0 else None
-        after = published[position + 1] if position + 1 < len(published) else None
-        path = layout.issue_page(one.number, language)
-        inputs = digest_of(
-            page_inputs,
-            language,
-            one.key,
-            before.key if before is not None else "",
-            after.key if after is not None else "",
-        )
-        build.inputs[path] = inputs
-        kept = previous.current(output_dir, path, inputs)
-        if kept is not None:
-            build.kept[path] = kept
-            continue
-        page = render_issue_page(
-            plans(one.number),
-            language=language,
-            site=site,
-            published_at=one.published_at,
-            previous=entries[position - 1] if before is not None else None,
-            following=entries[position + 1] if after is not None else None,
-            env=env,
-        )
-        files[path] = page.encode("utf-8")
-    # Only the entries the feeds keep are rendered.
-    latest = sorted(published, key=lambda one: (one.published_at, one.number), reverse=True)
-    feed_issues = [
-        FeedIssue(
-            number=one.number,
-            subject=build.issues[one.number]["languages"][language]["subject"],
-            published_at=one.published_at,
-            updated_at=one.updated_at,
-            content_html=render_issue_entry(plans.shown(one.number), language, base, env),
-            url=build.issues[one.number]["languages"][language]["url"],
-            summary=build.issues[one.number]["languages"][language]["preheader"],
-        )
-        for one in latest[: settings.publish.feed_issues]
-    ]
-    stories: list[FeedItem] = []
-    where: dict[int, tuple[int, int, int]] = {}
-    for one, summary in zip(published, summaries, strict=True):
-        for story in summary["stories"]:
-            item = FeedItem(
-                key=story["key"],
-                title=story["title"],
-                link=story["link"],
-                published_at=datetime.fromisoformat(story["published_at"]),
-                updated_at=datetime.fromisoformat(story["updated_at"]),
-                content_html="",
-                summary=story["summary"],
-                categories=tuple(story["categories"]),
-                language=story["language"],
-            )
-            stories.append(item)
-            where[id(item)] = (one.number, *story["at"])
-    chosen = []
-    for story in latest_stories(stories, settings.publish.feed_items):
-        number, at, position = where[id(story)]
-        plan = plans(number)
-        shown = plan.variant(language).sections[at].items[position]
-        content = render_item_entry(plan, shown, language, base, env)
-        chosen.append(replace(story, content_html=content))
-    newest_first: dict[str, dict[str, Any]] = {}
-    for one, summary in zip(reversed(published), reversed(summaries), strict=True):
-        for record in reversed(_search_records(one.number, summary)):
-            newest_first.setdefault(f"{record['title']}\x1f{record['url']}", record)
-    files[layout.search_index(language)] = search.records_bytes(list(newest_first.values()))
-    files[layout.archive_search(language)] = render_search_page(
-        language=language, site=site, env=env
-    ).encode("utf-8")
-    files[layout.archive_index(language)] = render_archive_index(
-        list(reversed(entries)), language=language, site=site, env=env
-    ).encode("utf-8")
-    files[layout.feed(language)] = atom_feed(
-        feed_issues,
-        language=language,
-        languages=list(pub.languages),
-        title=pub.title_in(language),
-        base_url=base,
-        author=pub.sender,
-        tag_start=tag_start,
-        now=now,
-        limit=settings.publish.feed_issues,
-    )
-    files[layout.items_feed(language)] = atom_items_feed(
-        chosen,
-        language=language,
-        languages=list(pub.languages),
-        title=pub.title_in(language),
-        base_url=base,
-        author=pub.sender,
-        tag_start=tag_start,
-        now=now,
-        limit=settings.publish.feed_items,
-    )
-
-
 def subject_of(plan: IssuePlan, language: str) -> str:
     """The subject of the variant of `plan` in `language`."""
     return subject(plan, plan.variant(language))
@@ -507,12 +386,7 @@ def issue_page(
     its previous issue is the latest published one before it."""
     site = archive_site(settings)
     with factory() as session:
-        before = [
-            issue
-            for issue in issues.published(session)
-            if issue.number < plan.number and issue.published_at is not None
-        ]
-        previous = max(before, key=lambda issue: issue.number, default=None)
+        previous = issues.published_before(session, plan.number)
         earlier = issues.plan_of(previous) if previous is not None else None
     entry = None
     if earlier is not None:

@@ -24,8 +24,12 @@ class SiteBuild:
     """Path → hash of what it was rendered from, for the files a later publish may skip."""
     kept: dict[str, FileRecord] = field(default_factory=dict)
     """Files not built again: their inputs did not change and they are still on disk."""
-    issues: dict[int, dict[str, Any]] = field(default_factory=dict)
-    """Each published issue's summary for the manifest (see `publish.manifest`)."""
+    issues: dict[int, str] = field(default_factory=dict)
+    """Each published issue's inputs hash, for the manifest (see `publish.manifest`)."""
+    shards: dict[int, dict[int, dict[str, Any]]] = field(default_factory=dict)
+    """The summaries files to write again: shard → issue number → summary."""
+    site: str = ""
+    """The hash of what every page depends on besides its issues, for the manifest."""
 
 
 @dataclass

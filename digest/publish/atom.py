@@ -81,6 +81,9 @@ class FeedIssue:
     """The issue's page in the archive."""
     summary: str
     """Plain text."""
+    content: str | None = None
+    """The entry's content as this feed already holds it (sanitized), used as it is
+    instead of `content_html` (`entry_contents`)."""
 
 
 @dataclass(frozen=True)
@@ -233,17 +236,38 @@ def _bytes(feed: etree._Element) -> bytes:
 def _entry(feed: etree._Element, issue: FeedIssue, *, authority: str, language: str) -> None:
     """Append the entry of one issue."""
     entry = etree.SubElement(feed, f"{{{ATOM}}}entry")
-    _sub(entry, "id", f"tag:{authority}:issue/{issue.number}/{language}")
+    _sub(entry, "id", f"tag:{authority}:issue/{issue.number}/{language}")  # issue_entry_id
     _sub(entry, "title", issue.subject)
     _sub(entry, "updated", _date(issue.updated_at))
     _sub(entry, "published", _date(issue.published_at))
     _link(entry, "alternate", issue.url, "text/html", language)
     if issue.summary.strip():
         _sub(entry, "summary", issue.summary.strip())
-    content = _sub(entry, "content", body_fragment(issue.content_html))
+    text = issue.content if issue.content is not None else body_fragment(issue.content_html)
+    content = _sub(entry, "content", text)
     content.set("type", "html")
     # Relative links in the page resolve against the page, not against the feed.
     content.set(_XML_BASE, issue.url)
+
+
+def issue_entry_id(base_url: str, tag_start: date, number: int, language: str) -> str:
+    """The id of issue `number`'s entry in the feed of `language`."""
+    return f"tag:{_host(base_url)},{tag_start.isoformat()}:issue/{number}/{language}"
+
+
+def entry_contents(feed: bytes) -> dict[str, str]:
+    """Entry id → its content, of a feed this module wrote (empty when unreadable): what
+    an unchanged entry holds, without rendering and sanitizing it again."""
+    try:
+        root = etree.fromstring(feed, parser=etree.XMLParser(resolve_entities=False))
+    except etree.XMLSyntaxError:
+        return {}
+    contents = {}
+    for entry in root.iterfind(f"{{{ATOM}}}entry"):
+        entry_id, content = entry.findtext(f"{{{ATOM}}}id"), entry.find(f"{{{ATOM}}}content")
+        if entry_id and content is not None:
+            contents[entry_id] = content.text or ""
+    return contents
 
 
 def body_fragment(document: str) -> str:

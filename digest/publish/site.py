@@ -15,7 +15,7 @@ from pathlib import Path
 
 from digest.publish import PublishReport, SiteBuild
 from digest.publish.files import remove_stale, write_atomic
-from digest.publish.manifest import MANIFEST, Manifest, record_of
+from digest.publish.manifest import MANIFEST, Manifest, record_of, shard_bytes, shard_path
 
 
 def write_site(
@@ -25,7 +25,7 @@ def write_site(
     the manifest. `previous` is the manifest the build started from (read if None)."""
     previous = previous if previous is not None else Manifest.load(output_dir)
     report = PublishReport(output_dir=output_dir)
-    manifest = Manifest(issues=dict(build.issues))
+    manifest = Manifest(issues=dict(build.issues), site=build.site)
     for relative, data in sorted(build.files.items()):
         sha256 = hashlib.sha256(data).hexdigest()
         inputs = build.inputs.get(relative, "")
@@ -45,6 +45,8 @@ def write_site(
     for relative, record in sorted(build.kept.items()):
         report.unchanged.append(relative)
         manifest.files[relative] = record
+    for shard, summaries in sorted(build.shards.items()):  # before the manifest naming them
+        write_atomic(output_dir / shard_path(shard), shard_bytes(summaries))
     everything = set(build.files) | set(build.kept)
     keep = {output_dir / relative for relative in everything if relative.startswith("events/")}
     for path in remove_stale(output_dir / "events", keep, "*.ics"):

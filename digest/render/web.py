@@ -226,13 +226,28 @@ def render_issue_page(
 
 
 def render_archive_index(
-    entries: Sequence[ArchiveEntry], *, language: str, site: Site, env: jinja2.Environment
+    entries: Sequence[ArchiveEntry],
+    *,
+    language: str,
+    site: Site,
+    env: jinja2.Environment,
+    page: int | None = None,
+    newer: str | None = None,
+    older: str | None = None,
 ) -> str:
-    """Return the archive index in `language`: `entries` (newest first), the feeds and the
-    calendars on offer."""
+    """Return the archive index in `language` (or its older page `page`): `entries`
+    (newest first), links to the `newer` and `older` pages, the feeds and the calendars on
+    offer."""
+
+    def here(code: str) -> str:
+        return layout.archive_index(code) if page is None else layout.archive_page(code, page)
+
     return env.get_template(ARCHIVE_INDEX_TEMPLATE).render(
-        **_frame(site, language, layout.archive_index, "archive"),
+        **_frame(site, language, here, "archive"),
         entries=list(entries),
+        page=page,
+        newer_url=newer,
+        older_url=older,
         calendars=[
             {"url": site.url(c.path), "name": c.names.get(language, c.path)} for c in site.calendars
         ],

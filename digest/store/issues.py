@@ -7,7 +7,7 @@ instead of making another issue; once sent, the slot's issue is never drafted ag
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -193,16 +193,38 @@ def published(session: Session) -> Sequence[Issue]:
     return session.scalars(query).all()
 
 
-def published_rows(session: Session) -> list[tuple[int, datetime, datetime, str]]:
-    """(number, published_at, updated_at, stored plan) of every published issue, oldest
-    first, without loading the rest of the rows."""
+def published_before(session: Session, number: int) -> Issue | None:
+    """The latest published issue before issue `number`, or None."""
     query = (
-        sa.select(Issue.number, Issue.published_at, Issue.updated_at, Issue.plan)
+        sa.select(Issue)
+        .where(Issue.published_at.is_not(None), Issue.number < number)
+        .order_by(Issue.number.desc())
+        .limit(1)
+    )
+    return session.scalars(query).first()
+
+
+def published_rows(session: Session) -> list[tuple[int, datetime, datetime, str | None]]:
+    """(number, published_at, updated_at, SHA-256 of the plan) of every published issue,
+    oldest first, without loading the plans (`plans_of` loads the ones needed)."""
+    query = (
+        sa.select(Issue.number, Issue.published_at, Issue.updated_at, Issue.plan_sha256)
         .where(Issue.published_at.is_not(None))
         .order_by(Issue.number)
     )
     return [
-        (number, published_at, updated_at, plan)
-        for number, published_at, updated_at, plan in session.execute(query)
+        (number, published_at, updated_at, digest)
+        for number, published_at, updated_at, digest in session.execute(query)
         if published_at is not None
     ]
+
+
+def plans_of(session: Session, numbers: Iterable[int]) -> dict[int, str]:
+    """The stored plans of issues `numbers` (number → JSON), in batches."""
+    wanted = sorted(set(numbers))
+    found: dict[int, str] = {}
+    for start in range(0, len(wanted), 500):
+        batch = wanted[start : start + 500]
+        query = sa.select(Issue.number, Issue.plan).where(Issue.number.in_(batch))
+        found.update({number: plan for number, plan in session.execute(query)})
+    return found

@@ -9,6 +9,7 @@ The same schema runs on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import enum
+import hashlib
 from datetime import date, datetime
 from typing import Any
 
@@ -285,6 +286,9 @@ class Issue(Base):
     )
     plan: Mapped[str] = mapped_column(sa.Text)
     """The composed `IssuePlan` as JSON: what the editor previews is what goes out."""
+    plan_sha256: Mapped[str | None] = mapped_column(sa.String(64))
+    """SHA-256 of `plan`, kept by the ORM whenever `plan` is set: `digest publish` tells a
+    changed issue without loading every plan (None: not known, the plan is read)."""
     curation: Mapped[str] = mapped_column(sa.Text, default="{}")
     composed_at: Mapped[datetime]
     created_at: Mapped[datetime]
@@ -453,3 +457,9 @@ class ApiKey(Base):
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
+
+
+@sa.event.listens_for(Issue.plan, "set")
+def _hash_plan(issue: Issue, value: str | None, _old: Any, _initiator: Any) -> None:
+    """Keep `Issue.plan_sha256` the hash of the plan being set."""
+    issue.plan_sha256 = hashlib.sha256(value.encode("utf-8")).hexdigest() if value else None

@@ -105,6 +105,8 @@ def routes() -> list[BaseRoute]:
         Route("/static/desk.{version}.js", scripts.desk_script, methods=_GET),
         Route("/archive/{lang}/search.html", archive.search_page, methods=_GET),
         Route("/archive/{lang}/search.json", archive.search_index, methods=_GET),
+        Route("/archive/{lang}/search-{page:number}.json", archive.search_part, methods=_GET),
+        Route("/archive/{lang}/page-{page:number}.html", archive.archive_page, methods=_GET),
         Route("/archive/{lang}/", archive.archive_index, methods=_GET),
         Route("/archive/{lang}/index.html", archive.archive_index, methods=_GET),
         Route("/archive/{lang}/{number:number}.html", archive.issue_page, methods=_GET),

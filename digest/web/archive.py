@@ -1,9 +1,11 @@
 """The public files `digest publish` writes, served with the right types and revalidation.
 
     /archive/{lang}/                 the archive index (also .../index.html)
+    /archive/{lang}/page-{n}.html    an older page of the archive index
     /archive/{lang}/{n}.html         issue n in a language ("view in browser")
     /archive/{lang}/search.html      search every published item (matched here, no script)
-    /archive/{lang}/search.json      the search index; /archive/search.js its static script
+    /archive/{lang}/search.json      the search index (and search-{n}.json, its older parts);
+                                     /archive/search.js its static script
     /feeds/{lang}.atom               the Atom feed of issues, per language
     /feeds/{lang}-items.atom         the Atom feed of every story, per language
     /events.ics                      upcoming events (iCalendar, METHOD:PUBLISH)
@@ -66,6 +68,14 @@ async def archive_index(request: Request) -> Response:
     return await serve_file(request, site, layout.archive_index(language), HTML)
 
 
+async def archive_page(request: Request) -> Response:
+    """An older page of the archive's list of issues in a language."""
+    site = _site(request)
+    language = site.language_of(request)
+    page = int(request.path_params["page"])
+    return await serve_file(request, site, layout.archive_page(language, page), HTML)
+
+
 async def issue_page(request: Request) -> Response:
     """Issue n in a language, as published."""
     site = _site(request)
@@ -123,9 +133,25 @@ async def search_index(request: Request) -> Response:
     return await serve_file(request, site, layout.search_index(language), JSON)
 
 
+async def search_part(request: Request) -> Response:
+    """A part of the search index of a language (the items of an older archive page)."""
+    site = _site(request)
+    language = site.language_of(request)
+    page = int(request.path_params["page"])
+    return await serve_file(request, site, layout.search_part(language, page), JSON)
+
+
 async def search_script(request: Request) -> Response:
     """The search page's script, for static copies of the archive."""
     return await serve_file(request, _site(request), layout.search_script(), SCRIPT)
+
+
+async def _body(site: Site, relative: str) -> bytes | None:
+    """The bytes of published file `relative` (kept in memory), or None."""
+    found = site.files.fresh(relative)
+    if found is None:
+        found = await run_in_threadpool(site.files.load, relative, JSON)
+    return found.entry.body if found.entry is not None else None
 
 
 async def search_page(request: Request) -> Response:
@@ -135,14 +161,16 @@ async def search_page(request: Request) -> Response:
     language = site.language_of(request)
     query = request.query_params.get("q", "")[:200]
     relative = layout.search_index(language)
-    found = site.files.fresh(relative)
-    if found is None:
-        found = await run_in_threadpool(site.files.load, relative, JSON)
-    if found.entry is None:
+    body = await _body(site, relative)
+    if body is None:
         raise HTTPException(404)
     results = None
     if query.strip():
-        index = search.read_index(found.entry.body)
+        index = search.read_index(body)
+        folder = relative.rpartition("/")[0]
+        for part in search.parts_of(body):  # the older issues' items, newest first
+            older = await _body(site, f"{folder}/{part}")
+            index += search.read_index(older) if older is not None else []
         results = [asdict(item) for item in search.search(index, query)]
     html = await run_in_threadpool(
         lambda: render_search_page(

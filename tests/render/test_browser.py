@@ -11,16 +11,18 @@ tests skip, unless `CI` or `DIGEST_REQUIRE_BROWSER` is set: then they fail.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 from digest.publish import search
+from digest.publish.paging import archive_pages, page_path
 from digest.render.email import render_email
 from digest.render.environment import make_environment
 from digest.render.web import (
@@ -274,5 +276,109 @@ def test_the_static_search_page_finds_items_with_its_script(browser: Browser) ->
         page.goto(f"{BASE_URL}/archive/en/search.html?q=nothing+like+this")
         page.wait_for_selector("#results p", timeout=30_000)
         assert page.locator("#results p").inner_text() == "Nothing found."
+    finally:
+        page.close()
+
+
+def _serving(files: dict[str, tuple[str, bytes]]) -> Callable[[Route], None]:
+    def serve(route: Route) -> None:
+        path = route.request.url.removeprefix(BASE_URL).split("?")[0]
+        if path in files:
+            kind, body = files[path]
+            route.fulfill(status=200, content_type=kind, body=body)
+        else:
+            route.abort()
+
+    return serve
+
+
+def test_the_static_search_reads_the_parts_of_older_issues(browser: Browser) -> None:
+    site = Site(base_url=BASE_URL, languages=LANGUAGES, titles={"en": "Cities & Migration Digest"})
+
+    def item(title: str, number: int, summary: str = "") -> search.IndexedItem:
+        return search.IndexedItem(title, f"https://a.example/{title}", "u", number, "d", summary)
+
+    def records(*items: search.IndexedItem) -> list[dict[str, object]]:
+        return [dataclasses.asdict(one) for one in items]
+
+    files = {
+        "/archive/en/search.html": (
+            "text/html",
+            render_search_page(language="en", site=site, env=make_environment(None)).encode(),
+        ),
+        "/archive/en/search.json": (
+            "application/json",
+            search.index_document(
+                records(item("Harbour news", 9, "ferry"), item("Old school", 9, "newest")),
+                ["search-2.json", "search-1.json"],
+            ),
+        ),
+        "/archive/en/search-2.json": (
+            "application/json",
+            search.records_bytes(records(item("Ferry timetable", 4), item("Old school", 4, "x"))),
+        ),
+        "/archive/en/search-1.json": (
+            "application/json",
+            search.records_bytes(records(item("École ferry", 1), item("Old school", 1, "x"))),
+        ),
+        "/archive/search.js": ("text/javascript", search.script()),
+    }
+    page = browser.new_page()
+    page.route("**/*", _serving(files))
+    try:
+        page.goto(f"{BASE_URL}/archive/en/search.html?q=ferry")
+        page.wait_for_selector("ol.results li", timeout=30_000)
+        titles = page.locator("ol.results li > a:first-child").all_inner_texts()
+        assert titles == ["Harbour news", "Ferry timetable", "École ferry"]  # newest first
+        # A story in several parts is found once, as its newest record says.
+        page.goto(f"{BASE_URL}/archive/en/search.html?q=old+school+x")
+        page.wait_for_selector("#results p", timeout=30_000)
+        assert page.locator("#results p").inner_text() == "Nothing found."
+    finally:
+        page.close()
+
+
+def test_a_reader_walks_the_archive_pages(browser: Browser) -> None:
+    site = Site(base_url=BASE_URL, languages=LANGUAGES, titles={"en": "Cities & Migration Digest"})
+    env = make_environment(None)
+    pages = archive_pages(7, size=2)  # page 1: issues 1–2, page 2: 3–4, the index: 5–7
+
+    def url(page: int) -> str:
+        return f"{BASE_URL}/{page_path('en', page, pages[-1].last)}"
+
+    files: dict[str, tuple[str, bytes]] = {}
+    for one in pages:
+        entries = [
+            ArchiveEntry(n, f"Issue {n}", SLOT.date(), f"{BASE_URL}/archive/en/{n}.html")
+            for n in range(one.stop, one.start, -1)
+        ]
+        html = render_archive_index(
+            entries,
+            language="en",
+            site=site,
+            env=env,
+            page=None if one.is_index else one.page,
+            newer=url(one.newer) if one.newer else None,
+            older=url(one.older) if one.older else None,
+        )
+        files["/" + one.path("en")] = ("text/html", html.encode())
+    page = browser.new_page()
+    page.route("**/*", _serving(files))
+    seen: list[str] = []
+    try:
+        page.goto(f"{BASE_URL}/archive/en/index.html")
+        while True:
+            seen += page.locator("ol.issues > li > a").all_inner_texts()
+            older = page.locator("nav.pager a[rel=next]")
+            if older.count() == 0:
+                break
+            older.click()
+            page.wait_for_load_state()
+        assert seen == [f"Issue {n}" for n in range(7, 0, -1)]
+        assert page.url == f"{BASE_URL}/archive/en/page-1.html"
+        assert "Page 1" in page.locator("h1").inner_text()
+        page.locator("nav.pager a[rel=prev]").click()
+        page.wait_for_load_state()
+        assert page.url == f"{BASE_URL}/archive/en/page-2.html"
     finally:
         page.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import asdict
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from digest import config, pipeline
+from digest.publish import search
 from digest.web import create_app
 from tests.test_draft import MONDAY
 from tests.web.conftest import TestClient, client_for, drafted, example_settings
@@ -169,3 +171,33 @@ def test_the_archive_searches_on_the_server_without_a_script(
 @pytest.mark.parametrize("path", ["/calendars/x.y.ics", "/calendars/EN.ics", "/calendars/nope.ics"])
 def test_only_calendar_names_are_served(site: TestClient, path: str) -> None:
     assert site.get(path).status_code == 404
+
+
+def test_older_archive_pages_and_search_parts_are_served_and_searched(
+    site: TestClient, published: config.Settings
+) -> None:
+    """With more issues than the index lists, `search.json` names the parts holding the
+    older ones: the server's search reads them too, newest first, each story once."""
+    folder = published.publish.output_dir / "archive/en"
+
+    def item(title: str, number: int, summary: str) -> dict[str, object]:
+        url = f"https://a.example/{title}"
+        return asdict(search.IndexedItem(title, url, f"u{number}", number, "d", summary))
+
+    (folder / "search.json").write_bytes(
+        search.index_document([item("Harbour", 120, "ferry")], ["search-1.json", "../x.json"])
+    )
+    (folder / "search-1.json").write_bytes(
+        search.records_bytes(
+            [item("Harbour", 20, "ferry old"), item("Quay", 3, "a ferry"), item("Other", 2, "-")]
+        )
+    )
+    (folder / "page-1.html").write_bytes(b"<!DOCTYPE html><title>page 1</title>")
+    answer = site.get("/archive/en/search.html", params={"q": "ferry"})
+    assert answer.status_code == 200
+    assert answer.text.count(">Harbour<") == 1 and "In issue 120" in answer.text
+    assert "Quay" in answer.text and "In issue 3" in answer.text
+    assert "Other" not in answer.text
+    assert site.get("/archive/en/search-1.json").json()[1]["title"] == "Quay"
+    assert site.get("/archive/en/page-1.html").text.endswith("<title>page 1</title>")
+    assert site.get("/archive/en/page-2.html").status_code == 404
