@@ -107,6 +107,11 @@ def extract_html(html: str, *, title: str | None = None) -> Extracted:
     dropped. A fragment (a feed's body) is wrapped in a document first: trafilatura
     ignores bare fragments.
     """
+    return _extract_html(html, title=title, metadata=True)
+
+
+def _extract_html(html: str, *, title: str | None, metadata: bool) -> Extracted:
+    """`extract_html`; without `metadata`, no date is looked for (a third of the time)."""
     if not html.strip():
         return Extracted(title=None, date=None, paragraphs=())
     document = (
@@ -123,7 +128,7 @@ def extract_html(html: str, *, title: str | None = None) -> Extracted:
         include_formatting=False,
         include_links=False,
         favor_precision=True,
-        with_metadata=True,
+        with_metadata=metadata,
         deduplicate=False,
     )
     if not result:
@@ -155,7 +160,7 @@ def main_text(html: str, *, title: str | None = None, limit: int = 500) -> str:
     Falls back to the whole text when the extractor finds no paragraph (a one-line
     teaser, a body that is all list): better a list's words than nothing.
     """
-    found = extract_html(html, title=title).text
+    found = _extract_html(html, title=title, metadata=False).text
     return shorten(found, limit) if found else html_to_text(html, limit)
 
 
