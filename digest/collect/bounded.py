@@ -20,7 +20,7 @@ import resource
 import sys
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar, cast
 
@@ -134,13 +134,16 @@ def _unwrap(outcome: str, payload: Any, what: str, max_memory: int) -> Any:
     raise error
 
 
-def _ensure_preload() -> None:
-    """Tell the fork server what to import, once, before it starts."""
+def _ensure_preload(extra: Sequence[str] = ()) -> None:
+    """Tell the fork server what to import, once, before it starts: the `PRELOAD` modules
+    the parent has loaded, and `extra` (our own parser modules, which a `ParserPool` needs
+    in every worker whether or not the parent imported them)."""
     global _preloaded
     with _preload_lock:
         if not _preloaded:
             loaded = [name for name in PRELOAD if name in sys.modules]
-            _context.set_forkserver_preload(["__main__", *loaded])
+            wanted = [name for name in extra if name not in loaded]
+            _context.set_forkserver_preload(["__main__", *loaded, *wanted])
             _preloaded = True
 
 
@@ -195,8 +198,16 @@ class ParserPool:
     `run` blocks its caller (call it from a thread) and is safe from several threads.
     """
 
-    def __init__(self, size: int, *, max_memory: int = MAX_MEMORY, max_tasks: int = 500) -> None:
+    def __init__(
+        self,
+        size: int,
+        *,
+        max_memory: int = MAX_MEMORY,
+        max_tasks: int = 500,
+        preload: Sequence[str] = (),
+    ) -> None:
         self.size = max(1, size)
+        self.preload = tuple(preload)
         self.max_memory = max_memory
         self.max_tasks = max_tasks
         self._idle: queue.LifoQueue[_Worker | None] = queue.LifoQueue()
@@ -217,7 +228,7 @@ class ParserPool:
         worker = self._idle.get()
         try:
             if worker is None:
-                _ensure_preload()
+                _ensure_preload(self.preload)
                 worker = _Worker(self.max_memory)
             outcome, payload = worker.call(fn, args, timeout=timeout, what=what)
             if outcome == "memory" or worker.tasks >= self.max_tasks:

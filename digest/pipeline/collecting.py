@@ -192,20 +192,15 @@ def calendar_window(settings: Settings, now: datetime) -> tuple[datetime, dateti
 def _parser(
     settings: Settings, job: _Job, fetched: collect.Fetched, now: datetime
 ) -> Callable[[], collect.Parsed]:
-    from digest.collect import calendars, feeds, pages
+    from digest.collect.documents import parse_document
 
-    body = fetched.body or b""
-    if job.kind is SourceKind.CALENDAR:
-        start, end = calendar_window(settings, now)
-        return functools.partial(
-            calendars.parse_calendar, body, url=fetched.url, window_start=start, window_end=end
-        )
-    if job.kind is SourceKind.PAGE:
-        return functools.partial(
-            pages.parse_page, body, content_type=fetched.content_type, url=fetched.url
-        )
     return functools.partial(
-        feeds.parse_feed, body, content_type=fetched.content_type, url=fetched.url
+        parse_document,
+        job.kind.value,
+        fetched.body or b"",
+        content_type=fetched.content_type,
+        url=fetched.url,
+        window=calendar_window(settings, now),
     )
 
 
@@ -221,6 +216,7 @@ async def _fetch_and_parse(
     worker pool, and hand each outcome to `done` as soon as it is ready (`done` must not
     block: storing happens elsewhere)."""
     from digest.collect.bounded import ParserPool
+    from digest.collect.documents import PARSERS
     from digest.collect.fetch import Fetcher, FetchPolicy
 
     concurrency = max(1, settings.collect.concurrency)
@@ -256,7 +252,7 @@ async def _fetch_and_parse(
         done(outcome)
 
     with (
-        ParserPool(min(parser_workers(settings), len(jobs) or 1)) as pool,
+        ParserPool(min(parser_workers(settings), len(jobs) or 1), preload=PARSERS) as pool,
         ThreadPoolExecutor(concurrency, thread_name_prefix="digest-parse") as waiters,
     ):
         async with Fetcher(FetchPolicy.from_settings(settings.collect)) as fetcher:
