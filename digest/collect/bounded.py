@@ -1,4 +1,5 @@
-"""Run a parser in a child process with a hard time and memory bound (`run_bounded`).
+"""Run parsers in other processes with a hard time and memory bound: `ParserPool` (long-lived
+workers, what collecting uses) and `run_bounded` (a fresh child per call).
 
 Parsing hostile bytes can take minutes (feedparser's quadratic author regex, feedparser
 issue #562) or eat memory. A thread cannot be stopped; a process can. Each call forks a
@@ -7,6 +8,10 @@ a call costs about 20-30 ms more than parsing in-process (measured from the `dig
 command; the first call also starts the fork server, about 1 s). The fork server is used
 rather than a plain fork because the parent runs threads and an asyncio loop, and forking
 those is unsafe. Calls may come from several threads at once.
+
+`ParserPool` keeps a few workers (forked from the same fork server) for a whole collect and
+sends them document after document, with the same bounds: a worker that overruns its
+time limit is killed and replaced, so no document pays for a process of its own.
 
 Linux only: the memory cap is `RLIMIT_AS`, which macOS does not enforce.
 """

@@ -6,9 +6,11 @@ on every fetch still yields one entry. Events are one row per source + UID +
 RECURRENCE-ID; a changed time, place or status is recorded as an `EventChange`.
 
 Every string is cleaned here, once, before it is stored (`collect.clean.clean_text`; titles,
-names, places and categories with `clean_title`), and every item is stored in a savepoint
-of its own: an item the database still refuses is left out and named in `Counts.skipped`,
-and the other items of its source are kept (on SQLite and PostgreSQL alike).
+names, places and categories with `clean_title`). Entries are stored in bulk, a batch per
+savepoint (`ENTRY_BATCH`); a batch the database refuses, and every event, is stored one
+item per savepoint: an item the database still refuses is left out and named in
+`Counts.skipped`, and the other items of its source are kept (on SQLite and PostgreSQL
+alike).
 """
 
 from __future__ import annotations
