@@ -24,6 +24,8 @@ from datetime import date
 
 import trafilatura
 from lxml import etree
+from trafilatura.utils import sanitize_tree
+from trafilatura.xml import remove_empty_elements, strip_double_tags
 
 from digest.collect.clean import html_to_text, shorten
 
@@ -119,6 +121,8 @@ def _extract_html(html: str, *, title: str | None, metadata: bool) -> Extracted:
         if re.search(r"<html[\s>]", html[:2000], re.IGNORECASE)
         else (f"<html><body>{html}</body></html>")
     )
+    if not metadata:
+        return _from_lines(_text_lines(document), title=title, declared=None)
     result = trafilatura.extract(
         document,
         output_format="xml",
@@ -142,6 +146,37 @@ def _extract_html(html: str, *, title: str | None, metadata: bool) -> Extracted:
             lines.append(("head" if element.tag == "head" else "p", text))
     declared = _iso(root.get("date") or "")
     return _from_lines(lines, title=title, declared=declared)
+
+
+def _text_lines(document: str) -> list[tuple[str, str]]:
+    """The headings and paragraphs trafilatura finds in `document`, as `extract(...,
+    output_format="xml")` gives them, without building, serializing and fingerprinting
+    that XML document (most of the time `extract` takes on a feed's teaser)."""
+    found = trafilatura.bare_extraction(
+        document,
+        include_tables=False,
+        include_images=False,
+        include_comments=False,
+        include_formatting=False,
+        include_links=False,
+        favor_precision=True,
+        with_metadata=False,
+        deduplicate=False,
+        as_dict=False,
+    )
+    body = getattr(found, "body", None)
+    if body is None:
+        return []
+    # What `extract` does to the tree before writing it out (trafilatura.xml).
+    strip_double_tags(body)
+    remove_empty_elements(body)
+    sanitize_tree(body)
+    lines: list[tuple[str, str]] = []
+    for element in body.iter("head", "p"):
+        text = " ".join("".join(str(t) for t in element.itertext()).split())
+        if text and not _inside_list(element):
+            lines.append(("head" if element.tag == "head" else "p", text))
+    return lines
 
 
 def _inside_list(element: etree._Element) -> bool:
