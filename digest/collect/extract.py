@@ -24,6 +24,8 @@ from datetime import date
 
 import trafilatura
 from lxml import etree
+from trafilatura.utils import sanitize_tree
+from trafilatura.xml import remove_empty_elements, strip_double_tags
 
 from digest.collect.clean import html_to_text, shorten
 
@@ -107,6 +109,11 @@ def extract_html(html: str, *, title: str | None = None) -> Extracted:
     dropped. A fragment (a feed's body) is wrapped in a document first: trafilatura
     ignores bare fragments.
     """
+    return _extract_html(html, title=title, metadata=True)
+
+
+def _extract_html(html: str, *, title: str | None, metadata: bool) -> Extracted:
+    """`extract_html`; without `metadata`, no date is looked for (a third of the time)."""
     if not html.strip():
         return Extracted(title=None, date=None, paragraphs=())
     document = (
@@ -114,6 +121,8 @@ def extract_html(html: str, *, title: str | None = None) -> Extracted:
         if re.search(r"<html[\s>]", html[:2000], re.IGNORECASE)
         else (f"<html><body>{html}</body></html>")
     )
+    if not metadata:
+        return _from_lines(_text_lines(document), title=title, declared=None)
     result = trafilatura.extract(
         document,
         output_format="xml",
@@ -123,7 +132,7 @@ def extract_html(html: str, *, title: str | None = None) -> Extracted:
         include_formatting=False,
         include_links=False,
         favor_precision=True,
-        with_metadata=True,
+        with_metadata=metadata,
         deduplicate=False,
     )
     if not result:
@@ -137,6 +146,37 @@ def extract_html(html: str, *, title: str | None = None) -> Extracted:
             lines.append(("head" if element.tag == "head" else "p", text))
     declared = _iso(root.get("date") or "")
     return _from_lines(lines, title=title, declared=declared)
+
+
+def _text_lines(document: str) -> list[tuple[str, str]]:
+    """The headings and paragraphs trafilatura finds in `document`, as `extract(...,
+    output_format="xml")` gives them, without building, serializing and fingerprinting
+    that XML document (most of the time `extract` takes on a feed's teaser)."""
+    found = trafilatura.bare_extraction(
+        document,
+        include_tables=False,
+        include_images=False,
+        include_comments=False,
+        include_formatting=False,
+        include_links=False,
+        favor_precision=True,
+        with_metadata=False,
+        deduplicate=False,
+        as_dict=False,
+    )
+    body = getattr(found, "body", None)
+    if body is None:
+        return []
+    # What `extract` does to the tree before writing it out (trafilatura.xml).
+    strip_double_tags(body)
+    remove_empty_elements(body)
+    sanitize_tree(body)
+    lines: list[tuple[str, str]] = []
+    for element in body.iter("head", "p"):
+        text = " ".join("".join(str(t) for t in element.itertext()).split())
+        if text and not _inside_list(element):
+            lines.append(("head" if element.tag == "head" else "p", text))
+    return lines
 
 
 def _inside_list(element: etree._Element) -> bool:
@@ -155,7 +195,7 @@ def main_text(html: str, *, title: str | None = None, limit: int = 500) -> str:
     Falls back to the whole text when the extractor finds no paragraph (a one-line
     teaser, a body that is all list): better a list's words than nothing.
     """
-    found = extract_html(html, title=title).text
+    found = _extract_html(html, title=title, metadata=False).text
     return shorten(found, limit) if found else html_to_text(html, limit)
 
 

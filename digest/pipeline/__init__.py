@@ -2,101 +2,44 @@
 
     sources ─collect─▶ Entry / Event ─store─▶ DB ─compose─▶ IssuePlan ─render─▶ …
 
-Each source is fetched (`collect.fetch`), parsed in a time-bounded child process
-(`collect.bounded`) and stored (`store.items`) on its own: one failing source is recorded
-on that source and never stops the others.
+Collecting (fetch, parse in bounded workers, store in bulk) lives in `collecting`; its
+verbs are re-exported here for the CLI, web app and scheduler.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from digest import collect, compose, layout, render
+from digest import compose, layout, render
 from digest.compose import slots
-from digest.config import Settings, database_url, source_location
-from digest.errors import DigestError, GoneError, HTTPStatusError, RateLimitedError, SourceError
+from digest.config import Settings, database_url
+from digest.errors import DigestError
 from digest.render import Links, Omitted, RenderedEmail
-from digest.store import candidates, db, issues, items, sources
-from digest.store.models import Issue, IssueStatus, Source, SourceKind
+from digest.store import candidates, db, issues
+from digest.store.models import Issue, IssueStatus, Source
 
 if TYPE_CHECKING:
     # Imported where used: a command that fetches, renders or writes nothing (`digest
     # status`, `digest --version`) does not pay for httpx, the parsers or premailer.
     import jinja2
 
-    from digest.collect.fetch import Fetcher
     from digest.publish import PublishReport, SiteBuild
     from digest.publish.manifest import Manifest
 
+from digest.pipeline.collecting import CollectReport as CollectReport
+from digest.pipeline.collecting import SourceReport as SourceReport
+from digest.pipeline.collecting import calendar_window as calendar_window
+from digest.pipeline.collecting import check_sources as check_sources
+from digest.pipeline.collecting import collect_sources as collect_sources
+
 log = logging.getLogger("digest.pipeline")
-
-# The child process that parses needs a moment to start even when the download used the
-# whole budget; below this a parse would be refused for no good reason.
-MIN_PARSE_SECONDS = 2.0
-CALENDAR_PAST = timedelta(days=7)
-
-
-@dataclass
-class SourceReport:
-    """What happened to one source in one collect (or check)."""
-
-    name: str
-    url: str
-    kind: str
-    outcome: str
-    """"collected", "not modified" or "failed"."""
-    counts: items.Counts = field(default_factory=items.Counts)
-    error: str | None = None
-    warnings: tuple[str, ...] = ()
-    found: int = 0
-    """Entries or occurrences the document held (for `sources check`)."""
-    title: str | None = None
-
-    @property
-    def failed(self) -> bool:
-        """Whether this source failed."""
-        return self.outcome == "failed"
-
-
-@dataclass
-class CollectReport:
-    """The per-source summary of a collect run."""
-
-    sources: list[SourceReport] = field(default_factory=list)
-
-    @property
-    def failed(self) -> list[SourceReport]:
-        """The sources that failed."""
-        return [report for report in self.sources if report.failed]
-
-
-@dataclass(frozen=True)
-class _Job:
-    """A source detached from the session, everything a fetch needs."""
-
-    id: int
-    name: str
-    url: str
-    kind: SourceKind
-    etag: str | None
-    last_modified: str | None
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    job: _Job
-    fetched: collect.Fetched | None = None
-    parsed: collect.Parsed | None = None
-    error: SourceError | None = None
 
 
 def open_database(settings: Settings) -> sessionmaker[Session]:
@@ -126,233 +69,6 @@ def database_pool(settings: Settings) -> db.Pool:
 def utcnow() -> datetime:
     """The current time, aware UTC (the only clock the pipeline reads)."""
     return datetime.now(UTC)
-
-
-def collect_sources(
-    settings: Settings,
-    factory: sessionmaker[Session],
-    *,
-    now: datetime | None = None,
-    names: Sequence[str] = (),
-    force: bool = False,
-    on_start: Callable[[int], None] | None = None,
-    on_done: Callable[[SourceReport], None] | None = None,
-) -> CollectReport:
-    """Fetch every due source (or the named ones, or all with `force`) and store the results."""
-    now = now or utcnow()
-    with db.transaction(factory) as session:
-        sources.sync_config(
-            session, settings.sources, default_language=settings.default_language, now=now
-        )
-        if names:
-            chosen: Sequence[Source] = [sources.by_name(session, name) for name in names]
-        elif force:
-            chosen = [s for s in sources.all_sources(session) if s.active]
-        else:
-            chosen = sources.due(session, now)
-        jobs = [_job(settings, source) for source in chosen]
-    if on_start:
-        on_start(len(jobs))
-    report = CollectReport()
-
-    def store(outcome: _Outcome) -> None:
-        try:
-            with db.transaction(factory) as session:
-                result = _store(settings, session, outcome, now)
-        except Exception as exc:
-            # Its writes were rolled back; record why on the source in a fresh transaction.
-            failed = SourceError(f"{outcome.job.url}: could not be stored ({exc!r})")
-            with db.transaction(factory) as session:
-                result = _store(settings, session, _Outcome(outcome.job, error=failed), now)
-        report.sources.append(result)
-        if on_done:
-            on_done(result)
-
-    import asyncio  # here: its import (ssl, subprocess) is for commands that fetch
-
-    asyncio.run(_fetch_and_parse(settings, jobs, now, conditional=True, done=store))
-    report.sources.sort(key=lambda r: r.name)
-    return report
-
-
-def check_sources(
-    settings: Settings,
-    factory: sessionmaker[Session],
-    *,
-    names: Sequence[str] = (),
-    now: datetime | None = None,
-) -> CollectReport:
-    """Fetch and parse sources without conditional headers and without storing anything."""
-    now = now or utcnow()
-    with db.transaction(factory) as session:
-        sources.sync_config(
-            session, settings.sources, default_language=settings.default_language, now=now
-        )
-        chosen = [sources.by_name(session, n) for n in names] or sources.all_sources(session)
-        jobs = [_job(settings, source) for source in chosen]
-    report = CollectReport()
-
-    def note(outcome: _Outcome) -> None:
-        report.sources.append(_describe(outcome))
-
-    import asyncio  # here: its import (ssl, subprocess) is for commands that fetch
-
-    asyncio.run(_fetch_and_parse(settings, jobs, now, conditional=False, done=note))
-    report.sources.sort(key=lambda r: r.name)
-    return report
-
-
-def _job(settings: Settings, source: Source) -> _Job:
-    return _Job(
-        id=source.id,
-        name=source.name,
-        url=source_location(settings, source.url),
-        kind=source.kind,
-        etag=source.etag,
-        last_modified=source.last_modified,
-    )
-
-
-def calendar_window(settings: Settings, now: datetime) -> tuple[datetime, datetime]:
-    """The span recurring events are expanded over: a week back, the configured days ahead."""
-    return now - CALENDAR_PAST, now + timedelta(days=settings.collect.calendar_window_days)
-
-
-def _parser(
-    settings: Settings, job: _Job, fetched: collect.Fetched, now: datetime
-) -> Callable[[], collect.Parsed]:
-    from digest.collect import calendars, feeds, pages
-
-    body = fetched.body or b""
-    if job.kind is SourceKind.CALENDAR:
-        start, end = calendar_window(settings, now)
-        return functools.partial(
-            calendars.parse_calendar, body, url=fetched.url, window_start=start, window_end=end
-        )
-    if job.kind is SourceKind.PAGE:
-        return functools.partial(
-            pages.parse_page, body, content_type=fetched.content_type, url=fetched.url
-        )
-    return functools.partial(
-        feeds.parse_feed, body, content_type=fetched.content_type, url=fetched.url
-    )
-
-
-async def _fetch_and_parse(
-    settings: Settings,
-    jobs: Sequence[_Job],
-    now: datetime,
-    *,
-    conditional: bool,
-    done: Callable[[_Outcome], None],
-) -> None:
-    """Run every job concurrently (the fetcher keeps per-host politeness) and hand each
-    outcome to `done` as soon as it is ready."""
-    import asyncio
-
-    from digest.collect import bounded
-    from digest.collect.fetch import Fetcher, FetchPolicy
-
-    limit = asyncio.Semaphore(max(1, settings.collect.concurrency))
-    timeout = settings.collect.timeout_seconds
-
-    async def one(fetcher: Fetcher, job: _Job) -> _Outcome:
-        async with limit:
-            started = time.monotonic()
-            try:
-                fetched = await fetcher.fetch(
-                    job.url,
-                    etag=job.etag if conditional else None,
-                    last_modified=job.last_modified if conditional else None,
-                    now=now,
-                )
-                if fetched.not_modified:
-                    return _Outcome(job, fetched)
-                budget = max(MIN_PARSE_SECONDS, timeout - (time.monotonic() - started))
-                parse = _parser(settings, job, fetched, now)
-                parsed = await asyncio.to_thread(
-                    bounded.run_bounded, parse, timeout=budget, what=job.url
-                )
-                return _Outcome(job, fetched, parsed)
-            except SourceError as exc:
-                return _Outcome(job, error=exc)
-            except Exception as exc:
-                return _Outcome(job, error=SourceError(f"{job.url}: unexpected error {exc!r}"))
-
-    async with Fetcher(FetchPolicy.from_settings(settings.collect)) as fetcher:
-        tasks = [asyncio.ensure_future(one(fetcher, job)) for job in jobs]
-        for next_done in asyncio.as_completed(tasks):
-            done(await next_done)
-
-
-def _describe(outcome: _Outcome) -> SourceReport:
-    job = outcome.job
-    report = SourceReport(name=job.name, url=job.url, kind=job.kind.value, outcome="collected")
-    if outcome.error is not None:
-        report.outcome, report.error = "failed", str(outcome.error)
-    elif outcome.parsed is None:
-        report.outcome = "not modified"
-    else:
-        parsed = outcome.parsed
-        report.warnings = parsed.warnings
-        report.found = len(parsed.entries) + len(parsed.events)
-        report.title = parsed.title
-    return report
-
-
-def _store(settings: Settings, session: Session, outcome: _Outcome, now: datetime) -> SourceReport:
-    """Write one source's outcome: its items, its fetch state, or its failure."""
-    report = _describe(outcome)
-    source = session.get(Source, outcome.job.id)
-    if source is None:  # removed while we fetched
-        return report
-    every = settings.collect.every
-    if outcome.error is not None:
-        error = outcome.error
-        sources.record_failure(
-            source,
-            now=now,
-            every=every,
-            error=str(error),
-            status=error.status if isinstance(error, HTTPStatusError) else None,
-            retry_after=error.retry_after if isinstance(error, RateLimitedError) else None,
-            deactivate=isinstance(error, GoneError),
-        )
-        return report
-    fetched = outcome.fetched
-    assert fetched is not None
-    parsed = outcome.parsed
-    if parsed is not None:
-        first = sources.is_first_collection(source)
-        if source.kind is SourceKind.CALENDAR:
-            from digest.store import series  # (icalendar: only when a calendar is stored)
-
-            report.counts = items.record_events(
-                session, source, parsed.events, now=now, window=calendar_window(settings, now)
-            )
-            series.record(session, source, parsed.series, now=now)
-        else:
-            report.counts = items.record_entries(
-                session,
-                source,
-                parsed.entries,
-                now=now,
-                first_collection=first,
-                news_window=timedelta(days=settings.issue.news_window_days),
-                history_before=_history_before(session, source, now) if first else None,
-            )
-        report.warnings = (*report.warnings, *(f"left out {s}" for s in report.counts.skipped))
-    sources.record_success(
-        source,
-        now=now,
-        every=every,
-        status=fetched.status,
-        etag=fetched.etag,
-        last_modified=fetched.last_modified,
-        permanent_url=fetched.permanent_url,
-        title=parsed.title if parsed else None,
-    )
-    return report
 
 
 def describe_source(source: Source) -> dict[str, Any]:
@@ -387,17 +103,6 @@ class Drafted:
     plan: compose.IssuePlan
     created: bool
     """False when the slot's existing draft was updated."""
-
-
-def _history_before(session: Session, source: Source, now: datetime) -> datetime | None:
-    """Where a new source's history ends: `--backfill DAYS` before now, else the last issue
-    sent (its items predating it were never news to our readers); None: the news window."""
-    if source.backfill_days is not None:
-        return now - timedelta(days=source.backfill_days)
-    last: datetime | None = session.scalar(
-        sa.select(sa.func.max(Issue.sent_at)).where(Issue.status == IssueStatus.SENT)
-    )
-    return last
 
 
 def schedule_of(settings: Settings, cadence: str) -> slots.Schedule:
