@@ -73,6 +73,11 @@ class Progress:
     help="Processes sending at once, each with its own connections (default: the number "
     "of cores; one when the issue fits in one batch).",
 )
+@click.option(
+    "--join",
+    is_flag=True,
+    help="Add this machine's workers to an issue being sent (PostgreSQL).",
+)
 @as_of_option
 @pass_context
 def send(
@@ -83,6 +88,7 @@ def send(
     language: str | None,
     accept_bounces: bool,
     workers: int | None,
+    join: bool,
     as_of: str | None,
 ) -> None:
     """Deliver an approved ISSUE (default: the one being sent, else the latest approved).
@@ -115,16 +121,27 @@ def send(
     previous = _on_signals(stop)
     progress = Progress()
     try:
-        report = parallel.send(
-            settings,
-            factory,
-            workers=workers or parallel.default_workers(),
-            number=issue,
-            now=now,
-            progress=progress,
-            stop=stop,
-            breaker=not accept_bounces,
-        )
+        if join:
+            report = parallel.join(
+                settings,
+                factory,
+                workers=workers or parallel.default_workers(),
+                number=issue,
+                now=now,
+                progress=progress,
+                stop=stop,
+            )
+        else:
+            report = parallel.send(
+                settings,
+                factory,
+                workers=workers or parallel.default_workers(),
+                number=issue,
+                now=now,
+                progress=progress,
+                stop=stop,
+                breaker=not accept_bounces,
+            )
     finally:
         progress.end()
         for signum, handler in previous.items():
