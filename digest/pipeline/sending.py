@@ -92,6 +92,7 @@ __all__ = [
 BATCH = 500
 """Rows claimed per round (claimed rows that were never sent are simply sent later)."""
 RECORD_EVERY = 50
+RECORD_SECONDS = 0.25
 """Results are committed at least this often (and every 0.25 s): after a crash, at most
 these and the messages on the wire can arrive twice."""
 
@@ -342,6 +343,7 @@ def _send_ledger(
     owner: str | None,
     *args: Any,
     worker: str | None = None,
+    **every: Any,
 ) -> None:
     """Send the ledger's rows as worker `worker` (registered, alive while it sends); `owner`
     holds the issue's send lock (None: a joined worker)."""
@@ -358,7 +360,7 @@ def _send_ledger(
     )
     beating.start()
     try:
-        _send_rows(settings, factory, issue_id, number, owner, *args, worker=worker)
+        _send_rows(settings, factory, issue_id, number, owner, *args, worker=worker, **every)
     finally:
         done.set()
         beating.join()
@@ -400,6 +402,8 @@ def _send_rows(
     breaker: bool,
     *,
     worker: str,
+    record_every: int = RECORD_EVERY,
+    record_seconds: float = RECORD_SECONDS,
 ) -> None:
     delivery = settings.delivery
     refkey = reference_key(settings)
@@ -491,7 +495,7 @@ def _send_rows(
                     done += 1
                 if budget.exhausted or stop.is_set():
                     pool.stop()  # the messages under way finish; nothing new starts
-                elif len(answered) >= RECORD_EVERY or time.monotonic() - flushed > 0.25:
+                elif len(answered) >= record_every or time.monotonic() - flushed > record_seconds:
                     streak = flush(factory, streak + answered, key, settings, clock())
                     answered, flushed = [], time.monotonic()
             for bad, why in unbuilt:  # the last rows of the batch, with nothing after them
