@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from digest.errors import DeliveryError, DigestError
-from digest.pipeline import sending, workers
+from digest.pipeline import claims, sending, workers
 from digest.store import db, deliveries, issues, rates, senders
 from digest.store.models import Delivery, DeliveryState, Issue, IssueStatus, SendWorker
 from tests.smtpserver import SmtpServer
@@ -97,9 +97,15 @@ def test_a_silent_worker_batch_is_reclaimed_after_its_lease(
     def claim(worker: str, at: Any, batch: int) -> list[deliveries.Claimed]:
         return db.retrying(
             factory,
-            lambda session: sending._claim(
-                session, issue_id=issue_id, owner=None, worker=worker, now=at, batch=batch
-            ),
+            lambda session: claims.claim(
+                session,
+                settings=settings,
+                issue_id=issue_id,
+                owner=None,
+                worker=worker,
+                now=at,
+                batch=batch,
+            )[0],
             what="claiming",
         )
 
@@ -204,3 +210,28 @@ def test_a_second_process_joins_and_both_deliver_each_subscriber_once(
     with factory() as session:
         assert session.scalars(sa.select(Issue)).one().status is IssueStatus.SENT
         assert not session.scalar(sa.select(sa.func.count()).select_from(SendWorker))
+
+
+# --- variants rendered in parallel --------------------------------------------------------------
+
+
+def test_variants_rendered_in_a_process_pool_are_those_rendered_one_by_one(
+    make_settings: Any, tmp_path: Path, factory: sessionmaker[Session]
+) -> None:
+    from digest.pipeline import environment
+    from digest.pipeline.transport import tokens
+    from subscribers.tokens import Purpose
+
+    settings = settings_for(make_settings, tmp_path, None)
+    number = approved_issue(settings, factory)
+    with factory() as session:
+        plan = issues.plan_of(issues.by_number(session, number))
+    length = tokens(settings).token_length(Purpose.UNSUBSCRIBE)
+    keys = ["en", "nl", "fr"]
+    alone = sending.Variants(settings, plan, environment(settings), length)
+    pooled = sending.Variants(settings, plan, environment(settings), length)
+    pooled.render_all(keys, 3)
+    assert set(pooled.rendered_at) == set(keys)
+    for key in keys:
+        one, other = alone.template(key), pooled.template(key)
+        assert (one._chunks, one._slots) == (other._chunks, other._slots)

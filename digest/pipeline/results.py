@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = timedelta(hours=2)
+RECORD_EVERY = 50
+RECORD_SECONDS = 0.25
+"""Results are committed at least this often (and every 0.25 s): after a crash whose
+journal is out of reach, at most these and the messages on the wire can arrive twice."""
 
 
 def record_retrying(

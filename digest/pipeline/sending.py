@@ -14,6 +14,11 @@ about us pauses the issue for a person, one about the recipient bounces them, no
 the dot is an unknown outcome retried once later. The error budget (a streak, a failure
 rate, the circuit breaker) pauses the issue with the reason, and the failures that tripped
 it are not held against anyone.
+
+This module is the send loop; its parts live beside it: `variants.py` (templates, jobs),
+`recorders.py` (the journal), `results.py` (answers → rows), `budget.py` (when to pause),
+`claims.py` (claims, leases, settling a crash), `samples.py` (dry run, test send), and
+`workers.py` runs the loop in N processes (`--workers`, `--join`).
 """
 
 from __future__ import annotations
@@ -21,9 +26,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -33,13 +38,14 @@ from digest.compose import IssuePlan
 from digest.config import Settings
 from digest.deliver import Outcome, Sender, SendResult, Stage, Verdict
 from digest.deliver.dkim import DkimSigner
-from digest.deliver.references import sign
-from digest.deliver.smtp import Job, SendPool
+from digest.deliver.smtp import SendPool
 from digest.errors import DeliveryError, DigestError
-from digest.pipeline import environment, recorders
+from digest.pipeline import claims, environment, recorders
 from digest.pipeline.budget import ErrorBudget, pause_text
 from digest.pipeline.results import (
     KEEP_ON_PAUSE,
+    RECORD_EVERY,
+    RECORD_SECONDS,
     flush,
     record_retrying,
     result_of,
@@ -60,12 +66,11 @@ from digest.pipeline.variants import (
     build_message,
     message_id,
     personal_for,
+    variant_jobs,
 )
 from digest.store import db, deliveries, issues, senders
 from digest.store.deliveries import Claimed
-from digest.store.journal import journal_path, replay
 from digest.store.models import DeliveryState, Issue, IssueStatus, PauseKind
-from digest.store.rates import SharedPace
 from subscribers.tokens import Purpose, Tokens
 
 if TYPE_CHECKING:
@@ -91,10 +96,6 @@ __all__ = [
 
 BATCH = 500
 """Rows claimed per round (claimed rows that were never sent are simply sent later)."""
-RECORD_EVERY = 50
-RECORD_SECONDS = 0.25
-"""Results are committed at least this often (and every 0.25 s): after a crash, at most
-these and the messages on the wire can arrive twice."""
 
 
 def utcnow() -> datetime:
@@ -239,7 +240,7 @@ def send(
         pool = SendPool(
             make_sender or (lambda: open_sender(settings)),
             settings.delivery.connections,
-            pace=shared_pace(settings, factory),
+            pace=claims.shared_pace(settings, factory),
         )
         recorder = recorders.recorder(settings, factory, issue_id, clock)
         try:
@@ -287,7 +288,7 @@ def _start(
             issue.status = IssueStatus.SENDING
         issue.paused_reason = issue.paused_kind = issue.paused_at = None
         built = issue.ledger_built_at is not None
-        _recover(settings, session, issue_id, now, report)
+        claims.recover(settings, session, issue_id, now, report)
     if not built:
         started = time.monotonic()
         deliveries.build_ledger(
@@ -301,38 +302,6 @@ def _start(
         with db.transaction(factory) as session:
             session.get_one(Issue, issue_id).ledger_built_at = now
         report.ledger_seconds = time.monotonic() - started
-
-
-def _recover(
-    settings: Settings, session: Session, issue_id: int, now: datetime, report: SendReport
-) -> None:
-    """Settle the rows a crashed run left SENDING: what its journal says was accepted is
-    recorded; the rest is sent again, and the report says how many may arrive twice."""
-    delivery = settings.delivery
-    path = journal_path(delivery.journal_dir, issue_id)
-    found = replay(path)
-    # Workers still sending (joined from another machine) keep their rows.
-    live = senders.live(session, issue_id, now=now)
-    in_flight = set(deliveries.in_flight(session, issue_id, live=live))
-    report.recovered = deliveries.recover(
-        session,
-        issue_id,
-        sent=found.sent,
-        unknown=found.unknown,
-        now=now,
-        unknown_retry=timedelta(minutes=delivery.unknown_retry_minutes),
-        live=live,
-    )
-    report.resent_after_crash = deliveries.release_in_flight(session, issue_id, now=now, live=live)
-    senders.reclaim(session, issue_id, now=now)  # the dead ones' rows are released above
-    if path.exists():
-        # Started, never answered: on the wire when the run died (one per connection).
-        report.may_arrive_twice = len(found.open & in_flight)
-    else:
-        # No journal here (record = "commit", or the run was on another machine): each
-        # connection had at most one message on the wire.
-        report.may_arrive_twice = min(report.resent_after_crash, delivery.connections)
-    path.unlink(missing_ok=True)
 
 
 def _send_ledger(
@@ -356,7 +325,7 @@ def _send_ledger(
     )
     done = threading.Event()
     beating = threading.Thread(
-        target=_beat, args=(factory, worker, clock, done), name="send-heartbeat", daemon=True
+        target=claims.beat, args=(factory, worker, clock, done), name="send-heartbeat", daemon=True
     )
     beating.start()
     try:
@@ -365,21 +334,6 @@ def _send_ledger(
         done.set()
         beating.join()
         db.retrying(factory, partial(senders.leave, owner=worker), what="leaving the send")
-
-
-def _beat(
-    factory: sessionmaker[Session],
-    worker: str,
-    clock: Callable[[], datetime],
-    done: threading.Event,
-) -> None:
-    """Say the worker is alive between claims (a slow batch outlasts no lease)."""
-    while not done.wait(senders.BEAT_SECONDS):
-        try:
-            with db.transaction(factory) as session:
-                senders.beat(session, worker, now=clock())
-        except Exception as exc:  # the next claim says it again, or stops the worker
-            log.warning("event=send_heartbeat_failed error=%r", str(exc))
 
 
 def _send_rows(
@@ -426,11 +380,21 @@ def _send_rows(
     while not stop.is_set():
         now = clock()
         limit = batch if budget.successes else min(batch, canary)
-        claimed = db.retrying(
+        claimed, (resent, twice) = db.retrying(
             factory,
-            partial(_claim, issue_id=issue_id, owner=owner, worker=worker, now=now, batch=limit),
+            partial(
+                claims.claim,
+                settings=settings,
+                issue_id=issue_id,
+                owner=owner,
+                worker=worker,
+                now=now,
+                batch=limit,
+            ),
             what=f"claiming messages of issue #{number}",
         )
+        report.resent_after_crash += resent
+        report.may_arrive_twice += twice
         if not claimed:
             if streak:
                 # Nothing left to try now: the held failures are what they seem.
@@ -445,7 +409,7 @@ def _send_rows(
         flushed = time.monotonic()
         unbuilt: list[tuple[Claimed, str]] = []
         try:
-            jobs = _jobs(claimed, number, variants, keys, signer, now, unbuilt, refkey)
+            jobs = variant_jobs(claimed, number, variants, keys, signer, now, unbuilt, refkey)
             for job, result in pool.map(jobs, recorder):
                 row = by_id[int(str(job.key))]
                 seen.add(row.id)
@@ -542,7 +506,7 @@ def _send_rows(
             streak = flush(factory, streak + answered, key, settings, clock())
         unstarted = [i for i in by_id if i not in seen]
         released = partial(
-            _release,
+            claims.release,
             ids=[*unstarted, *held],
             issue_id=issue_id,
             paused=report.paused,
@@ -555,50 +519,13 @@ def _send_rows(
     if streak:
         if stop.is_set():
             released = partial(
-                _release, ids=[r.id for r, _, _ in streak], issue_id=issue_id, paused=None,
+                claims.release, ids=[r.id for r, _, _ in streak], issue_id=issue_id, paused=None,
                 kind=PauseKind.RELAY, now=clock(),
             )  # fmt: skip
             db.retrying(factory, released, what=f"releasing messages of issue #{number}")
         else:
             record_retrying(factory, streak, key, settings, clock())
     _conclude(factory, issue_id, clock(), report)
-
-
-def _claim(
-    session: Session, *, issue_id: int, owner: str | None, worker: str, now: datetime, batch: int
-) -> list[Claimed]:
-    if owner is not None:  # the process holding the issue's send lock (not a joiner)
-        deliveries.heartbeat(session, issue_id, owner, now=now)
-    senders.beat(session, worker, now=now)
-    count, dead = senders.reclaim(session, issue_id, now=now)
-    if count:
-        log.warning(
-            "event=send_reclaimed issue_id=%d rows=%d workers=%s", issue_id, count, ",".join(dead)
-        )
-    return deliveries.claim(session, issue_id, now=now, limit=batch, worker=worker)
-
-
-def shared_pace(settings: Settings, factory: sessionmaker[Session]) -> SharedPace | None:
-    """The rate every sender shares through the database, or None when there is none."""
-    rate = settings.delivery.rate_per_second
-    return SharedPace(factory, rate) if rate > 0 else None
-
-
-def _release(
-    session: Session,
-    *,
-    ids: list[int],
-    issue_id: int,
-    paused: str | None,
-    kind: PauseKind,
-    now: datetime,
-) -> None:
-    deliveries.release(session, ids, now=now)
-    if paused:
-        issue = session.get_one(Issue, issue_id)
-        issue.paused_reason = paused
-        issue.paused_kind = kind
-        issue.paused_at = now
 
 
 def _open_rows(session: Session, issue_id: int) -> int:
@@ -625,39 +552,6 @@ def _wait_for_retry(
         return False
     stop.wait(max(wait, 0.0))
     return not stop.is_set()
-
-
-def _jobs(
-    claimed: Sequence[Claimed],
-    number: int,
-    variants: Variants,
-    keys: Tokens,
-    signer: DkimSigner | None,
-    now: datetime,
-    unbuilt: list[tuple[Claimed, str]],
-    refkey: bytes,
-) -> Iterator[Job]:
-    """The claimed rows as transport jobs, built lazily (the pool pulls as it sends). A row
-    whose message cannot be built goes to `unbuilt` with the reason, and the rest go on."""
-    for row in claimed:
-        # A variant that cannot render is everyone's problem: that error stops the send.
-        template = variants.template(row.variant)
-        try:
-            personal = personal_for(
-                template,
-                keys,
-                email=row.email,
-                name=row.name,
-                public_id=row.public_id,
-                message_left=message_id(refkey, number, row.id),
-                now=now,
-                reference=sign(refkey, "d", row.id),
-            )
-            data = build_message(template, personal, signer, now)
-        except (ValueError, UnicodeError) as exc:
-            unbuilt.append((row, f"554 5.6.0 not sent: the message could not be built ({exc})"))
-            continue
-        yield Job(key=row.id, envelope_from=personal.envelope_from, recipient=row.email, data=data)
 
 
 def _conclude(

@@ -8,7 +8,7 @@ import multiprocessing
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from datetime import datetime
@@ -23,8 +23,9 @@ from digest.compose.plan import for_topics
 from digest.config import Settings
 from digest.deliver.dkim import DkimSigner
 from digest.deliver.message import MessageTemplate, Personal, marker_links
-from digest.deliver.references import delivery_message_id
-from digest.store.deliveries import parse_variant, variant_key
+from digest.deliver.references import delivery_message_id, sign
+from digest.deliver.smtp import Job
+from digest.store.deliveries import Claimed, parse_variant, variant_key
 from subscribers.tokens import Tokens
 
 if TYPE_CHECKING:
@@ -173,3 +174,36 @@ def personal_for(
 
 
 # --- the send ------------------------------------------------------------------------------
+
+
+def variant_jobs(
+    claimed: Sequence[Claimed],
+    number: int,
+    variants: Variants,
+    keys: Tokens,
+    signer: DkimSigner | None,
+    now: datetime,
+    unbuilt: list[tuple[Claimed, str]],
+    refkey: bytes,
+) -> Iterator[Job]:
+    """The claimed rows as transport jobs, built lazily (the pool pulls as it sends). A row
+    whose message cannot be built goes to `unbuilt` with the reason, and the rest go on."""
+    for row in claimed:
+        # A variant that cannot render is everyone's problem: that error stops the send.
+        template = variants.template(row.variant)
+        try:
+            personal = personal_for(
+                template,
+                keys,
+                email=row.email,
+                name=row.name,
+                public_id=row.public_id,
+                message_left=message_id(refkey, number, row.id),
+                now=now,
+                reference=sign(refkey, "d", row.id),
+            )
+            data = build_message(template, personal, signer, now)
+        except (ValueError, UnicodeError) as exc:
+            unbuilt.append((row, f"554 5.6.0 not sent: the message could not be built ({exc})"))
+            continue
+        yield Job(key=row.id, envelope_from=personal.envelope_from, recipient=row.email, data=data)

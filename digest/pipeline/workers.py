@@ -48,7 +48,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from digest.config import Settings
 from digest.deliver.smtp import SendPool
 from digest.errors import DigestError
-from digest.pipeline import environment, recorders, sending
+from digest.pipeline import claims, environment, recorders, sending
 from digest.pipeline.transport import (
     check_transport,
     dkim_signer,
@@ -290,7 +290,7 @@ def _rounds(
                         count, len(killed) * settings.delivery.connections
                     )
                 else:
-                    sending._recover(settings, session, job.issue_id, clock(), report)
+                    claims.recover(settings, session, job.issue_id, clock(), report)
                 report.resent_after_crash += resent
                 report.may_arrive_twice += twice
         if failures:
@@ -312,6 +312,8 @@ def _can_fork() -> bool:
 def _merge(report: sending.SendReport, part: sending.SendReport) -> None:
     report.attempted += part.attempted
     report.unknown += part.unknown
+    report.resent_after_crash += part.resent_after_crash  # a dead worker's rows taken back
+    report.may_arrive_twice += part.may_arrive_twice
     if part.paused and not report.paused:
         report.paused, report.paused_kind = part.paused, part.paused_kind
 
@@ -365,7 +367,7 @@ def _send_part(job: _Job, factory: sessionmaker[Session], halt: Any) -> sending.
     pool = SendPool(
         lambda: open_sender(settings),
         settings.delivery.connections,
-        pace=sending.shared_pace(settings, factory),
+        pace=claims.shared_pace(settings, factory),
     )
     recorder = recorders.recorder(settings, factory, job.issue_id, _offset_clock(job.offset))
     try:

@@ -208,10 +208,13 @@ class Claimed:
     unknown_outcomes: int = 0
 
 
-def _left(issue_id: int, live: Iterable[str] = ()) -> Any:
-    """The issue's rows left SENDING by no live worker (`live`: owners still sending)."""
+def _left(issue_id: int, live: Iterable[str] = (), dead: Iterable[str] | None = None) -> Any:
+    """The issue's rows left SENDING by no live worker (`live`: owners still sending), or
+    only those of the `dead` workers."""
     owners = list(live)
     condition = sa.and_(Delivery.issue_id == issue_id, Delivery.state == DeliveryState.SENDING)
+    if dead is not None:
+        condition = sa.and_(condition, Delivery.claimed_by.in_(list(dead)))
     if owners:
         condition = sa.and_(
             condition, sa.or_(Delivery.claimed_by.is_(None), Delivery.claimed_by.not_in(owners))
@@ -237,9 +240,16 @@ def release_in_flight(
     )
 
 
-def in_flight(session: Session, issue_id: int, *, live: Iterable[str] = ()) -> list[int]:
-    """Return the ids of the issue's rows left SENDING (by no `live` worker)."""
-    return list(session.scalars(sa.select(Delivery.id).where(_left(issue_id, live))))
+def in_flight(
+    session: Session,
+    issue_id: int,
+    *,
+    live: Iterable[str] = (),
+    dead: Iterable[str] | None = None,
+) -> list[int]:
+    """Return the ids of the issue's rows left SENDING (by no `live` worker; or by the
+    `dead` ones)."""
+    return list(session.scalars(sa.select(Delivery.id).where(_left(issue_id, live, dead))))
 
 
 def mark_sent(session: Session, delivery_id: int, *, reply: str, now: datetime) -> None:
@@ -425,12 +435,13 @@ def recover(
     now: datetime,
     unknown_retry: timedelta,
     live: Iterable[str] = (),
+    dead: Iterable[str] | None = None,
 ) -> int:
     """Write what a crashed run's journal says about rows it left SENDING (rows of the
-    `live` workers aside): accepted ones become SENT, unknown ones wait `unknown_retry`
-    for their one retry. Return how many."""
+    `live` workers aside; or only those of the `dead` ones): accepted ones become SENT,
+    unknown ones wait `unknown_retry` for their one retry. Return how many."""
     done = 0
-    in_flight = _left(issue_id, live)
+    in_flight = _left(issue_id, live, dead)
     for ids in _chunks(sorted(sent)):
         done += _rows(
             session.execute(

@@ -62,10 +62,19 @@ def live(session: Session, issue_id: int, *, now: datetime) -> list[str]:
     return alive
 
 
-def reclaim(session: Session, issue_id: int, *, now: datetime) -> tuple[int, list[str]]:
-    """Put the rows dead workers of the issue left SENDING back to PENDING and forget the
-    workers; return (rows, their owners)."""
-    _, dead = _split(session, issue_id, now)
+def dead(session: Session, issue_id: int, *, now: datetime) -> list[str]:
+    """The workers of the issue presumed dead (silent for the lease, or pid gone here)."""
+    _, gone = _split(session, issue_id, now)
+    return gone
+
+
+def reclaim(
+    session: Session, issue_id: int, *, now: datetime, owners: Iterable[str] | None = None
+) -> tuple[int, list[str]]:
+    """Put the rows dead workers of the issue (or these `owners`) left SENDING back to
+    PENDING and forget the workers; return (rows, their owners). What a local journal
+    says they sent is to be recorded first (`sending._claim` does)."""
+    dead = list(owners) if owners is not None else _split(session, issue_id, now)[1]
     if not dead:
         return 0, []
     count = _rows(
