@@ -6,6 +6,7 @@ run left is settled when a send starts (`recover`), from the send journal when i
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -114,8 +115,9 @@ def reclaim_dead(
         dead=dead,
     )
     count, _ = senders.reclaim(session, issue_id, now=now, owners=dead)
-    if found.open & rows:  # started here, never answered: on the wire when it died
-        twice = len(found.open & rows)
+    here = socket.gethostname()
+    if path.exists() and all(owner.partition(":")[0] == here for owner in dead):
+        twice = len(found.open & rows)  # started here, never answered: on the wire
     else:  # another machine's: at most one per connection on the wire, and the answers
         # it had not written yet (a joined worker writes each at once)
         twice = min(count, len(dead) * (delivery.connections + RECORD_EVERY))
