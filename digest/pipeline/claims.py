@@ -57,7 +57,8 @@ def recover(
         # No journal here (record = "commit", or the run was on another machine): each
         # connection had at most one message on the wire.
         report.may_arrive_twice = min(report.resent_after_crash, delivery.connections)
-    path.unlink(missing_ok=True)
+    if not deliveries.in_flight(session, issue_id):
+        path.unlink(missing_ok=True)  # else a live worker of this machine may still need it
 
 
 def beat(

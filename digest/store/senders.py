@@ -14,8 +14,10 @@ commits each accepted message before its connection sends again (`record = "comm
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -105,9 +107,23 @@ def _split(session: Session, issue_id: int, now: datetime) -> tuple[list[str], l
     for owner, heartbeat in session.execute(
         sa.select(SendWorker.owner, SendWorker.heartbeat_at).where(SendWorker.issue_id == issue_id)
     ):
-        gone = now - heartbeat > LEASE or owner_is_dead(owner)
+        gone = now - heartbeat > LEASE or owner_is_dead(owner) or _zombie(owner)
         (dead if gone else alive).append(owner)
     return alive, dead
+
+
+def _zombie(owner: str) -> bool:
+    """Whether `owner` is a process of this host that died and awaits its reaping (a
+    worker killed with its parent is reparented; in a container, nobody may reap it)."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def _rows(result: Any) -> int:
