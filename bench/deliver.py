@@ -9,13 +9,15 @@ the same dialogue with pre-built bytes over the same number of connections.
     .venv/bin/python bench/deliver.py                    # 20,000 subscribers: journal, commit, DKIM
     .venv/bin/python bench/deliver.py --subscribers 100000
     .venv/bin/python bench/deliver.py --memory           # peak RSS at 10,000 vs 100,000
-    .venv/bin/python bench/deliver.py --workers 1,2,4 --variants 24 [--dkim-only]
-    .venv/bin/python bench/deliver.py --database postgresql+psycopg://postgres@127.0.0.1/test
+    .venv/bin/python bench/deliver.py --workers 1,2,4 --variants 3,24
+    .venv/bin/python bench/deliver.py --workers 1,2,4 --variants 3,24 \
+        --database sqlite,postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 
 With --workers, each count is measured without and with DKIM (`digest send --workers N`,
 `pipeline/workers.py`) against the raw ceiling over the same total number of connections
-(N × --connections). --database takes a PostgreSQL URL whose `public` schema is dropped
-and made again before each measured send (use a throw-away database).
+(N × --connections), for each --variants and each --database ("sqlite": a new file; a
+PostgreSQL URL: a new database is created on that server for each measured send and
+dropped after it, so the URL's own database is never touched).
 
 Targets on a 2-core machine: ≥ 0.8 of the raw ceiling without DKIM, ≥ 0.5 with DKIM
 RSA-2048 (3 or 24 variants), memory flat in N (100k at most 1.5 × the peak RSS of 10k).
@@ -24,11 +26,15 @@ RSA-2048 (3 or 24 variants), memory flat in N (100k at most 1.5 × the peak RSS 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import json
+import os
 import resource
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -52,12 +58,15 @@ def child(options: argparse.Namespace) -> dict[str, Any]:
     from tests.render.plans import large_plan
 
     folder = Path(tempfile.mkdtemp(prefix="digest-bench-"))
+    url = options.database
+    if url in (None, "sqlite"):
+        url = "sqlite:///" + str(folder / "bench.db")
     lines = [
         "[publication]",
         'base_url = "https://digest.example.org"',
         'sender = "Cities & Migration Digest <digest@example.org>"',
         "[database]",
-        f'url = "{options.database or "sqlite:///" + str(folder / "bench.db")}"',
+        f'url = "{url}"',
         "[delivery]",
         'transport = "smtp"',
         'smtp_host = "127.0.0.1"',
@@ -83,12 +92,6 @@ def child(options: argparse.Namespace) -> dict[str, Any]:
         ]
     (folder / "digest.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
     settings = config.load(folder / "digest.toml", env={})
-    if options.database:
-        # A fresh database for each measured send (the previous one holds the same issue).
-        engine = sa.create_engine(options.database)
-        with engine.begin() as connection:
-            connection.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-        engine.dispose()
     operations.create_missing_database(settings)
     factory = open_database(settings)
     now = datetime.now(UTC)
@@ -147,7 +150,7 @@ def child(options: argparse.Namespace) -> dict[str, Any]:
         "sent": report.counts[sending.DeliveryState.SENT],
         "seconds": report.seconds,
         "ledger_seconds": report.ledger_seconds,
-        "render_seconds": sum(report.render_seconds.values()),
+        "render_seconds": report.render_wall_seconds or sum(report.render_seconds.values()),
         "variants": len(report.render_seconds),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "message_bytes": sizes,
@@ -193,12 +196,38 @@ def run_child(
     ]
     if dkim:
         command.append("--dkim")
-    if options.database:
-        command += ["--database", options.database]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    with fresh_database(options.database) as url:
+        if url:
+            command += ["--database", url]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"the measured send failed:\n{done.stdout}{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+_made = itertools.count()
+
+
+@contextlib.contextmanager
+def fresh_database(server: str | None) -> Iterator[str | None]:
+    """A new, empty PostgreSQL database on the server of `server` (a URL) for one measured
+    send, dropped after it; None (SQLite: the child makes a new file) when not PostgreSQL."""
+    if not server or server == "sqlite":
+        yield None
+        return
+    import sqlalchemy as sa
+
+    url = sa.make_url(server)
+    name = f"digest_bench_{os.getpid()}_{next(_made)}"
+    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def line(name: str, figures: dict[str, Any], ceiling: float) -> str:
@@ -219,9 +248,16 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=20_000)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--items", type=int, default=60, help="items in the issue")
-    parser.add_argument("--database", help="database URL (default: a new SQLite file)")
+    parser.add_argument(
+        "--database",
+        default="sqlite",
+        help='"sqlite" (a new file per send, the default) or a PostgreSQL server URL; '
+        "with --workers, a comma-separated list to compare",
+    )
     parser.add_argument("--memory", action="store_true", help="peak RSS at 10k vs 100k")
-    parser.add_argument("--variants", type=int, choices=(3, 24), default=3)
+    parser.add_argument(
+        "--variants", default="3", help="3 or 24 (with --workers: a list, e.g. 3,24)"
+    )
     parser.add_argument(
         "--workers", default="", help="comma-separated worker counts to compare, e.g. 1,2,4"
     )
@@ -231,15 +267,21 @@ def main() -> None:
     parser.add_argument("--record", default="journal", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.child:
+        options.variants = int(options.variants)
         print(json.dumps(child(options)))
         return
 
     from bench.sink import payload, raw_ceiling, start_sink
 
     if options.workers:
-        compare_workers(options, [int(n) for n in options.workers.split(",")])
+        for database in options.database.split(","):
+            for variants in options.variants.split(","):
+                run = argparse.Namespace(**{**vars(options)})
+                run.database, run.variants = database, int(variants)
+                compare_workers(run, [int(n) for n in options.workers.split(",")])
         return
     options.workers = 0
+    options.variants = int(options.variants)
     with start_sink() as sink:
         if options.memory:
             small = run_child(options, sink.port, 10_000, dkim=False)
@@ -259,7 +301,8 @@ def main() -> None:
     print(
         f"\none issue ({options.items} items, {plain['variants']} language variants, "
         f"{size / 1024:.0f} KB per message) to {options.subscribers:,} subscribers, "
-        f"{options.connections} SMTP connections, SQLite ledger"
+        f"{options.connections} SMTP connections, "
+        f"{'SQLite' if options.database == 'sqlite' else 'PostgreSQL'} ledger"
     )
     print(f"raw ceiling (pre-built bytes, same sink and connections): {ceiling:,.0f} msg/s\n")
     print(
@@ -283,9 +326,9 @@ def compare_workers(options: argparse.Namespace, counts: list[int]) -> None:
     ceiling over as many connections."""
     from bench.sink import payload, raw_ceiling, start_sink
 
-    where = "PostgreSQL" if options.database else "SQLite"
+    where = "SQLite" if options.database == "sqlite" else "PostgreSQL"
     print(
-        f"one issue ({options.items} items, {options.variants} variants) to "
+        f"\none issue ({options.items} items, {options.variants} variants) to "
         f"{options.subscribers:,} subscribers, {options.connections} connections per worker, "
         f"{where} ledger"
     )

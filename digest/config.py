@@ -194,7 +194,11 @@ class DeliverySettings:
         Secret(), "SMTP AUTH password: set DIGEST_DELIVERY__SMTP_PASSWORD (or _FILE)."
     )
     connections: int = setting(4, "Persistent SMTP connections used in parallel.")
-    rate_per_second: float = setting(0.0, "Messages per second at most; 0 = unlimited.", minimum=0)
+    rate_per_second: float = setting(
+        0.0,
+        "Messages per second at most, all senders and workers together; 0 = unlimited.",
+        minimum=0,
+    )
     smtp_implicit_tls: bool = setting(
         False, "Connect with TLS from the start (SMTPS); port 465 turns it on by itself."
     )

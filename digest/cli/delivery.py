@@ -84,6 +84,11 @@ class Progress:
     '"2026-12-08 09:00" in the publication\'s time zone, instead of at its slot.',
 )
 @click.option("--unschedule", is_flag=True, help="Forget the time --at chose: back to its slot.")
+@click.option(
+    "--join",
+    is_flag=True,
+    help="Add this machine's workers to an issue being sent (PostgreSQL).",
+)
 @as_of_option
 @pass_context
 def send(
@@ -96,6 +101,7 @@ def send(
     workers: int | None,
     at: str | None,
     unschedule: bool,
+    join: bool,
     as_of: str | None,
 ) -> None:
     """Deliver an approved ISSUE (default: the one being sent, else the latest approved).
@@ -131,16 +137,27 @@ def send(
     previous = _on_signals(stop)
     progress = Progress()
     try:
-        report = parallel.send(
-            settings,
-            factory,
-            workers=workers or parallel.default_workers(),
-            number=issue,
-            now=now,
-            progress=progress,
-            stop=stop,
-            breaker=not accept_bounces,
-        )
+        if join:
+            report = parallel.join(
+                settings,
+                factory,
+                workers=workers or parallel.default_workers(),
+                number=issue,
+                now=now,
+                progress=progress,
+                stop=stop,
+            )
+        else:
+            report = parallel.send(
+                settings,
+                factory,
+                workers=workers or parallel.default_workers(),
+                number=issue,
+                now=now,
+                progress=progress,
+                stop=stop,
+                breaker=not accept_bounces,
+            )
     finally:
         progress.end()
         for signum, handler in previous.items():

@@ -427,6 +427,14 @@ class _Sent:
     result: SendResult
 
 
+class Pace(Protocol):
+    """When each send may start: `reserve()` returns a `time.monotonic()` (0: now)."""
+
+    def reserve(self) -> float:
+        """Return the `time.monotonic()` at which the caller's send may start."""
+        ...
+
+
 class _Pace:
     """Spaces the start of sends across threads: at most `rate` per second, no bursts."""
 
@@ -475,7 +483,12 @@ class SendPool:
     """
 
     def __init__(
-        self, make_sender: Callable[[], Sender], connections: int, rate_per_second: float = 0
+        self,
+        make_sender: Callable[[], Sender],
+        connections: int,
+        rate_per_second: float = 0,
+        *,
+        pace: Pace | None = None,
     ) -> None:
         if connections < 1:
             raise ValueError(f"connections must be at least 1, not {connections}")
@@ -484,6 +497,8 @@ class SendPool:
         self.make_sender = make_sender
         self.connections = connections
         self.rate_per_second = rate_per_second
+        self.pace = pace
+        """A pace shared with other pools (`store/rates.SharedPace`) instead of the rate."""
         self.unstarted: list[Job] = []
         self.unreported: list[tuple[Job, SendResult]] = []
         self._stopped = False
@@ -521,7 +536,7 @@ class SendPool:
             raise
         todo: queue.SimpleQueue[tuple[int, Job] | None] = queue.SimpleQueue()
         done: queue.SimpleQueue[_Sent | _Skipped | _Crashed] = queue.SimpleQueue()
-        pace = _Pace(self.rate_per_second)
+        pace = self.pace or _Pace(self.rate_per_second)
         threads = [
             threading.Thread(
                 target=self._work,
@@ -596,7 +611,7 @@ class SendPool:
         sender: Sender,
         todo: queue.SimpleQueue[tuple[int, Job] | None],
         done: queue.SimpleQueue[_Sent | _Skipped | _Crashed],
-        pace: _Pace,
+        pace: Pace,
         recorder: Recorder | None,
     ) -> None:
         try:
@@ -620,7 +635,7 @@ class SendPool:
         finally:
             _close(sender)
 
-    def _wait_turn(self, pace: _Pace) -> bool:
+    def _wait_turn(self, pace: Pace) -> bool:
         """Wait until the rate allows a send; return False if the pool stops meanwhile."""
         start = pace.reserve()
         while not self.stopping:

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from digest.config import Settings
 from digest.pipeline import pauses
 from digest.pipeline.jobs import JOBS_TABLE, WATCH_EVERY, job_specs
-from digest.store import deliveries, issues, runs, sources
+from digest.store import deliveries, issues, runs, senders, sources
 from digest.store.models import Base, Delivery, DeliveryState, Issue, IssueStatus
 
 RECENT = timedelta(days=30)
@@ -324,7 +324,8 @@ def _issues(session: Session, now: datetime) -> list[IssueState]:
     states = []
     for issue in found:
         counts = deliveries.counts(session, issue.id)
-        alive = _sender_alive(issue, now)
+        # The lock's holder, or workers that joined it from other machines (`--join`).
+        alive = _sender_alive(issue, now) or bool(senders.live(session, issue.id, now=now))
         sending = issue.status is IssueStatus.SENDING
         in_flight = counts.get(DeliveryState.SENDING, 0)
         due = sending and issue.paused_reason is None and _has_due_rows(session, issue.id, now)

@@ -38,15 +38,17 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from digest.config import Settings
 from digest.deliver.smtp import SendPool
 from digest.errors import DigestError
-from digest.pipeline import environment, sending
+from digest.pipeline import claims, environment, recorders, sending
 from digest.pipeline.transport import (
     check_transport,
     dkim_signer,
@@ -54,7 +56,7 @@ from digest.pipeline.transport import (
     suppression_key,
     tokens,
 )
-from digest.store import db, deliveries, issues
+from digest.store import db, deliveries, issues, senders
 from digest.store.journal import journal_path
 from digest.store.models import Issue, IssueStatus
 from subscribers.tokens import Purpose
@@ -121,8 +123,10 @@ def send(
         with factory() as session:
             keys_in_ledger = sorted(deliveries.variant_counts(session, issue_id))
             open_rows = sending._open_rows(session, issue_id)
-        for key in keys_in_ledger:
-            variants.template(key)  # rendered once, here, for every worker
+        # Rendered once, here, for every worker: in parallel, one variant per core.
+        rendering = time.monotonic()
+        variants.render_all(keys_in_ledger, workers)
+        report.render_wall_seconds = time.monotonic() - rendering
         count = min(workers, max(1, math.ceil(open_rows / batch)))
         job = _Job(
             settings=settings,
@@ -130,17 +134,80 @@ def send(
             number=plan.number,
             owner=owner,
             templates=dict(variants._templates),
-            rate=settings.delivery.rate_per_second / count,
             batch=batch,
             breaker=breaker,
             offset=clock() - sending.utcnow(),
             parent=os.getpid(),
+            joined=False,
         )
         _rounds(settings, factory, job, count, clock, stop, progress, report)
     finally:
         deliveries.release_lock(factory, issue_id, owner)
     report.render_seconds = dict(variants.rendered_at)
     report.workers = count
+    return sending._finish(report, started)
+
+
+def join(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    *,
+    workers: int,
+    number: int | None = None,
+    now: datetime | None = None,
+    progress: sending.Progress | None = None,
+    stop: threading.Event | None = None,
+    batch: int = sending.BATCH,
+) -> sending.SendReport:
+    """`digest send --join`: add `workers` processes (on this machine, maybe not the first
+    sender's) to an issue being sent; they claim batches from the same ledger until it is
+    done. PostgreSQL only. Each accepted message is committed before its connection sends
+    again (`record = "commit"`), so if this machine dies, the others send its batch after
+    the lease and only its messages on the wire can arrive twice."""
+    if workers < 1:
+        raise DigestError(f"--workers must be at least 1 (got {workers})")
+    if factory.kw["bind"].dialect.name != "postgresql":
+        raise DigestError(
+            "--join needs PostgreSQL (workers on other machines share its ledger); with "
+            "SQLite, use `digest send --workers N` on the one machine"
+        )
+    started = time.monotonic()
+    clock = sending._clock(now)
+    check_transport(settings)
+    settings = replace(settings, delivery=replace(settings.delivery, record="commit"))
+    keys = tokens(settings)
+    stop = stop or threading.Event()
+    with factory() as session:
+        issue = sending.sendable_issue(settings, session, number)
+        issue_id, plan = issue.id, issues.plan_of(issue)
+        if issue.status is not IssueStatus.SENDING or issue.ledger_built_at is None:
+            raise DigestError(
+                f"issue #{plan.number} is not being sent ({issue.status.value}); start it "
+                f"with `digest send {plan.number}`, then join it from other machines"
+            )
+        keys_in_ledger = sorted(deliveries.variant_counts(session, issue_id))
+    report = sending.SendReport(number=plan.number)
+    variants = sending.Variants(
+        settings, plan, environment(settings), keys.token_length(Purpose.UNSUBSCRIBE)
+    )
+    rendering = time.monotonic()
+    variants.render_all(keys_in_ledger, workers)
+    report.render_wall_seconds = time.monotonic() - rendering
+    job = _Job(
+        settings=settings,
+        issue_id=issue_id,
+        number=plan.number,
+        owner=None,
+        templates=dict(variants._templates),
+        batch=batch,
+        breaker=True,
+        offset=clock() - sending.utcnow(),
+        parent=os.getpid(),
+        joined=True,
+    )
+    _rounds(settings, factory, job, workers, clock, stop, progress, report)
+    report.render_seconds = dict(variants.rendered_at)
+    report.workers = workers
     return sending._finish(report, started)
 
 
@@ -153,13 +220,14 @@ class _Job:
     settings: Settings
     issue_id: int
     number: int
-    owner: str
+    owner: str | None
+    """The send lock's holder; None for workers that joined (`join`)."""
     templates: dict[str, Any]
-    rate: float
     batch: int
     breaker: bool
     offset: timedelta
     parent: int
+    joined: bool
 
 
 def _rounds(
@@ -214,14 +282,22 @@ def _rounds(
             with db.transaction(factory) as session:
                 resent = report.resent_after_crash
                 twice = report.may_arrive_twice
-                sending._recover(settings, session, job.issue_id, clock(), report)
+                if job.joined:
+                    # Only ours: the journal here may be the first sender's (same host).
+                    count, _ = senders.reclaim(session, job.issue_id, now=clock())
+                    report.resent_after_crash = count
+                    report.may_arrive_twice = min(
+                        count, len(killed) * settings.delivery.connections
+                    )
+                else:
+                    claims.recover(settings, session, job.issue_id, clock(), report)
                 report.resent_after_crash += resent
                 report.may_arrive_twice += twice
         if failures:
             raise DigestError(f"a send worker failed: {failures[0]}")
         if not killed or stop.is_set() or report.paused:
             break
-    if not report.paused:
+    if not report.paused and not job.joined:
         path.unlink(missing_ok=True)  # every answer is in the database
     sending._conclude(factory, job.issue_id, clock(), report)
 
@@ -236,6 +312,8 @@ def _can_fork() -> bool:
 def _merge(report: sending.SendReport, part: sending.SendReport) -> None:
     report.attempted += part.attempted
     report.unknown += part.unknown
+    report.resent_after_crash += part.resent_after_crash  # a dead worker's rows taken back
+    report.may_arrive_twice += part.may_arrive_twice
     if part.paused and not report.paused:
         report.paused, report.paused_kind = part.paused, part.paused_kind
 
@@ -264,6 +342,7 @@ def _work(job: _Job, index: int, halt: Any, answers: Any) -> None:
         from digest.pipeline import open_database
 
         factory = open_database(settings)
+        _lighter_commits(factory)
         answers.put((index, _send_part(job, factory, halt)))
     except BaseException as exc:
         answers.put((index, f"worker {index + 1}: {exc}\n{traceback.format_exc(limit=3)}"))
@@ -285,18 +364,59 @@ def _send_part(job: _Job, factory: sessionmaker[Session], halt: Any) -> sending.
     stop = threading.Event()
     watching = threading.Thread(target=_watch, args=(job, factory, halt, stop), daemon=True)
     watching.start()
-    pool = SendPool(lambda: open_sender(settings), settings.delivery.connections, job.rate)
-    recorder = sending._recorder(settings, factory, job.issue_id, _offset_clock(job.offset))
+    pool = SendPool(
+        lambda: open_sender(settings),
+        settings.delivery.connections,
+        pace=claims.shared_pace(settings, factory),
+    )
+    recorder = recorders.recorder(settings, factory, job.issue_id, _offset_clock(job.offset))
     try:
         sending._send_ledger(
             settings, factory, job.issue_id, job.number, job.owner, variants, keys,
             suppression_key(settings), dkim_signer(settings), pool,
             _offset_clock(job.offset), stop, job.batch, None, report, recorder, job.breaker,
+            **_recording(settings, factory),
         )  # fmt: skip
     finally:
         recorder.close(done=False)  # the parent removes the journal once all are done
         stop.set()
     return report
+
+
+SQLITE_RECORD_EVERY = 500
+SQLITE_RECORD_SECONDS = 1.0
+
+
+def _recording(settings: Settings, factory: sessionmaker[Session]) -> dict[str, Any]:
+    """How often a worker writes its answers: on SQLite with the journal, in larger
+    batches (one writer for all workers: fewer, bigger commits). The journal, on this
+    machine like the SQLite file, keeps each answer before the next send, so after a crash
+    nothing more can arrive twice; only the replay from the journal is longer."""
+    if settings.delivery.record == "journal" and _is_sqlite(factory):
+        return {"record_every": SQLITE_RECORD_EVERY, "record_seconds": SQLITE_RECORD_SECONDS}
+    return {}
+
+
+def _is_sqlite(factory: sessionmaker[Session]) -> bool:
+    return bool(factory.kw["bind"].dialect.name == "sqlite")
+
+
+def _lighter_commits(factory: sessionmaker[Session]) -> None:
+    """SQLite: a worker's commits skip the fsync (`synchronous = NORMAL`, in WAL mode), as
+    its journal does: safe against `kill -9` and crashes (the OS has every write), while a
+    power cut may roll back the last commits, and the rows they recorded are then sent
+    again. The writers take turns, so an fsync per commit was most of a worker's wait."""
+    if not _is_sqlite(factory):
+        return
+    engine = factory.kw["bind"]
+
+    @sa.event.listens_for(engine, "connect")
+    def _normal(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    engine.dispose()  # the connections opened so far (if any) reconnect with it
 
 
 def _offset_clock(offset: timedelta) -> Callable[[], datetime]:

@@ -190,7 +190,6 @@ INBOX_HTML_LIMIT = 100 * 1024
 """Gmail clips a message whose HTML passes ~102 KB as sent and hides the rest (our
 unsubscribe link with it); this keeps 2 KB for the per-recipient links substituted at send
 time. Measured with `sent_size` (quoted-printable), not on the decoded HTML."""
-FIT_ROUNDS = 8
 
 log = logging.getLogger(__name__)
 
@@ -321,25 +320,54 @@ def _render_fitted(
     *,
     limit: int,
 ) -> RenderedEmail:
+    """Render with as many items as fit under `limit`: the fewest dropped, found by a
+    safeguarded bisection on the number dropped (sizes shrink as items go). A guess
+    interpolates from the bytes per item measured so far (usually close at once); a step
+    that does not halve the bracket is followed by a plain halving, so a fit costs
+    O(log items) renders, at most about 2 log2(items) + 2."""
     rendered = render_email(plan, language, links, env)
     size = sent_size(rendered.html)
     initially = plan.variant(language).item_count
-    shown = plan.variant(language).item_count
-    # Bytes per item, first guessed from the whole (an overestimate of items' share makes
-    # too small a cut), then measured from the previous cut: it converges in 2-3 renders.
-    per_item = size / (shown + 2)
-    for _ in range(FIT_ROUNDS):
-        if size <= limit or shown <= 1:
-            break
-        drop = max(1, math.ceil((size - limit) / per_item))
-        plan = _without_last_items(plan, rendered.language, drop)
-        rendered = render_email(plan, language, links, env)
-        before, size = size, sent_size(rendered.html)
-        dropped = shown - plan.variant(language).item_count
-        shown -= dropped
-        if dropped:
-            per_item = max((before - size) / dropped, 1.0)
-    size = sent_size(rendered.html)
+    if size <= limit or initially <= 1:
+        return _fitted(plan, language, rendered, size, limit, initially)
+    # Dropping `over` items is known too large; dropping `fits` is known (or, at the top,
+    # assumed) to fit: the answer is in (over, fits].
+    over, over_size, fits = 0, size, initially - 1
+    found: tuple[IssuePlan, RenderedEmail, int] | None = None
+    per_item = size / (initially + 2)  # first guess: an overestimate of items' share
+    interpolate = True
+    while fits - over > 1:
+        width = fits - over
+        if interpolate:
+            guess = over + math.ceil((over_size - limit) / per_item)
+        else:
+            guess = (over + fits) // 2
+        guess = min(max(guess, over + 1), fits - 1)
+        candidate = _without_last_items(plan, language, guess)
+        shown = render_email(candidate, language, links, env)
+        measured = sent_size(shown.html)
+        per_item = max((over_size - measured) / (guess - over), 1.0)
+        if measured <= limit:
+            fits, found = guess, (candidate, shown, measured)
+        else:
+            over, over_size = guess, measured
+        interpolate = (fits - over) * 2 <= width  # else halve next: O(log n) renders
+    if found is None:  # only `fits` (one item left) is left to try
+        candidate = _without_last_items(plan, language, fits)
+        shown = render_email(candidate, language, links, env)
+        found = (candidate, shown, sent_size(shown.html))
+    fitted, rendered, size = found
+    return _fitted(fitted, language, rendered, size, limit, initially)
+
+
+def _fitted(
+    plan: IssuePlan,
+    language: str,
+    rendered: RenderedEmail,
+    size: int,
+    limit: int,
+    initially: int,
+) -> RenderedEmail:
     if size > limit:
         log.warning(
             "issue %d (%s) is %d KB as sent even with one item left: Gmail will clip it"

@@ -211,8 +211,25 @@ class Claimed:
     unknown_outcomes: int = 0
 
 
-def release_in_flight(session: Session, issue_id: int, *, now: datetime) -> int:
-    """Put rows left SENDING by a crashed run back to PENDING; return how many.
+def _left(issue_id: int, live: Iterable[str] = (), dead: Iterable[str] | None = None) -> Any:
+    """The issue's rows left SENDING by no live worker (`live`: owners still sending), or
+    only those of the `dead` workers."""
+    owners = list(live)
+    condition = sa.and_(Delivery.issue_id == issue_id, Delivery.state == DeliveryState.SENDING)
+    if dead is not None:
+        condition = sa.and_(condition, Delivery.claimed_by.in_(list(dead)))
+    if owners:
+        condition = sa.and_(
+            condition, sa.or_(Delivery.claimed_by.is_(None), Delivery.claimed_by.not_in(owners))
+        )
+    return condition
+
+
+def release_in_flight(
+    session: Session, issue_id: int, *, now: datetime, live: Iterable[str] = ()
+) -> int:
+    """Put rows left SENDING by a crashed run back to PENDING; return how many. Rows of
+    the `live` workers (still sending, e.g. joined from another machine) stay theirs.
 
     Their messages may or may not have reached the server: sending them again is the only
     way not to skip anyone, and these are all that can be duplicated.
@@ -220,21 +237,22 @@ def release_in_flight(session: Session, issue_id: int, *, now: datetime) -> int:
     return _rows(
         session.execute(
             sa.update(Delivery)
-            .where(Delivery.issue_id == issue_id, Delivery.state == DeliveryState.SENDING)
-            .values(state=DeliveryState.PENDING, updated_at=now)
+            .where(_left(issue_id, live))
+            .values(state=DeliveryState.PENDING, claimed_by=None, updated_at=now)
         )
     )
 
 
-def in_flight(session: Session, issue_id: int) -> list[int]:
-    """Return the ids of the issue's rows left SENDING."""
-    return list(
-        session.scalars(
-            sa.select(Delivery.id).where(
-                Delivery.issue_id == issue_id, Delivery.state == DeliveryState.SENDING
-            )
-        )
-    )
+def in_flight(
+    session: Session,
+    issue_id: int,
+    *,
+    live: Iterable[str] = (),
+    dead: Iterable[str] | None = None,
+) -> list[int]:
+    """Return the ids of the issue's rows left SENDING (by no `live` worker; or by the
+    `dead` ones)."""
+    return list(session.scalars(sa.select(Delivery.id).where(_left(issue_id, live, dead))))
 
 
 def mark_sent(session: Session, delivery_id: int, *, reply: str, now: datetime) -> None:
@@ -264,8 +282,11 @@ def release(session: Session, ids: Sequence[int], *, now: datetime) -> None:
         )
 
 
-def claim(session: Session, issue_id: int, *, now: datetime, limit: int) -> list[Claimed]:
-    """Mark up to `limit` due PENDING rows SENDING and return them, in id order."""
+def claim(
+    session: Session, issue_id: int, *, now: datetime, limit: int, worker: str | None = None
+) -> list[Claimed]:
+    """Mark up to `limit` due PENDING rows SENDING (claimed by `worker`) and return them,
+    in id order."""
     due = (
         sa.select(Delivery.id)
         .where(
@@ -284,7 +305,7 @@ def claim(session: Session, issue_id: int, *, now: datetime, limit: int) -> list
     session.execute(
         sa.update(Delivery)
         .where(Delivery.id.in_(ids))
-        .values(state=DeliveryState.SENDING, updated_at=now)
+        .values(state=DeliveryState.SENDING, claimed_by=worker, updated_at=now)
     )
     rows = session.execute(
         sa.select(
@@ -416,11 +437,14 @@ def recover(
     unknown: set[int],
     now: datetime,
     unknown_retry: timedelta,
+    live: Iterable[str] = (),
+    dead: Iterable[str] | None = None,
 ) -> int:
-    """Write what a crashed run's journal says about rows it left SENDING: accepted ones
-    become SENT, unknown ones wait `unknown_retry` for their one retry. Return how many."""
+    """Write what a crashed run's journal says about rows it left SENDING (rows of the
+    `live` workers aside; or only those of the `dead` ones): accepted ones become SENT,
+    unknown ones wait `unknown_retry` for their one retry. Return how many."""
     done = 0
-    in_flight = sa.and_(Delivery.issue_id == issue_id, Delivery.state == DeliveryState.SENDING)
+    in_flight = _left(issue_id, live, dead)
     for ids in _chunks(sorted(sent)):
         done += _rows(
             session.execute(

@@ -392,6 +392,32 @@ class Delivery(Base):
     sent_at: Mapped[datetime | None]
     unknown_outcomes: Mapped[int] = mapped_column(default=0, server_default="0")
     """Times the reply to the final dot never came (the first is retried once, later)."""
+    claimed_by: Mapped[str | None] = mapped_column(sa.String(200))
+    """The worker ("host:pid:nonce") that last claimed it; while SENDING, whose it is."""
+
+
+class SendWorker(Base):
+    """A process sending an issue now (`digest send --workers`, `--join`): it says it is
+    alive at every batch; once it is silent for the lease, its claimed rows go back."""
+
+    __tablename__ = "send_workers"
+
+    owner: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    issue_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("issues.id", ondelete="CASCADE"), index=True
+    )
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
+
+
+class SendRate(Base):
+    """The one rate limit every sender shares: the time (seconds since the epoch) from
+    which the next send permit is free; reserving n permits moves it n / rate on."""
+
+    __tablename__ = "send_rates"
+
+    name: Mapped[str] = mapped_column(sa.String(50), primary_key=True)
+    next_free: Mapped[float] = mapped_column(sa.Float, default=0.0, server_default="0")
 
 
 class Role(enum.StrEnum):
