@@ -368,7 +368,7 @@ def run(ctx: Context, as_of: str | None) -> None:
     Exits 1 when a source failed or a send paused (the rest of the run still happens).
     """
     from digest.cli.delivery import Progress, print_send_report
-    from digest.pipeline import resuming, scheduling, send_times, sending
+    from digest.pipeline import resuming, retries, scheduling, send_times, sending
 
     settings, factory = ctx.settings, ctx.factory
     now = parse_as_of(settings, as_of)
@@ -410,7 +410,7 @@ def run(ctx: Context, as_of: str | None) -> None:
             )
     moment = now or pipeline.utcnow()
     for tick in (
-        scheduling.retry_tick(settings, factory, now=moment),
+        retries.retry_tick(settings, factory, now=moment),
         resuming.resume_tick(settings, factory, now=moment),
     ):
         for line in tick.lines:

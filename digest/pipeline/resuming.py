@@ -26,7 +26,8 @@ from digest.compose import slots
 from digest.config import Settings
 from digest.deliver import Sender
 from digest.pipeline import alerts, pauses
-from digest.pipeline.scheduling import TickReport, send_issue, span
+from digest.pipeline.retries import send_issue
+from digest.pipeline.tick_report import TickReport, span
 from digest.store import db, issues, runs
 from digest.store.models import Issue, IssueStatus, PauseKind
 

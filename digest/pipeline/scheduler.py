@@ -1,17 +1,17 @@
 """The APScheduler 3 scheduler that runs the publication unattended, and its jobs.
 
     job id             trigger (publication time zone)          work
-    collect            every [collect] every, and at start       scheduling.collect_tick
+    collect            every [collect] every, and at start       upkeep.collect_tick
     issue-weekly       cron at [issue] schedule ("mon 08:00")    scheduling.issue_tick weekly
     issue-daily        cron at [issue] daily_schedule            scheduling.issue_tick daily
     issue-watch        every 5 minutes, and at start             both issue ticks: drafts ahead,
                                                                  approvals, deadlines, catch-up
-    retry-deliveries   every 10 minutes, and at start            scheduling.retry_tick
+    retry-deliveries   every 10 minutes, and at start            retries.retry_tick
     resume-paused      every minute, and at start                resuming.resume_tick: relay
                                                                  pauses tried again (backoff)
-    bounces            every [bounces] every, and at start       scheduling.bounces_tick
-    purge-pending      cron daily 03:30                          scheduling.purge_tick
-    publish            cron daily 04:30                          scheduling.publish_tick
+    bounces            every [bounces] every, and at start       upkeep.bounces_tick
+    purge-pending      cron daily 03:30                          upkeep.purge_tick
+    publish            cron daily 04:30                          upkeep.publish_tick
 
 Jobs live in the project's database (APScheduler's SQLAlchemyJobStore, table
 `apscheduler_jobs`) under these stable ids, added with `replace_existing=True`,
@@ -57,10 +57,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from digest import pipeline
 from digest.config import Settings
 from digest.deliver import Sender
-from digest.pipeline import resuming, scheduling
+from digest.pipeline import resuming, retries, scheduling, tick_report, upkeep
 from digest.pipeline.jobs import JOBS_TABLE, JobSpec, job_specs
 from digest.pipeline.logfmt import fields
-from digest.pipeline.scheduling import Notify, TickReport
+from digest.pipeline.scheduling import Notify
+from digest.pipeline.tick_report import TickReport
 from digest.store import db, runs
 from digest.store.runs import RunOutcome
 
@@ -107,7 +108,7 @@ def _issue(cadence: str) -> Tick:
 
 
 def _retry(rt: Runtime, now: datetime) -> TickReport:
-    return scheduling.retry_tick(
+    return retries.retry_tick(
         rt.settings, rt.factory, now=now, stop=rt.stop, make_sender=rt.make_sender
     )
 
@@ -120,7 +121,7 @@ def _resume(rt: Runtime, now: datetime) -> TickReport:
 
 WORK: dict[str, tuple[tuple[str, Tick], ...]] = {
     "collect": (
-        ("collect", lambda rt, now: scheduling.collect_tick(rt.settings, rt.factory, now=now)),
+        ("collect", lambda rt, now: upkeep.collect_tick(rt.settings, rt.factory, now=now)),
     ),
     "issue-weekly": (("issue-weekly", _issue("weekly")),),
     "issue-daily": (("issue-daily", _issue("daily")),),
@@ -128,13 +129,13 @@ WORK: dict[str, tuple[tuple[str, Tick], ...]] = {
     "retry-deliveries": (("retry-deliveries", _retry),),
     "resume-paused": (("resume-paused", _resume),),
     "bounces": (
-        ("bounces", lambda rt, now: scheduling.bounces_tick(rt.settings, rt.factory, now=now)),
+        ("bounces", lambda rt, now: upkeep.bounces_tick(rt.settings, rt.factory, now=now)),
     ),
     "purge-pending": (
-        ("purge-pending", lambda rt, now: scheduling.purge_tick(rt.settings, rt.factory, now=now)),
+        ("purge-pending", lambda rt, now: upkeep.purge_tick(rt.settings, rt.factory, now=now)),
     ),
     "publish": (
-        ("publish", lambda rt, now: scheduling.publish_tick(rt.settings, rt.factory, now=now)),
+        ("publish", lambda rt, now: upkeep.publish_tick(rt.settings, rt.factory, now=now)),
     ),
 }
 """Each job's work: (lease name, tick). The watch shares the issue jobs' leases."""
@@ -429,8 +430,8 @@ def _missed(runtime: Runtime, job_id: str, when: datetime, now: datetime, grace:
     runtime.reported_missed.add(key)
     message = (
         f"{job_id} did not run at {when.isoformat()}: the scheduler was not running, and "
-        f"{scheduling.span(now - when)} late is beyond the grace of "
-        f"{scheduling.span(grace)}; skipped"
+        f"{tick_report.span(now - when)} late is beyond the grace of "
+        f"{tick_report.span(grace)}; skipped"
     )
     log.warning(
         message,

@@ -24,6 +24,10 @@ the database decides: an issue is unique per (cadence, slot) (`pipeline.draft`),
 process at a time sends an issue (the send lock in `store.deliveries`), and what is done
 or decided once (editors told, a slot skipped) is a mark inserted once (`store.runs`).
 A send that started always goes on to the end, whatever the time.
+
+This module holds the issue tick; the delivery retries are in `retries`, the upkeep ticks
+(collect, purge, bounces, publish) in `upkeep`, `TickReport` and `span` in `tick_report`.
+Their names are re-exported here, where the scheduler and tests have always found them.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import logging
 import threading
 import zoneinfo
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -43,49 +47,40 @@ from digest import pipeline
 from digest.compose import slots
 from digest.config import Settings
 from digest.deliver import Sender
-from digest.errors import ConfigError, DeliveryError, DigestError
-from digest.pipeline import bouncebox, pauses, retention, send_times, sending
+from digest.errors import DigestError
+from digest.pipeline import send_times, sending
 from digest.pipeline.logfmt import fields
-from digest.store import db, deliveries, issues, runs
-from digest.store.models import Delivery, DeliveryState, Issue, IssueStatus
-from subscribers import registry
+from digest.pipeline.retries import retry_tick, send_issue
+from digest.pipeline.tick_report import TickReport, span
+from digest.pipeline.upkeep import HISTORY, bounces_tick, collect_tick, publish_tick, purge_tick
+from digest.store import db, issues, runs
+from digest.store.models import IssueStatus
 from subscribers.model import Cadence, Subscriber, SubscriberStatus
+
+__all__ = [
+    "CADENCES",
+    "HISTORY",
+    "Notify",
+    "TickReport",
+    "bounces_tick",
+    "collect_tick",
+    "has_readers",
+    "issue_tick",
+    "latest_slot",
+    "notify_editors",
+    "publish_tick",
+    "purge_tick",
+    "retry_tick",
+    "send_issue",
+    "span",
+]
 
 log = logging.getLogger(__name__)
 
 CADENCES = ("weekly", "daily")
-HISTORY = timedelta(days=90)
-"""Job runs and marks older than this are pruned by the purge job."""
 
 Notify = Callable[[Settings, sessionmaker[Session], int], object]
 """Tells the editors that draft N waits for their approval."""
-
-
-@dataclass
-class TickReport:
-    """What one tick did, a line per thing, and whether something went wrong."""
-
-    job: str
-    lines: list[str] = field(default_factory=list)
-    failed: bool = False
-    noteworthy: bool = False
-    """Whether something was said at INFO or above (else the job's own line is DEBUG)."""
-
-    def say(self, text: str, *, event: str, level: int = logging.INFO, **values: object) -> None:
-        """Log `text` with its event and fields, and keep it for the run's message."""
-        self.lines.append(text)
-        log.log(level, text, extra=fields(event=event, job=self.job, **values))
-        self.noteworthy = self.noteworthy or level >= logging.INFO
-        self.failed = self.failed or level >= logging.ERROR
-
-    def detail(self, text: str, *, event: str, **values: object) -> None:
-        """Keep `text` for the run's message; log it at DEBUG only."""
-        self.say(text, event=event, level=logging.DEBUG, **values)
-
-    @property
-    def message(self) -> str:
-        """The lines in one, or "nothing to do"."""
-        return "; ".join(self.lines) or "nothing to do"
 
 
 # --- editors -----------------------------------------------------------------------------------
@@ -108,283 +103,6 @@ def notify_editors(settings: Settings, factory: sessionmaker[Session], number: i
         return None
     notify: Notify = module.notify_editors
     return notify(settings, factory, number)
-
-
-# --- collect, purge, publish -------------------------------------------------------------------
-
-
-def collect_tick(
-    settings: Settings, factory: sessionmaker[Session], *, now: datetime
-) -> TickReport:
-    """Fetch every due source and store what changed; a failing source is logged and
-    recorded on the source, never raised."""
-    report = TickReport("collect")
-    collected = pipeline.collect_sources(settings, factory, now=now)
-    if not collected.sources:
-        report.detail("no source is due", event="collect.idle")
-        return report
-    for source in collected.failed:
-        report.say(
-            f"{source.name}: {source.error}",
-            event="source.failed",
-            level=logging.WARNING,
-            source=source.name,
-        )
-    new = sum(s.counts.new for s in collected.sources)
-    changed = sum(s.counts.changed for s in collected.sources)
-    text = (
-        f"{len(collected.sources)} sources: {new} new, {changed} changed, "
-        f"{len(collected.failed)} failed"
-    )
-    if new or changed or collected.failed:
-        report.say(text, event="collect.done", new=new, changed=changed)
-    else:
-        report.detail(text, event="collect.done")
-    return report
-
-
-def purge_tick(settings: Settings, factory: sessionmaker[Session], *, now: datetime) -> TickReport:
-    """Delete subscribers who never confirmed, and the scheduler's history past `HISTORY`;
-    apply [retention] (`retention.purge`): old deliveries folded into counts, old entries
-    and events, the outbox, former subscribers after their grace."""
-    report = TickReport("purge-pending")
-    days = settings.subscribers.purge_pending_days
-    with db.transaction(factory) as session:
-        purged = registry.purge_pending(session, older_than=timedelta(days=days), now=now)
-        pruned = runs.prune(session, before=now - HISTORY)
-    text = f"{purged} unconfirmed subscribers older than {days} days deleted"
-    if purged:
-        report.say(text, event="subscribers.purged", count=purged)
-    else:
-        report.detail(text, event="subscribers.purged", count=0)
-    if pruned:
-        report.detail(f"{pruned} old job runs and marks pruned", event="runs.pruned")
-    try:
-        kept = retention.purge(settings, factory, now=now)
-    except DigestError as exc:
-        report.say(f"retention failed: {exc}", event="retention.failed", level=logging.ERROR)
-        return report
-    if kept.skipped:
-        report.say(kept.message, event="retention.done", level=logging.WARNING)
-    elif kept.anything:
-        report.say(kept.message, event="retention.done", rows=kept.delivery_rows)
-    else:
-        report.detail(kept.message, event="retention.done")
-    return report
-
-
-def bounces_tick(
-    settings: Settings, factory: sessionmaker[Session], *, now: datetime
-) -> TickReport:
-    """Read the bounce mailbox ([bounces]) and apply what came back; a mailbox that cannot
-    be read is an error of the run (`digest status` shows it)."""
-    report = TickReport("bounces")
-    if not bouncebox.configured(settings):
-        report.detail("no bounce mailbox: [bounces] maildir or imap_host", event="bounces.idle")
-        return report
-    try:
-        read = bouncebox.read_mailbox(settings, factory, now=now)
-    except DigestError as exc:
-        report.say(f"bounce mailbox: {exc}", event="bounces.failed", level=logging.ERROR)
-        return report
-    for line in read.lines:
-        if line.startswith(("✗", "!", "?")):
-            report.detail(line, event="bounces.message")
-    if read.messages:
-        report.say(read.message, event="bounces.done", messages=read.messages)
-    else:
-        report.detail(read.message, event="bounces.done")
-    return report
-
-
-def publish_tick(
-    settings: Settings, factory: sessionmaker[Session], *, now: datetime
-) -> TickReport:
-    """Write the public files (feeds, archive, events.ics) again."""
-    report = TickReport("publish")
-    _publish(settings, factory, now, report)
-    return report
-
-
-def _publish(
-    settings: Settings, factory: sessionmaker[Session], now: datetime, report: TickReport
-) -> None:
-    try:
-        published = pipeline.publish(settings, factory, now=now)
-    except (DigestError, OSError) as exc:
-        report.say(f"publishing failed: {exc}", event="publish.failed", level=logging.ERROR)
-        return
-    report.say(
-        f"published into {published.output_dir}: {len(published.written)} written, "
-        f"{len(published.unchanged)} unchanged",
-        event="publish.done",
-        written=len(published.written),
-    )
-
-
-# --- sending -----------------------------------------------------------------------------------
-
-
-def send_issue(
-    settings: Settings,
-    factory: sessionmaker[Session],
-    number: int,
-    now: datetime,
-    stop: threading.Event,
-    make_sender: Callable[[], Sender] | None,
-    report: TickReport,
-) -> None:
-    """Send (or resume) issue `number`; publish once it is all sent."""
-    if stop.is_set():
-        report.say(
-            f"issue #{number} not sent now: shutting down; it goes at the next start",
-            event="issue.deferred",
-            issue=number,
-        )
-        return
-    try:
-        sent = sending.send(
-            settings, factory, number=number, now=now, stop=stop, make_sender=make_sender
-        )
-    except DeliveryError as exc:
-        # Another process holds the send lock: it is sending this issue right now.
-        report.say(f"issue #{number}: {exc}", event="issue.busy", issue=number)
-        return
-    except DigestError as exc:
-        report.say(
-            f"issue #{number} cannot be sent: {exc}",
-            event="issue.failed",
-            level=logging.ERROR,
-            issue=number,
-        )
-        return
-    counts = sent.counts
-    tally = (
-        f"{counts.get(DeliveryState.SENT, 0)} sent, {counts.get(DeliveryState.FAILED, 0)} "
-        f"failed, {counts.get(DeliveryState.BOUNCED, 0)} bounced"
-    )
-    if sent.paused:
-        with factory() as session:
-            paused = issues.by_number(session, number)
-            kind, advice = pauses.kind_of(paused), pauses.advice(paused)
-        report.say(
-            f"issue #{number} paused: {sent.paused}" + (f"; {advice}" if advice else ""),
-            event="issue.paused",
-            level=logging.ERROR,
-            issue=number,
-            kind=kind.value if kind else None,
-        )
-    elif sent.finished:
-        if sent.attempted:
-            report.say(f"issue #{number} sent: {tally}", event="issue.sent", issue=number)
-            _publish(settings, factory, now, report)
-        else:
-            report.detail(f"issue #{number} was sent already", event="issue.sent", issue=number)
-    elif stop.is_set():
-        report.say(
-            f"issue #{number} stopped for shutdown after {sent.attempted} messages; "
-            "the rest goes at the next start",
-            event="issue.stopped",
-            issue=number,
-        )
-    else:
-        waiting = counts.get(DeliveryState.PENDING, 0)
-        retry = f" from {sent.next_retry_at:%Y-%m-%d %H:%M} UTC" if sent.next_retry_at else ""
-        report.say(
-            f"issue #{number}: {tally}; {waiting} wait for a retry{retry}",
-            event="issue.retrying",
-            issue=number,
-            pending=waiting,
-        )
-
-
-def retry_tick(
-    settings: Settings,
-    factory: sessionmaker[Session],
-    *,
-    now: datetime,
-    stop: threading.Event | None = None,
-    make_sender: Callable[[], Sender] | None = None,
-) -> TickReport:
-    """Resume every issue being sent that has deliveries due: 4xx retries whose time came,
-    and rows a stopped or crashed send left behind. Paused issues are left to
-    `resuming.resume_tick` (relay pauses) or to a person (`digest send N`)."""
-    report = TickReport("retry-deliveries")
-    stop = stop or threading.Event()
-    with factory() as session:
-        numbers = _resumable(session, now)
-    for number in numbers:
-        send_issue(settings, factory, number, now, stop, make_sender, report)
-    _confirmations(settings, factory, now, stop, make_sender, report)
-    return report
-
-
-def _confirmations(
-    settings: Settings,
-    factory: sessionmaker[Session],
-    now: datetime,
-    stop: threading.Event,
-    make_sender: Callable[[], Sender] | None,
-    report: TickReport,
-) -> None:
-    """Send the confirmation mails still queued (a retry whose time came, or one a stopped
-    `digest serve` left): the sign-up's own drain normally sends them at once."""
-    from digest.pipeline import confirmations
-
-    if confirmations.queued_count(factory) == 0:
-        return
-    try:
-        drained = confirmations.drain(
-            settings,
-            factory,
-            sender=make_sender() if make_sender is not None else None,
-            now=lambda: now,
-            stop=stop,
-        )
-    except ConfigError as exc:
-        report.say(
-            f"confirmation mails wait in the queue: {exc}",
-            event="confirmations.config",
-            level=logging.WARNING,
-        )
-        report.failed = True
-        return
-    if drained.sent or drained.retrying or drained.failed:
-        report.say(
-            f"confirmation mails: {len(drained.sent)} sent, {len(drained.retrying)} to retry, "
-            f"{len(drained.failed)} given up",
-            event="confirmations.sent",
-        )
-
-
-def _resumable(session: Session, now: datetime) -> list[int]:
-    """Numbers of unpaused issues being sent, with no live sender, that have rows due."""
-    due = (
-        sa.select(Delivery.id)
-        .where(
-            Delivery.issue_id == Issue.id,
-            sa.or_(
-                Delivery.state == DeliveryState.SENDING,
-                sa.and_(
-                    Delivery.state == DeliveryState.PENDING,
-                    sa.or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
-                ),
-            ),
-        )
-        .exists()
-    )
-    rows = session.execute(
-        sa.select(Issue.number, Issue.sender_lock, Issue.sender_heartbeat_at)
-        .where(Issue.status == IssueStatus.SENDING, Issue.paused_reason.is_(None), due)
-        .order_by(Issue.number)
-    ).all()
-    return [
-        number
-        for number, lock, heartbeat in rows
-        if lock is None
-        or runs.owner_is_dead(lock)
-        or (heartbeat is not None and now - heartbeat > deliveries.STALE_LOCK)
-    ]
 
 
 # --- the issue of a slot -----------------------------------------------------------------------
@@ -779,13 +497,3 @@ def _tell_editors(tick: _Tick, number: int, deadline: datetime) -> None:
         event="editors.told",
         issue=number,
     )
-
-
-def span(delta: timedelta) -> str:
-    """A duration the way people say it: "7h05m", "2d3h", "45m"."""
-    minutes = int(delta.total_seconds() // 60)
-    days, rest = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(rest, 60)
-    if days:
-        return f"{days}d{hours}h"
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m"

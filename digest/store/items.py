@@ -1,9 +1,10 @@
-"""Entries and events in the database: dedupe, first/last seen, and change tracking.
+"""Entries in the database: dedupe, first/last seen, and change tracking.
 
 Entries are one row per item however many sources carry it: matched by guid, then link,
 then (for link-less items) a fingerprint of title and text, so a feed whose guids change
-on every fetch still yields one entry. Events are one row per source + UID +
-RECURRENCE-ID; a changed time, place or status is recorded as an `EventChange`.
+on every fetch still yields one entry. Events are stored by `digest.store.events`
+(re-exported here: `record_events`, `clean_event`), the `Counts` both return and what they
+share by `digest.store.recording`.
 
 Every string is cleaned here, once, before it is stored (`collect.clean.clean_text`; titles,
 names, places and categories with `clean_title`). Entries are stored in bulk, a batch per
@@ -16,12 +17,11 @@ alike).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import re
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import sqlalchemy as sa
@@ -29,41 +29,31 @@ from sqlalchemy.orm import Session
 
 from digest import collect
 from digest.collect.clean import clean_optional, clean_text, clean_title
+from digest.store.events import clean_event, record_events
 from digest.store.models import (
-    ChangeKind,
     Entry,
     EntrySource,
-    Event,
-    EventChange,
-    EventStatus,
     Source,
 )
+from digest.store.recording import REFUSALS, Counts, content_digest, language_tag, note_refused
+
+__all__ = [
+    "ENTRY_BATCH",
+    "FUTURE_TOLERANCE",
+    "Counts",
+    "clean_entry",
+    "clean_event",
+    "entries_of",
+    "fingerprint",
+    "guid_key",
+    "normalize_link",
+    "record_entries",
+    "record_events",
+]
 
 log = logging.getLogger("digest.store")
 
 FUTURE_TOLERANCE = timedelta(hours=1)
-_LANGUAGE = re.compile(r"[A-Za-z]{2,8}(?:[-_][A-Za-z0-9]{1,8}){0,3}")
-"""What a stored language may look like (a BCP 47 tag); anything else becomes the source's."""
-
-
-@dataclass
-class Counts:
-    """How many items one fetch added, changed and found unchanged, and which it skipped."""
-
-    new: int = 0
-    changed: int = 0
-    unchanged: int = 0
-    skipped: list[str] = dataclasses.field(default_factory=list)
-    """One line per item the database refused: its title and why (the others are kept)."""
-
-    def __str__(self) -> str:
-        text = f"{self.new} new, {self.changed} changed, {self.unchanged} unchanged"
-        return text + (f", {len(self.skipped)} skipped" if self.skipped else "")
-
-
-def _language(value: str | None) -> str | None:
-    value = clean_optional(value)
-    return value if value is not None and _LANGUAGE.fullmatch(value) else None
 
 
 def clean_entry(item: collect.Entry) -> collect.Entry:
@@ -76,45 +66,11 @@ def clean_entry(item: collect.Entry) -> collect.Entry:
         summary_html=clean_text(item.summary_html),
         summary_text=clean_text(item.summary_text),
         author=clean_optional(item.author, title=True),
-        language=_language(item.language),
+        language=language_tag(item.language),
         image_url=clean_optional(item.image_url),
         categories=tuple(c for c in (clean_title(c).strip() for c in item.categories) if c),
         alternates=tuple(a for a in (clean_text(a).strip() for a in item.alternates) if a),
     )
-
-
-def clean_event(item: collect.Event) -> collect.Event:
-    """Return `item` with every string cleaned for storage."""
-    return dataclasses.replace(
-        item,
-        uid=clean_text(item.uid),
-        recurrence_id=clean_text(item.recurrence_id),
-        summary=clean_title(item.summary),
-        description=clean_text(item.description),
-        location=clean_title(item.location),
-        url=clean_optional(item.url),
-        timezone=clean_optional(item.timezone),
-        status=clean_text(item.status),
-        language=_language(item.language),
-        organizer=clean_optional(item.organizer, title=True),
-        categories=tuple(c for c in (clean_title(c).strip() for c in item.categories) if c),
-    )
-
-
-def _refused(counts: Counts, what: str, exc: Exception) -> None:
-    """Note an item the database refused (its savepoint was rolled back)."""
-    reason = clean_title(str(getattr(exc, "orig", None) or exc)).splitlines()[0][:200]
-    counts.skipped.append(f"{clean_title(str(what or ''))[:80]!r}: {reason}")
-    log.warning("an item was left out: %s", counts.skipped[-1])
-
-
-_REFUSALS = (sa.exc.SQLAlchemyError, ValueError, UnicodeError)
-"""What storing one item may raise because of its content (not because the database is gone)."""
-
-
-def _digest(*parts: object) -> str:
-    text = "\x1f".join("" if part is None else str(part) for part in parts)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 # --- entries ------------------------------------------------------------------------------
@@ -156,7 +112,7 @@ def guid_key(source: Source, guid: str | None) -> str | None:
 def fingerprint(title: str, text: str) -> str:
     """Hash of the normalized title and the start of the text: identity of last resort."""
     squash = " ".join(f"{title} {text[:300]}".lower().split())
-    return _digest(squash)
+    return content_digest(squash)
 
 
 def _find_entry(session: Session, key: str | None, link: str | None, print_: str) -> Entry | None:
@@ -198,7 +154,7 @@ def _keyed(source: Source, item: collect.Entry) -> _Keyed:
         key=guid_key(source, item.guid),
         link=link,
         print_=fingerprint(item.title, item.summary_text),
-        content=_digest(item.title, link, item.summary_html),
+        content=content_digest(item.title, link, item.summary_html),
     )
 
 
@@ -230,7 +186,7 @@ def record_entries(
         try:
             with session.begin_nested():
                 kinds = _record_batch(session, source, batch, now, first_collection, cutoff)
-        except _REFUSALS as exc:
+        except REFUSALS as exc:
             log.info("a batch of %d entries was refused (%s); storing one by one", len(batch), exc)
             kinds = None
         if kinds is None:
@@ -254,8 +210,8 @@ def _record_one_by_one(
         try:
             with session.begin_nested():
                 kind = _record_entry(session, source, item, now, first_collection, cutoff)
-        except _REFUSALS as exc:
-            _refused(counts, item.title, exc)
+        except REFUSALS as exc:
+            note_refused(counts, item.title, exc)
         else:
             setattr(counts, kind, getattr(counts, kind) + 1)
 
@@ -433,175 +389,6 @@ def _link_source(
     if exists is None:
         session.add(EntrySource(entry=entry, source=source, guid=guid, first_seen_at=now))
         session.flush()
-
-
-# --- events -------------------------------------------------------------------------------
-
-
-def _when(event: collect.Event | Event) -> str:
-    """A readable, comparable rendering of an occurrence's time (for change records)."""
-    if event.all_day:
-        return f"{_iso(event.start_date)}/{_iso(event.end_date)}"
-    return f"{_iso(event.starts_at)}/{_iso(event.ends_at)}"
-
-
-def _iso(value: date | datetime | None) -> str:
-    return value.isoformat() if value is not None else ""
-
-
-def _event_hash(item: collect.Event) -> str:
-    return _digest(
-        item.summary,
-        item.description,
-        item.location,
-        item.url,
-        _when(item),
-        item.status,
-        item.organizer,
-        ",".join(item.categories),
-    )
-
-
-def record_events(
-    session: Session,
-    source: Source,
-    events: Iterable[collect.Event],
-    *,
-    now: datetime,
-    window: tuple[datetime, datetime],
-) -> Counts:
-    """Store a calendar's occurrences; record reschedules, moves, cancellations, removals.
-
-    `window` is the span the calendar was expanded over: a stored occurrence inside it that
-    the calendar no longer has is marked withdrawn (and un-marked if it comes back).
-    """
-    counts = Counts()
-    seen: set[int] = set()
-    refused: set[tuple[str, str]] = set()
-    for raw in events:
-        item = clean_event(raw)
-        try:
-            with session.begin_nested():
-                kind, event_id = _record_event(session, source, item, now)
-        except _REFUSALS as exc:
-            refused.add((item.uid, item.recurrence_id))
-            _refused(counts, item.summary, exc)
-        else:
-            setattr(counts, kind, getattr(counts, kind) + 1)
-            seen.add(event_id)
-    _withdraw_missing(session, source, seen, now=now, window=window, refused=refused)
-    return counts
-
-
-def _record_event(
-    session: Session, source: Source, item: collect.Event, now: datetime
-) -> tuple[str, int]:
-    """Store one (clean) occurrence; return "new", "changed" or "unchanged" and its id."""
-    event = session.scalar(
-        sa.select(Event).where(
-            Event.source_id == source.id,
-            Event.uid == item.uid,
-            Event.recurrence_id == item.recurrence_id,
-        )
-    )
-    content = _event_hash(item)
-    if event is None:
-        event = Event(
-            source=source,
-            uid=item.uid,
-            recurrence_id=item.recurrence_id,
-            first_seen_at=now,
-            changed_at=None,
-        )
-        _copy_event(event, item, source, now, content)
-        session.add(event)
-        kind = "new"
-    elif item.sequence < event.sequence:
-        # An older revision (RFC 5545: the higher SEQUENCE wins): keep what we have.
-        event.last_seen_at = now
-        kind = "unchanged"
-    elif event.content_hash != content or event.withdrawn_at is not None:
-        for change, old, new in _changes(event, item):
-            event.changes.append(
-                EventChange(kind=change, old_value=old, new_value=new, detected_at=now)
-            )
-        _copy_event(event, item, source, now, content)
-        event.changed_at = now
-        kind = "changed"
-    else:
-        event.last_seen_at = now
-        kind = "unchanged"
-    session.flush()
-    return kind, event.id
-
-
-def _changes(event: Event, item: collect.Event) -> list[tuple[ChangeKind, str, str]]:
-    found: list[tuple[ChangeKind, str, str]] = []
-    if event.withdrawn_at is not None:
-        found.append((ChangeKind.REINSTATED, "withdrawn", item.status))
-    old_time, new_time = _when(event), _when(item)
-    if old_time != new_time:
-        found.append((ChangeKind.RESCHEDULED, old_time, new_time))
-    if event.location.strip() != item.location.strip() and event.location.strip():
-        found.append((ChangeKind.MOVED, event.location, item.location))
-    was_cancelled = event.status is EventStatus.CANCELLED
-    if item.status == EventStatus.CANCELLED and not was_cancelled:
-        found.append((ChangeKind.CANCELLED, event.status.value, item.status))
-    elif was_cancelled and item.status != EventStatus.CANCELLED:
-        found.append((ChangeKind.REINSTATED, event.status.value, item.status))
-    return found
-
-
-def _copy_event(
-    event: Event, item: collect.Event, source: Source, now: datetime, content: str
-) -> None:
-    event.summary = item.summary
-    event.description = item.description
-    event.location = item.location
-    event.url = item.url
-    event.organizer = item.organizer
-    event.categories = list(item.categories)
-    event.language = item.language or source.language
-    event.all_day = item.all_day
-    event.starts_at, event.ends_at = item.starts_at, item.ends_at
-    event.start_date, event.end_date = item.start_date, item.end_date
-    event.timezone = item.timezone
-    event.status = (
-        EventStatus(item.status)
-        if item.status in EventStatus.__members__
-        else (EventStatus.CONFIRMED)
-    )
-    event.sequence = item.sequence
-    event.last_modified = item.last_modified
-    event.last_seen_at = now
-    event.withdrawn_at = None
-    event.content_hash = content
-
-
-def _withdraw_missing(
-    session: Session,
-    source: Source,
-    seen: set[int],
-    *,
-    now: datetime,
-    window: tuple[datetime, datetime],
-    refused: Collection[tuple[str, str]] = (),
-) -> None:
-    start, end = window
-    in_window = sa.or_(
-        sa.and_(Event.all_day.is_(False), Event.starts_at >= start, Event.starts_at < end),
-        sa.and_(
-            Event.all_day.is_(True), Event.start_date >= start.date(), Event.start_date < end.date()
-        ),
-    )
-    query = sa.select(Event).where(
-        Event.source_id == source.id, Event.withdrawn_at.is_(None), in_window
-    )
-    for event in session.scalars(query):
-        # An occurrence the database refused this time is still in the calendar.
-        if event.id not in seen and (event.uid, event.recurrence_id) not in refused:
-            event.withdrawn_at = now
-            event.changed_at = now
 
 
 def entries_of(session: Session, source: Source) -> Sequence[Entry]:

@@ -37,7 +37,18 @@ from digest import config
 from digest.config import Settings
 from digest.errors import DigestError
 from digest.pipeline import open_database, transport, utcnow
-from digest.web import accounts, admin, api, archive, desk, probes, public, scripts, signup
+from digest.web import (
+    accounts,
+    admin,
+    api,
+    archive,
+    desk,
+    preferences,
+    probes,
+    public,
+    scripts,
+    signup,
+)
 from digest.web.pages import Site
 from digest.web.security import (
     AccessLog,
@@ -129,10 +140,10 @@ def routes() -> list[BaseRoute]:
         Route("/{lang}/links", public.new_links, methods=_POST),
         Route("/{lang}/unsubscribe/{token}", public.unsubscribe, methods=_BOTH),
         Route("/{lang}/preferences", public.token_help, methods=_GET),
-        Route("/{lang}/preferences/{token}", public.preferences_page, methods=_BOTH),
-        Route("/{lang}/preferences/{token}/export", public.export, methods=_POST),
-        Route("/{lang}/preferences/{token}/erase", public.erase, methods=_POST),
-        Route("/{lang}/preferences/{token}/renew", public.renew, methods=_POST),
+        Route("/{lang}/preferences/{token}", preferences.preferences_page, methods=_BOTH),
+        Route("/{lang}/preferences/{token}/export", preferences.export, methods=_POST),
+        Route("/{lang}/preferences/{token}/erase", preferences.erase, methods=_POST),
+        Route("/{lang}/preferences/{token}/renew", preferences.renew, methods=_POST),
     ]
 
 
