@@ -5,9 +5,10 @@ transaction per mail) never competes with the requests for the web process's int
 The web process stores a sign-up (`pipeline.signups`) and, once it is committed, wakes
 the child (`Mailroom.wake`: one byte written to a pipe, never blocking, no thread hop; not
 a multiprocessing Event, whose shared lock a killed child could leave held). The child
-drains the queue (`confirmations.drain`: claim, send, mark, never more than one mail claimed and unmarked),
-then waits for the next wake; it also looks every `POLL` seconds (mails due for a retry,
-sign-ups stored by another process), and leaves when the web process is gone.
+drains the queue (`confirmations.drain`: claim, send, mark, never more than one mail
+claimed and unmarked), then waits for the next wake; it also looks every `POLL` seconds
+(mails due for a retry, sign-ups stored by another process), and leaves when the web
+process is gone.
 
 A child that dies is replaced (a watcher thread of the web process), and the new one
 drains at once. A death between a claim and its mark leaves that one mail `sending` until
