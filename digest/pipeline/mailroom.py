@@ -5,16 +5,17 @@ transaction per mail) never competes with the requests for the web process's int
 The web process stores a sign-up (`pipeline.signups`) and, once it is committed, wakes
 the child (`Mailroom.wake`: one byte written to a pipe, never blocking, no thread hop; not
 a multiprocessing Event, whose shared lock a killed child could leave held). The child
-drains the queue (`confirmations.drain`: claim, send, mark, never more than one mail
-claimed and unmarked), then waits for the next wake; it also looks every `POLL` seconds
-(mails due for a retry, sign-ups stored by another process), and leaves when the web
-process is gone.
+drains the queue (`confirmations.drain`: claims `PER_TRANSACTION` mails in one
+transaction, sends them, marks them with the next claims), then waits for the next wake;
+it also looks every `POLL` seconds (mails due for a retry, sign-ups stored by another
+process), and leaves when the web process is gone.
 
 A child that dies is replaced (a watcher thread of the web process), and the new one
-drains at once. A death between a claim and its mark leaves that one mail `sending` until
-its lease ends (`store.confirmations.CLAIM_LEASE`), then it is sent again: at most that
-one mail may arrive twice, and none is lost. `stop` closes the pipe: the child ends after
-the drain in hand (terminated after `STOP_WAIT`: the same guarantee).
+drains at once. A death between the claims and their marks leaves those mails `sending`
+until their lease ends (`store.confirmations.CLAIM_LEASE`), then they are sent again: at
+most the `PER_TRANSACTION` mails in flight may arrive twice, and none is lost. `stop`
+closes the pipe: the child ends after the drain in hand (terminated after `STOP_WAIT`:
+the same guarantee).
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ from digest.errors import ConfigError, DigestError
 
 log = logging.getLogger("digest.confirmations")
 
+PER_TRANSACTION = 32
+"""Mails claimed (and then marked) in one transaction: a commit each would contend with
+the sign-ups' commits for the database (SQLite's one writer)."""
 POLL = 30.0
 """Seconds between two looks at the queue when no wake comes (the safety net)."""
 ORPHAN_CHECK = 2.0
@@ -192,7 +196,7 @@ def run(
             try:
                 if mailer is None:
                     mailer = Mailer(settings)
-                drained = drain(settings, factory, mailer=mailer)
+                drained = drain(settings, factory, mailer=mailer, per_transaction=PER_TRANSACTION)
             except (ConfigError, DigestError, OSError, sa.exc.SQLAlchemyError) as exc:
                 log.error("confirmation mails wait in the queue: %s", exc)
                 continue
