@@ -39,6 +39,8 @@ log = logging.getLogger("digest.confirmations")
 PER_TRANSACTION = 32
 """Mails claimed (and then marked) in one transaction: a commit each would contend with
 the sign-ups' commits for the database (SQLite's one writer)."""
+NICENESS = 10
+"""Added to the child's nice value: it yields the CPU to the web process's requests."""
 POLL = 30.0
 """Seconds between two looks at the queue when no wake comes (the safety net)."""
 ORPHAN_CHECK = 2.0
@@ -177,6 +179,9 @@ def run(
     from digest.pipeline.confirmations import Mailer, drain
 
     logfmt.configure(log_format, level)
+    with contextlib.suppress(OSError):
+        # The answers first: on a busy machine the mails wait a little, the pages not.
+        os.nice(NICENESS)
     factory = open_database(settings)
     fd = wakes.fileno()
     os.set_blocking(fd, False)
