@@ -4,8 +4,9 @@ A sign-up only queues its confirmation (`people.add_subscriber(..., send_now=Fal
 the transaction that stores the subscriber). `drain` sends what is due through the
 configured transport, the way issues leave (VERP envelope sender, DKIM when configured),
 each mail from a `NoticeTemplate` rendered once per language and personalized in bytes.
-Who drains: `digest serve` after each sign-up (a `Waker`: one drain at a time, in the
-background), the scheduler's retry job, `digest subscribers confirmations`, and the CLI's
+Who drains: `digest serve`'s mailroom child (`pipeline.mailroom`), an app made without it
+after each sign-up (a `Waker`: one drain at a time, in the background), the scheduler's
+retry job, `digest subscribers confirmations`, and the CLI's
 own `add` (for the one it queued, at once).
 
 A refused or failed mail is tried again after `RETRY_DELAYS`; a refusal for good (5xx)
