@@ -42,7 +42,7 @@ def serve(
     # own included: it logs through the root logger with log_config=None. Configured before
     # the app is made, so what making it says (secrets in the file) is in that format too.
     logfmt.configure(log_format, log_level)
-    app = create_app(settings, factory=ctx.factory)
+    app = create_app(settings, factory=ctx.factory, mailroom=True)
     chosen_host = host or settings.web.host
     chosen_port = port if port is not None else settings.web.port
     click.echo(f"serving {settings.publication.title} on http://{chosen_host}:{chosen_port}/")

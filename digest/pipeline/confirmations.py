@@ -4,8 +4,9 @@ A sign-up only queues its confirmation (`people.add_subscriber(..., send_now=Fal
 the transaction that stores the subscriber). `drain` sends what is due through the
 configured transport, the way issues leave (VERP envelope sender, DKIM when configured),
 each mail from a `NoticeTemplate` rendered once per language and personalized in bytes.
-Who drains: `digest serve` after each sign-up (a `Waker`: one drain at a time, in the
-background), the scheduler's retry job, `digest subscribers confirmations`, and the CLI's
+Who drains: `digest serve`'s mailroom child (`pipeline.mailroom`), an app made without it
+after each sign-up (a `Waker`: one drain at a time, in the background), the scheduler's
+retry job, `digest subscribers confirmations`, and the CLI's
 own `add` (for the one it queued, at once).
 
 A refused or failed mail is tried again after `RETRY_DELAYS`; a refusal for good (5xx)
@@ -208,8 +209,11 @@ def drain(
     now: Callable[[], datetime] = utcnow,
     stop: threading.Event | None = None,
     write: Write | None = None,
+    per_transaction: int = 1,
 ) -> Drained:
-    """Send every due confirmation (or only subscriber `only`'s), one claim at a time.
+    """Send every due confirmation (or only subscriber `only`'s), `per_transaction` mails
+    claimed in one transaction (and marked in the next: the mailroom child claims many,
+    since a commit each would contend with the sign-ups' for the database).
 
     `mailer` is kept by long-lived callers (its templates stay rendered); otherwise one
     is made over `sender` (or the configured transport) and closed at the end. `write`
@@ -221,68 +225,101 @@ def drain(
     used = mailer or Mailer(settings, sender)
     writing = write or transactions(factory)
     done = Drained()
-    # The mark of one mail is committed with the claim of the next: one transaction per
-    # mail, and never more than one claimed and unmarked.
-    mark: Job | None = None
+    # The marks of one group of mails are committed with the claims of the next: one
+    # transaction per `per_transaction` mails, and never more than that many claimed and
+    # unmarked (a crash resends at most those, after their lease).
+    marks: list[Job] = []
     try:
         while stop is None or not stop.is_set():
             with factory() as session:
                 ids = confirmations.due(session, now=now(), limit=BATCH, only=only)
             if not ids:
                 break
-            for row_id in ids:
+            for start in range(0, len(ids), max(1, per_transaction)):
                 if stop is not None and stop.is_set():
                     break
-                mark = _one(writing, used, row_id, now(), done, mark)
+                group = ids[start : start + max(1, per_transaction)]
+                marks = _group(writing, used, group, now(), done, marks)
     finally:
         try:
-            if mark is not None:
-                writing(mark)
+            if marks:
+                writing(_all(marks))
         finally:
             if own:
                 used.close()
     return done
 
 
-def _take(row_id: int, now: datetime, before: Job | None) -> Job:
-    """`before` (the previous mail's mark), then the claim of one row and a detached copy
-    of its subscriber (None: no mail due)."""
+def _all(jobs: list[Job]) -> Job:
+    """One job running `jobs` in order."""
 
-    def job(session: Session) -> tuple[confirmations.Claimed, Subscriber | None] | None:
-        if before is not None:
-            before(session)
-        claimed = confirmations.claim(session, row_id, now=now)
-        if claimed is None:
-            return None  # another sender has it
-        found = session.get(Subscriber, claimed.subscriber_id)
-        if found is None or found.status is not SubscriberStatus.PENDING:
-            confirmations.drop(session, claimed)
-            return claimed, None
-        copy = Subscriber(
-            id=found.id,
-            public_id=found.public_id,
-            email=found.email,
-            name=found.name,
-            language=found.language,
-            consent_source=found.consent_source,
-        )
-        return claimed, copy
+    def job(session: Session) -> None:
+        for each in jobs:
+            each(session)
 
     return job
 
 
-def _one(
-    write: Write, mailer: Mailer, row_id: int, now: datetime, done: Drained, before: Job | None
-) -> Job | None:
-    """Commit `before` with the claim of one row, send its mail, and return its mark (for
-    the next claim's transaction, or alone at the end of the drain)."""
-    taken = write(_take(row_id, now, before))
-    if taken is None:
-        return None
-    claimed, subscriber = taken
-    if subscriber is None:
-        done.dropped += 1
-        return None
+def _take(
+    row_ids: list[int], now: datetime, before: list[Job]
+) -> Callable[[Session], list[tuple[confirmations.Claimed, Subscriber | None]]]:
+    """`before` (the previous mails' marks), then the claims of rows and a detached copy
+    of each one's subscriber (None: no mail due)."""
+
+    def job(session: Session) -> list[tuple[confirmations.Claimed, Subscriber | None]]:
+        for each in before:
+            each(session)
+        taken: list[tuple[confirmations.Claimed, Subscriber | None]] = []
+        for row_id in row_ids:
+            claimed = confirmations.claim(session, row_id, now=now)
+            if claimed is None:
+                continue  # another sender has it
+            found = session.get(Subscriber, claimed.subscriber_id)
+            if found is None or found.status is not SubscriberStatus.PENDING:
+                confirmations.drop(session, claimed)
+                taken.append((claimed, None))
+                continue
+            copy = Subscriber(
+                id=found.id,
+                public_id=found.public_id,
+                email=found.email,
+                name=found.name,
+                language=found.language,
+                consent_source=found.consent_source,
+            )
+            taken.append((claimed, copy))
+        return taken
+
+    return job
+
+
+def _group(
+    write: Write,
+    mailer: Mailer,
+    row_ids: list[int],
+    now: datetime,
+    done: Drained,
+    before: list[Job],
+) -> list[Job]:
+    """Commit `before` with the claims of rows, send their mails, and return their marks
+    (for the next claims' transaction, or alone at the end of the drain)."""
+    marks: list[Job] = []
+    for claimed, subscriber in write(_take(row_ids, now, before)):
+        if subscriber is None:
+            done.dropped += 1
+            continue
+        marks.append(_send(mailer, claimed, subscriber, now, done))
+    return marks
+
+
+def _send(
+    mailer: Mailer,
+    claimed: confirmations.Claimed,
+    subscriber: Subscriber,
+    now: datetime,
+    done: Drained,
+) -> Job:
+    """Send one claimed mail; return its mark."""
     address = subscriber.email
     try:
         result, message_id = mailer.send(subscriber, now)

@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -37,6 +38,7 @@ from digest import config
 from digest.config import Settings
 from digest.errors import DigestError
 from digest.pipeline import open_database, transport, utcnow
+from digest.pipeline.mailroom import Mailroom
 from digest.web import (
     accounts,
     admin,
@@ -230,18 +232,26 @@ def _server_error_page(site: Site) -> Callable[[Scope, str], Any]:
     return page
 
 
-def _closing(
-    factory: sessionmaker[Session],
+def _lifespan(
+    site: Site, *, opened: bool, mailroom: Mailroom | None
 ) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
-    """A lifespan that closes the database connections the app opened when it stops."""
+    """A lifespan that runs the mailroom's sender child while the app serves (when given)
+    and closes the database connections the app opened when it stops."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if mailroom is not None:
+            mailroom.start()
         try:
             yield
         finally:
-            engine = factory.kw["bind"]
-            engine.dispose()
+            try:
+                if mailroom is not None:
+                    await run_in_threadpool(mailroom.stop)
+            finally:
+                if opened:
+                    engine = site.factory.kw["bind"]
+                    engine.dispose()
 
     return lifespan
 
@@ -252,8 +262,12 @@ def create_app(
     factory: sessionmaker[Session] | None = None,
     clock: Callable[[], datetime] = utcnow,
     ticker: Callable[[], float] = time.monotonic,
+    mailroom: bool = False,
 ) -> Starlette:
     """Return the web app for `settings` (its database opened unless `factory` is given).
+
+    `mailroom` (`digest serve`): the confirmation mails are sent by a child process the
+    app runs while it serves (`pipeline.mailroom`), not in this process after the answers.
 
     `ticker` (seconds) times the in-memory answers' freshness (`web.cache`).
     Raises `ConfigError` when a secret the app needs is missing: [web] secret_key (links
@@ -280,6 +294,10 @@ def create_app(
         form_limit=RouteLimit(RateLimit(FORM_POSTS, 600), RateLimit(FORM_POSTS_OVERALL, 600)),
         ticker=ticker,
     )
+    room: Mailroom | None = None
+    if mailroom:
+        room = Mailroom(settings)
+        site.mailer = room
     mounted: list[BaseRoute] = routes()
     if site.prefix:
         # Behind a proxy that passes the base URL's path on; `/` still finds the home page.
@@ -304,7 +322,7 @@ def create_app(
             ),
         ],
         exception_handlers={HTTPException: _error_page},
-        lifespan=_closing(site.factory) if opened else None,
+        lifespan=_lifespan(site, opened=opened, mailroom=room) if opened or room else None,
     )
     # Starlette's own slash redirect builds its URL from the Host header; ours uses base_url.
     app.router.redirect_slashes = False

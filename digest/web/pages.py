@@ -15,7 +15,7 @@ import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import jinja2
@@ -39,6 +39,19 @@ from digest.web.security import RouteLimit
 from subscribers.tokens import Tokens
 
 
+class Wakes(Protocol):
+    """What sends the queued confirmation mails: a `Waker` in this process, or the
+    `pipeline.mailroom.Mailroom` child of `digest serve`."""
+
+    def needed(self) -> bool:
+        """Whether `wake` must run after the answer (False: it was woken already)."""
+        ...
+
+    def wake(self) -> None:
+        """Send what is queued (after a sign-up's commit)."""
+        ...
+
+
 @dataclass
 class Site:
     """The app's settings, database, signer, clock and rate limits, shared by handlers."""
@@ -59,8 +72,9 @@ class Site:
     """The published files, kept in memory."""
     pages: RenderedPages = field(init=False)
     """Pages the same for every reader (the sign-up form), kept in memory."""
-    mailer: Waker = field(init=False)
-    """Sends the queued confirmation mails after a sign-up's answer (one drain at a time)."""
+    mailer: Wakes = field(init=False)
+    """Sends the queued confirmation mails after a sign-up's answer: a `Waker` (one drain
+    at a time, in this process), or under `digest serve` the mailroom's child process."""
     signups: SignupWriter = field(init=False)
     """Stores the sign-ups, many to a transaction."""
     topics_kept: tuple[float, list[str]] | None = field(default=None, init=False)

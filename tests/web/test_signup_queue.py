@@ -283,3 +283,44 @@ def test_sign_ups_stored_together_keep_the_rules_of_one_by_one(
         assert registry.by_email(session, "other@example.net") is None
     drained = confirmations.drain(web_settings, factory, now=clock)
     assert len(drained.sent) == 3
+
+
+def test_a_crash_amid_a_group_of_claims_resends_at_most_that_group_after_its_lease(
+    web_settings: config.Settings, factory: sessionmaker[Session], clock: Clock
+) -> None:
+    from digest.deliver import Outcome, SendResult
+
+    addresses = [f"reader{number}@example.net" for number in range(7)]
+    for address in addresses:
+        people.add_subscriber(
+            web_settings, factory, address, source=ConsentSource.FORM, now=clock(), send_now=False
+        )
+    handed: list[str] = []
+
+    class DiesOnTheFifth:
+        """A transport whose process dies while handing over the fifth mail."""
+
+        def send(self, envelope_from: str, recipient: str, data: bytes) -> SendResult:
+            if len(handed) == 4:
+                raise SystemExit("killed")
+            handed.append(recipient)
+            return SendResult(Outcome.SENT, 250, "ok")
+
+    with pytest.raises(SystemExit):
+        confirmations.drain(
+            web_settings, factory, sender=DiesOnTheFifth(), now=clock, per_transaction=3
+        )
+    # Group one (3 mails) was marked with the claims of group two; group two (mail 4
+    # handed over, mail 5 in hand, mail 6) stays claimed; mail 7 was never claimed.
+    states = [state for _, state, _ in rows(factory)]
+    assert states == [ConfirmationState.SENT] * 3 + [ConfirmationState.SENDING] * 3 + [
+        ConfirmationState.QUEUED
+    ]
+    assert handed == addresses[:4]
+    drained = confirmations.drain(web_settings, factory, now=clock, per_transaction=3)
+    assert [sent.recipient for sent in drained.sent] == addresses[6:]  # the lease holds
+    clock.advance(seconds=CLAIM_LEASE.total_seconds() + 1)
+    drained = confirmations.drain(web_settings, factory, now=clock, per_transaction=3)
+    assert sorted(sent.recipient for sent in drained.sent) == addresses[3:6]
+    # None lost; only the group in flight at the crash could arrive twice (mail 4 here).
+    assert {state for _, state, _ in rows(factory)} == {ConfirmationState.SENT}
