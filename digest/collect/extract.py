@@ -127,8 +127,8 @@ def _extract_html(html: str, *, title: str | None, metadata: bool) -> Extracted:
     )
     if not metadata:
         plain = _plain_paragraphs(html)
-        lines = plain if plain is not None else _text_lines(document)
-        return _from_lines(lines, title=title, declared=None)
+        found = plain if plain is not None else _text_lines(document)
+        return _from_lines(found, title=title, declared=None)
     result = trafilatura.extract(
         document,
         output_format="xml",

@@ -46,7 +46,7 @@ def _paragraphs() -> list[str]:
 
 def _slow(html: str, title: str | None) -> str:
     saved = extract._plain_paragraphs
-    extract._plain_paragraphs = lambda html: None  # type: ignore[assignment]
+    extract._plain_paragraphs = lambda html: None
     try:
         return main_text(html, title=title)
     finally:
