@@ -97,6 +97,8 @@ _UNUSABLE = re.compile(
     + "]"
 )
 """Lone surrogates and Unicode non-characters: replaced with U+FFFD."""
+_HIGH = re.compile("[\ud800-\U0010ffff]")
+"""A character from the first surrogate on: text without one has nothing `_UNUSABLE` finds."""
 _BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
 """Bidi embeddings, overrides and isolates: removed from titles and names."""
 
@@ -107,7 +109,8 @@ def clean_text(text: str) -> str:
     if not text:
         return text
     text = _CONTROLS.sub("", text)
-    text = _UNUSABLE.sub("\ufffd", text)
+    if _HIGH.search(text):  # the long class of non-characters is slow to scan for
+        text = _UNUSABLE.sub("\ufffd", text)
     return unicodedata.normalize("NFC", text)
 
 
