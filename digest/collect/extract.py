@@ -193,8 +193,11 @@ def _plain_paragraphs(html: str) -> list[tuple[str, str]] | None:
     whitespace collapsed, except those it drops whatever their place: an empty one, one
     repeating or contained in another, a line of its share-button filter (`RE_FILTER`:
     "Print", "Facebook", …) and, with its non-printable characters, one it rewrites. Any of
-    these, and trafilatura decides (tests/collect/test_extract.py compares both ways).
+    these, and trafilatura decides (tests/collect/test_extract_plain.py compares both ways).
+    Text without a tag (a plain teaser) is in no element trafilatura reads: no line.
     """
+    if "<" not in html:
+        return []  # text outside any element: trafilatura finds no paragraph in it
     if not _PLAIN_PARAGRAPHS.fullmatch(html):
         return None
     raws = [unescape(raw) for raw in _PARAGRAPH_TEXT.findall(html)]

@@ -1,7 +1,8 @@
-"""A teaser of plain paragraphs skips trafilatura (`extract._plain_paragraphs`): what it
-gives must be what trafilatura gives. Compared on paragraphs of every seed page (the hub's
-real prose, menus and bylines included), in random groups, and on paragraphs trafilatura
-treats apart (repeated, contained in another, share buttons, invisible characters)."""
+"""A teaser of plain paragraphs (or of bare text) skips trafilatura
+(`extract._plain_paragraphs`): what it gives must be what trafilatura gives. Compared on
+paragraphs of every seed page (the hub's real prose, menus and bylines included), in random
+groups, and on paragraphs trafilatura treats apart (repeated, contained in another, share
+buttons, invisible characters)."""
 
 from __future__ import annotations
 
@@ -62,7 +63,13 @@ def test_plain_teasers_give_what_trafilatura_gives(seed: int) -> None:
         chosen = rnd.sample(paragraphs, rnd.randint(1, 5))
         if rnd.random() < 0.2:
             chosen.append(chosen[0])  # a paragraph repeated
-        html = sanitize_html("".join(f"<p>{escape(p)}</p>" for p in chosen), None)
+        bare = rnd.random() < 0.2  # a teaser of text only, no tag
+        html = sanitize_html(
+            "\n".join(escape(p) for p in chosen)
+            if bare
+            else "".join(f"<p>{escape(p)}</p>" for p in chosen),
+            None,
+        )
         title = rnd.choice([None, chosen[0], "Another title"])
         fast_taken += extract._plain_paragraphs(html) is not None
         assert main_text(html, title=title) == _slow(html, title), chosen
@@ -73,7 +80,7 @@ def test_anything_but_plain_paragraphs_goes_to_trafilatura() -> None:
     assert extract._plain_paragraphs("<p>Text with <a href='x'>a link</a>.</p>") is None
     assert extract._plain_paragraphs("<h2>Title</h2><p>Text.</p>") is None
     assert extract._plain_paragraphs("<p>One.</p><ul><li>a</li></ul>") is None
-    assert extract._plain_paragraphs("Bare text") is None
+    assert extract._plain_paragraphs("Bare text") == []
     assert extract._plain_paragraphs("<p>Same.</p><p>Same.</p>") is None
     assert extract._plain_paragraphs("<p>Print</p><p>Some text.</p>") is None
     assert extract._plain_paragraphs("<p>A.</p><p>B.</p>") == [("p", "A."), ("p", "B.")]
