@@ -73,11 +73,14 @@ _LINES = frozenset({"li", "tr", "dt", "dd"})
 # are attribute soup ending in `>`; a `<tag ` right before one means it is deliberate
 # escaped markup (an article about HTML) and it is kept. The repetitions are bounded, so
 # hostile text (`a="b" ` a million times) costs linear time, not quadratic.
-_QUOTED = r'"[^"<>]{0,1000}"'
-_ATTR = rf"[a-zA-Z][\w:-]{{0,30}}\s*=\s*{_QUOTED}"
+# The possessive `{…}+` and `*+` never give back what they took: the next token cannot
+# match it anyway (a name char is no space or `=`), so the matches are the same, found
+# without backtracking through every word of the text.
+_QUOTED = r'"[^"<>]{0,1000}+"'
+_ATTR = rf"[a-zA-Z][\w:-]{{0,30}}+\s*+=\s*+{_QUOTED}"
 _FRAGMENT = (
     rf"(?:{_QUOTED}\s+)?(?:{_ATTR}\s*){{1,12}}/?"  # `"Caption" src="/a.jpg"`
-    r'|"(?:mailto:|https?:|/)[^"\s<>]{0,1000}"\s*'  # `"mailto:x@y"`
+    r'|"(?:mailto:|https?:|/)[^"\s<>]{0,1000}+"\s*'  # `"mailto:x@y"`
 )
 _DANGLING_TEXT = re.compile(rf"(<[a-zA-Z][\w-]*\s+)?(?:{_FRAGMENT})>")
 _DANGLING_HTML = re.compile(rf"(&lt;[a-zA-Z][\w-]*\s+)?(?:{_FRAGMENT})&gt;")
@@ -94,6 +97,8 @@ _UNUSABLE = re.compile(
     + "]"
 )
 """Lone surrogates and Unicode non-characters: replaced with U+FFFD."""
+_HIGH = re.compile("[\ud800-\U0010ffff]")
+"""A character from the first surrogate on: text without one has nothing `_UNUSABLE` finds."""
 _BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
 """Bidi embeddings, overrides and isolates: removed from titles and names."""
 
@@ -104,7 +109,8 @@ def clean_text(text: str) -> str:
     if not text:
         return text
     text = _CONTROLS.sub("", text)
-    text = _UNUSABLE.sub("\ufffd", text)
+    if _HIGH.search(text):  # the long class of non-characters is slow to scan for
+        text = _UNUSABLE.sub("\ufffd", text)
     return unicodedata.normalize("NFC", text)
 
 
@@ -147,8 +153,10 @@ def sanitize_html(html: str, base_url: str | None) -> str:
         return ""
     cleaned = _clean(html, base_url)
     cleaned = cleaned.replace("<h1>", "<h2>").replace("</h1>", "</h2>")
-    cleaned = _DANGLING_HTML.sub(_drop_fragment, cleaned)
-    cleaned = _IMAGE.sub(lambda img: img[0] if ' src="' in img[1] else "", cleaned)
+    if "&gt;" in cleaned:  # every fragment ends with one: most bodies need no search
+        cleaned = _DANGLING_HTML.sub(_drop_fragment, cleaned)
+    if "<img" in cleaned:
+        cleaned = _IMAGE.sub(lambda img: img[0] if ' src="' in img[1] else "", cleaned)
     return _EMPTY_PARAGRAPH.sub("", cleaned).strip()
 
 
@@ -201,7 +209,9 @@ def html_to_text(html: str, limit: int = 500) -> str:
         if parser.length > 2 * limit + _CHUNK:
             break
     parser.close()
-    text = _DANGLING_TEXT.sub(_drop_fragment, "".join(parser.parts))
+    text = "".join(parser.parts)
+    if ">" in text:  # every fragment ends with one
+        text = _DANGLING_TEXT.sub(_drop_fragment, text)
     text = "\n".join(" ".join(line.split()) for line in text.split("\n"))
     return shorten(_BLANK_LINES.sub("\n\n", text).strip(), limit)
 

@@ -21,10 +21,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
+from html import unescape
 
 import trafilatura
 from lxml import etree
-from trafilatura.utils import sanitize_tree
+from trafilatura.utils import RE_FILTER, sanitize_tree
 from trafilatura.xml import remove_empty_elements, strip_double_tags
 
 from digest.collect.clean import html_to_text, shorten
@@ -70,6 +71,9 @@ _LEADING_DATE = re.compile(rf"^(?:{_DATE_TEXT})\s*(?:[-–—|:,]\s*)?", re.IGNO
 _EMPTY_DATELINE = re.compile(r"^[-–—]\s+(?=[A-Z])")
 """What is left of a dateline whose place or date was markup ("<time>Brussels</time> – …")."""
 _ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+_PLAIN_PARAGRAPHS = re.compile(r"\s*(?:<p>[^<>]*</p>\s*){1,12}")
+"""Sanitized HTML that is nothing but paragraphs of plain text (no link, list, heading…)."""
+_PARAGRAPH_TEXT = re.compile(r"<p>([^<>]*)</p>")
 
 
 @dataclass(frozen=True)
@@ -122,7 +126,9 @@ def _extract_html(html: str, *, title: str | None, metadata: bool) -> Extracted:
         else (f"<html><body>{html}</body></html>")
     )
     if not metadata:
-        return _from_lines(_text_lines(document), title=title, declared=None)
+        plain = _plain_paragraphs(html)
+        found = plain if plain is not None else _text_lines(document)
+        return _from_lines(found, title=title, declared=None)
     result = trafilatura.extract(
         document,
         output_format="xml",
@@ -177,6 +183,31 @@ def _text_lines(document: str) -> list[tuple[str, str]]:
         if text and not _inside_list(element):
             lines.append(("head" if element.tag == "head" else "p", text))
     return lines
+
+
+def _plain_paragraphs(html: str) -> list[tuple[str, str]] | None:
+    """The lines trafilatura finds in `html` when it is only paragraphs of plain text (most
+    feed teasers), without running it; None when it may find anything else.
+
+    For such a body trafilatura has no furniture to remove and keeps every paragraph, its
+    whitespace collapsed, except those it drops whatever their place: an empty one, one
+    repeating or contained in another, a line of its share-button filter (`RE_FILTER`:
+    "Print", "Facebook", …) and, with its non-printable characters, one it rewrites. Any of
+    these, and trafilatura decides (tests/collect/test_extract_plain.py compares both ways).
+    Text without a tag (a plain teaser) is in no element trafilatura reads: no line.
+    """
+    if "<" not in html:
+        return []  # text outside any element: trafilatura finds no paragraph in it
+    if not _PLAIN_PARAGRAPHS.fullmatch(html):
+        return None
+    raws = [unescape(raw) for raw in _PARAGRAPH_TEXT.findall(html)]
+    texts = [" ".join(raw.split()) for raw in raws]
+    for n, (raw, text) in enumerate(zip(raws, texts, strict=True)):
+        if not text or not text.isprintable() or any(map(RE_FILTER.match, raw.splitlines())):
+            return None
+        if any(n != other and text in texts[other] for other in range(len(texts))):
+            return None
+    return [("p", text) for text in texts]
 
 
 def _inside_list(element: etree._Element) -> bool:
