@@ -124,22 +124,20 @@ def send(
             keys_in_ledger = sorted(deliveries.variant_counts(session, issue_id))
             open_rows = sending._open_rows(session, issue_id)
         # Rendered once, here, for every worker: in parallel, one variant per core.
-        rendering = time.monotonic()
-        variants.render_all(keys_in_ledger, workers)
-        report.render_wall_seconds = time.monotonic() - rendering
-        count = min(workers, max(1, math.ceil(open_rows / batch)))
-        job = _Job(
-            settings=settings,
+        job = _rendered_job(
+            settings,
+            variants,
+            keys_in_ledger,
+            workers,
+            report,
+            clock,
             issue_id=issue_id,
             number=plan.number,
             owner=owner,
-            templates=dict(variants._templates),
             batch=batch,
             breaker=breaker,
-            offset=clock() - sending.utcnow(),
-            parent=os.getpid(),
-            joined=False,
         )
+        count = min(workers, max(1, math.ceil(open_rows / batch)))
         _rounds(settings, factory, job, count, clock, stop, progress, report)
     finally:
         deliveries.release_lock(factory, issue_id, owner)
@@ -190,20 +188,18 @@ def join(
     variants = sending.Variants(
         settings, plan, environment(settings), keys.token_length(Purpose.UNSUBSCRIBE)
     )
-    rendering = time.monotonic()
-    variants.render_all(keys_in_ledger, workers)
-    report.render_wall_seconds = time.monotonic() - rendering
-    job = _Job(
-        settings=settings,
+    job = _rendered_job(
+        settings,
+        variants,
+        keys_in_ledger,
+        workers,
+        report,
+        clock,
         issue_id=issue_id,
         number=plan.number,
         owner=None,
-        templates=dict(variants._templates),
         batch=batch,
         breaker=True,
-        offset=clock() - sending.utcnow(),
-        parent=os.getpid(),
-        joined=True,
     )
     _rounds(settings, factory, job, workers, clock, stop, progress, report)
     report.render_seconds = dict(variants.rendered_at)
@@ -228,6 +224,39 @@ class _Job:
     offset: timedelta
     parent: int
     joined: bool
+
+
+def _rendered_job(
+    settings: Settings,
+    variants: sending.Variants,
+    keys: list[str],
+    workers: int,
+    report: sending.SendReport,
+    clock: Callable[[], datetime],
+    *,
+    issue_id: int,
+    number: int,
+    owner: str | None,
+    batch: int,
+    breaker: bool,
+) -> _Job:
+    """Render every variant in the ledger once, here, for every worker (in parallel, one
+    variant per core), and return the job the workers are given; `owner` None: joined."""
+    rendering = time.monotonic()
+    variants.render_all(keys, workers)
+    report.render_wall_seconds = time.monotonic() - rendering
+    return _Job(
+        settings=settings,
+        issue_id=issue_id,
+        number=number,
+        owner=owner,
+        templates=dict(variants._templates),
+        batch=batch,
+        breaker=breaker,
+        offset=clock() - sending.utcnow(),
+        parent=os.getpid(),
+        joined=owner is None,
+    )
 
 
 def _rounds(
