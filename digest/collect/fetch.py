@@ -52,6 +52,10 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _PERMANENT = frozenset({301, 308})
 _STEP = 64 * 1024
 """Most bytes one decompression step may produce, so memory stays near max_bytes."""
+_DRAIN = 64 * 1024
+"""Most bytes read (and dropped) of a body we do not keep (a 304, a redirect, an error), so
+that its connection goes back to the pool: httpcore closes a connection whose response was
+not read to the end, which made every conditional fetch open a new connection."""
 
 
 def user_agent(url: str) -> str:
@@ -213,6 +217,7 @@ class Fetcher:
                 if response.status_code in _REDIRECTS and location:
                     permanent = permanent and response.status_code in _PERMANENT
                     current = _redirect_target(where, current, location)
+                    await _drain(response)
                     continue
                 moved = str(current) if permanent and hop > 0 else None
                 return await self._finish(response, where, etag, last_modified, now, moved)
@@ -279,6 +284,8 @@ class Fetcher:
         """Turn the final response into a Fetched, or raise what its status means."""
         status = response.status_code
         headers = response.headers
+        if not 200 <= status < 300:
+            await _drain(response)
         if status == 304:
             # A 304 may omit the validators; the ones we sent still describe our copy.
             return Fetched(
@@ -376,6 +383,21 @@ class Fetcher:
         # No Content-Type: feedparser would read a charset-less text/xml as us-ascii
         # (RFC 3023); without one it honours the file's own XML declaration.
         return Fetched(url=str(path), body=body, etag=tag, last_modified=stamp, status=200)
+
+
+async def _drain(response: httpx.Response) -> None:
+    """Read what is left of a body we do not keep, up to `_DRAIN` bytes, so that the
+    connection can be reused (past that, closing it is cheaper than reading on)."""
+    if response.is_stream_consumed:
+        return
+    read = 0
+    try:
+        async for raw in response.aiter_raw():
+            read += len(raw)
+            if read > _DRAIN:
+                return
+    except httpx.HTTPError:
+        return  # the connection is broken anyway; what the status said still stands
 
 
 def _redirect_target(where: str, current: httpx.URL, location: str) -> httpx.URL:

@@ -6,13 +6,15 @@ import asyncio
 import dataclasses
 import email.utils
 import gzip
+import http.server
 import os
+import threading
 import time
 import tracemalloc
 import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -121,6 +123,65 @@ def test_304_without_validators_keeps_the_ones_we_sent(http_server: LocalServer)
     assert fetched.not_modified
     assert fetched.etag == '"old"'
     assert fetched.last_modified == "Sun, 15 Nov 2026 00:00:00 GMT"
+
+
+class _KeepAliveHandler(http.server.BaseHTTPRequestHandler):
+    """HTTP/1.1 with keep-alive (unlike tests.httpserver): /feed answers 304 to its ETag,
+    /moved redirects there, /missing is a 404 with a body; each connection is counted."""
+
+    protocol_version = "HTTP/1.1"
+    connections: ClassVar[list[int]] = []
+
+    def setup(self) -> None:
+        super().setup()
+        self.connections.append(1)
+
+    def do_GET(self) -> None:
+        if self.path == "/moved":
+            status, body, headers = 301, b"<p>moved</p>", {"Location": "/feed"}
+        elif self.path == "/missing":
+            status, body, headers = 404, b"<p>not here</p>" * 100, {}
+        elif self.headers.get("If-None-Match") == '"v1"':
+            status, body, headers = 304, b"", {"ETag": '"v1"'}
+        else:
+            status, body, headers = 200, FEED, {"ETag": '"v1"'}
+        self.send_response(status)
+        for name, value in {**headers, "Content-Length": str(len(body))}.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_304s_redirects_and_errors_leave_the_connection_open_for_the_next_fetch() -> None:
+    # httpcore closes a connection whose response body was not read to its end: a nothing-
+    # new collect then opened one connection per source. Bodies we do not keep are drained.
+    _KeepAliveHandler.connections = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _KeepAliveHandler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+
+    async def run() -> list[Fetched | HTTPStatusError]:
+        results: list[Fetched | HTTPStatusError] = []
+        async with Fetcher(make_policy()) as fetcher:
+            for path, etag in [("/feed", None), ("/feed", '"v1"'), ("/moved", '"v1"'),
+                               ("/missing", None), ("/feed", '"v1"')]:  # fmt: skip
+                try:
+                    results.append(await fetcher.fetch(base + path, etag=etag, now=NOW))
+                except HTTPStatusError as exc:
+                    results.append(exc)
+        return results
+
+    try:
+        results = asyncio.run(run())
+    finally:
+        server.shutdown()
+        server.server_close()
+    statuses = [r.status for r in results]
+    assert statuses == [200, 304, 304, 404, 304]
+    assert len(_KeepAliveHandler.connections) == 1
 
 
 # --- time and size limits -----------------------------------------------------------------
