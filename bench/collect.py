@@ -171,6 +171,9 @@ def serve(feeds: int, items: int, big: int, port_file: str) -> None:
         def log_message(self, *args: Any) -> None:
             pass
 
+    # A listen backlog of 5 (the default) drops SYNs when 8 clients connect at once, and a
+    # dropped SYN costs a second before the retry: either side could pay it.
+    ThreadingHTTPServer.request_queue_size = 128
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     Path(port_file).write_text(str(server.server_address[1]))

@@ -45,6 +45,9 @@ MIN_PARSE_SECONDS = 2.0
 CALENDAR_PAST = timedelta(days=7)
 STORE_BATCH = 50
 """Sources the storing thread writes in one transaction at most (a savepoint each)."""
+STORE_LINGER = 0.05
+"""Seconds the storing thread waits for more outcomes before it writes a batch: 304s come in
+faster than one commit each (measured: 141 commits for 200 sources without it)."""
 
 
 @dataclass
@@ -309,12 +312,13 @@ class _Storer:
         while not finished:
             batch: list[_Outcome] = []
             first = self.inbox.get()
+            until = time.monotonic() + STORE_LINGER
             while first is not None:
                 batch.append(first)
                 if len(batch) >= STORE_BATCH:
                     break
                 try:
-                    first = self.inbox.get_nowait()
+                    first = self.inbox.get(timeout=max(0.0, until - time.monotonic()))
                 except queue.Empty:
                     break
             finished = first is None
@@ -327,6 +331,9 @@ class _Storer:
     def _store_batch(self, batch: list[_Outcome]) -> None:
         try:
             with db.transaction(self.factory) as session:
+                # The batch's sources in one query (`_store` then finds them in the session).
+                ids = [outcome.job.id for outcome in batch]
+                session.scalars(sa.select(Source).where(Source.id.in_(ids))).all()
                 results = [self._store_alone(session, outcome) for outcome in batch]
         except Exception:
             log.debug("a batch of %d sources failed; storing them one by one", len(batch))
@@ -335,7 +342,13 @@ class _Storer:
             self.stored(result)
 
     def _store_alone(self, session: Session, outcome: _Outcome) -> SourceReport:
-        """Store `outcome` in a savepoint; if that fails, record the failure instead."""
+        """Store `outcome` in a savepoint; if that fails, record the failure instead.
+
+        An outcome with nothing parsed (not modified, or failed) only sets its source's
+        fetch state: no savepoint, its UPDATE goes with the batch's (a failure there fails
+        the batch, which is then stored source by source)."""
+        if outcome.parsed is None:
+            return _store(self.settings, session, outcome, self.now)
         try:
             with session.begin_nested():
                 return _store(self.settings, session, outcome, self.now)

@@ -43,13 +43,19 @@ def sync_config(
     session: Session, declared: Sequence[SourceSettings], *, default_language: str, now: datetime
 ) -> None:
     """Upsert the config file's sources by name; config sources no longer declared go inactive."""
-    names = set()
+    names = {clean_title(item.name) for item in declared}
+    known: dict[str, Source] = {}
+    wanted = sorted(names)
+    for start in range(0, len(wanted), 500):  # one query per 500 names, not one per source
+        chunk = wanted[start : start + 500]
+        known.update(
+            (s.name, s) for s in session.scalars(sa.select(Source).where(Source.name.in_(chunk)))
+        )
     for item in declared:
         name = clean_title(item.name)
-        names.add(name)
-        source = session.scalar(sa.select(Source).where(Source.name == name))
+        source = known.get(name)
         if source is None:
-            source = Source(name=name, created_at=now, origin=SourceOrigin.CONFIG)
+            source = known[name] = Source(name=name, created_at=now, origin=SourceOrigin.CONFIG)
             session.add(source)
         if source.declared_url != item.url:
             # New, or the operator edited the url: start afresh from what the file says,
