@@ -97,10 +97,24 @@ def test_conditional_get_and_due_times(
     assert source(factory, "governance").etag == '"v1"'
     # Not due yet: nothing is fetched.
     assert pipeline.collect_sources(settings, factory, now=NOW + timedelta(minutes=5)).sources == []
-    report = pipeline.collect_sources(settings, factory, now=NOW + timedelta(hours=1))
+    with factory.begin() as session:  # as if the last try had failed
+        session.execute(
+            sa.update(Source).values(
+                consecutive_failures=2, last_error="timed out", last_status=None
+            )
+        )
+    later = NOW + timedelta(hours=1)
+    report = pipeline.collect_sources(settings, factory, now=later)
     assert report.sources[0].outcome == "not modified"
     assert http_server.received_at("/feed.rss")[-1].headers.get("if-none-match") == '"v1"'
     assert route is not None
+    # The 304 (stored with the batch's other 304s in one UPDATE) is a success that keeps
+    # the validators and schedules the next fetch.
+    stored = source(factory, "governance")
+    assert (stored.last_status, stored.consecutive_failures, stored.last_error) == (304, 0, None)
+    assert (stored.last_fetched_at, stored.last_success_at) == (later, later)
+    assert stored.next_fetch_at == later + settings.collect.every
+    assert (stored.etag, stored.url) == ('"v1"', http_server.url("/feed.rss"))
 
 
 def test_first_collection_is_history_later_items_are_news(

@@ -331,10 +331,21 @@ class _Storer:
     def _store_batch(self, batch: list[_Outcome]) -> None:
         try:
             with db.transaction(self.factory) as session:
-                # The batch's sources in one query (`_store` then finds them in the session).
-                ids = [outcome.job.id for outcome in batch]
-                session.scalars(sa.select(Source).where(Source.id.in_(ids))).all()
-                results = [self._store_alone(session, outcome) for outcome in batch]
+                # Plain 304s (most of a run with nothing new) all get the same fetch state:
+                # one UPDATE. The other sources are read in one query (`_store` then finds
+                # them in the session) and stored one by one.
+                unchanged = [outcome.job.id for outcome in batch if _plain_not_modified(outcome)]
+                sources.record_not_modified(
+                    session, unchanged, now=self.now, every=self.settings.collect.every
+                )
+                others = [o.job.id for o in batch if not _plain_not_modified(o)]
+                session.scalars(sa.select(Source).where(Source.id.in_(others))).all()
+                results = [
+                    _describe(outcome)
+                    if _plain_not_modified(outcome)
+                    else self._store_alone(session, outcome)
+                    for outcome in batch
+                ]
         except Exception:
             log.debug("a batch of %d sources failed; storing them one by one", len(batch))
             results = [self._store_own(outcome) for outcome in batch]
@@ -367,6 +378,18 @@ class _Storer:
             # Its writes were rolled back; record why on the source in a fresh transaction.
             with db.transaction(self.factory) as session:
                 return _store(self.settings, session, _unstorable(outcome, exc), self.now)
+
+
+def _plain_not_modified(outcome: _Outcome) -> bool:
+    """A 304 that moved nowhere: only the fetch times change (`sources.record_not_modified`)."""
+    fetched = outcome.fetched
+    return (
+        outcome.error is None
+        and outcome.parsed is None
+        and fetched is not None
+        and fetched.status == 304
+        and fetched.permanent_url is None
+    )
 
 
 def _unstorable(outcome: _Outcome, exc: Exception) -> _Outcome:
