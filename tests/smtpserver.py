@@ -15,7 +15,9 @@ failures each test injects.
     server.release_dot_replies()             # ... this (a relay slower than the client's timeout)
     server.sender_options()                  # SmtpOptions that reach this server
 
-`SmtpServer(smtputf8=False)` does not offer SMTPUTF8 (internationalized addresses).
+`SmtpServer(smtputf8=False)` does not offer SMTPUTF8 (internationalized addresses);
+`SmtpServer(pipelining=False)` does not offer PIPELINING (RFC 2920: by default it does, as
+Postfix and the big relays do, and the client then sends MAIL, RCPT and DATA at once).
 `SmtpServer(starttls=True, users={"digest": "s3cret"})` offers STARTTLS with a self-signed
 certificate made at test time (`server.client_context()` trusts it) and AUTH PLAIN/LOGIN
 after it; `implicit_tls=True` speaks TLS from the first byte (SMTPS). Messages are
@@ -135,8 +137,10 @@ class SmtpServer:
         users: Mapping[str, str] | None = None,
         auth_required: bool = False,
         smtputf8: bool = True,
+        pipelining: bool = True,
     ) -> None:
         self.host = HOST
+        self.pipelining = pipelining
         self.port = 0
         self.starttls = starttls
         self.implicit_tls = implicit_tls
@@ -315,6 +319,19 @@ class _Handler:
 
     def __init__(self, owner: SmtpServer) -> None:
         self.owner = owner
+
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname  # what aiosmtpd's own EHLO does when there is a hook
+        if self.owner.pipelining:
+            responses.insert(1, "250-PIPELINING")
+        return responses
 
     async def handle_MAIL(
         self,

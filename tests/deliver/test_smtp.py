@@ -4,7 +4,10 @@ stoppable sending."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import socket
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import cast
@@ -41,6 +44,86 @@ def jobs(count: int | None, pulled: list[Job] | None = None) -> Iterator[Job]:
 def keys(taken: Iterable[Job]) -> list[int]:
     """The jobs' keys (numbers), sorted."""
     return sorted(cast(int, job.key) for job in taken)
+
+
+@pytest.fixture(params=[True, False], ids=["pipelining", "one-at-a-time"])
+def smtp_server(request: pytest.FixtureRequest) -> Iterator[SmtpServer]:
+    """The transport's tests run against a server offering PIPELINING (MAIL, RCPT and DATA
+    go out in one write) and one that does not (a command, then its reply)."""
+    with SmtpServer(pipelining=request.param) as server:
+        yield server
+
+
+class ScriptedServer:
+    """A raw SMTP server for one connection, offering PIPELINING: it answers MAIL, RCPT and
+    DATA only once all three have arrived (a client that waits for each reply would wait
+    forever), with `rcpt` as the RCPT reply, and 354 to DATA whatever RCPT got (a broken
+    server). What it reads is kept in `received`."""
+
+    def __init__(self, rcpt: list[bytes]) -> None:
+        self.rcpt = list(rcpt)
+        self.received = b""
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _read_until(self, connection: socket.socket, marker: bytes, start: int) -> int:
+        while marker not in self.received[start:]:
+            chunk = connection.recv(65536)
+            if not chunk:
+                raise EOFError
+            self.received += chunk
+        return self.received.index(marker, start) + len(marker)
+
+    def _serve(self) -> None:
+        with self.listener:
+            connection, _ = self.listener.accept()
+        with connection:
+            connection.sendall(b"220 scripted\r\n")
+            at = self._read_until(connection, b"\r\n", 0)
+            connection.sendall(b"250-scripted\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
+            for rcpt in self.rcpt:
+                at = self._read_until(connection, b"DATA\r\n", at)
+                connection.sendall(b"250 2.1.0 ok\r\n" + rcpt + b"354 go on\r\n")
+                at = self._read_until(connection, b"\r\n.\r\n", at - 2)  # DATA's CRLF
+                connection.sendall(b"250 2.0.0 queued\r\n")
+            with contextlib.suppress(EOFError):
+                self._read_until(connection, b"QUIT\r\n", at)
+                connection.sendall(b"221 bye\r\n")
+
+    def options(self) -> SmtpOptions:
+        return SmtpOptions(
+            host="127.0.0.1", port=self.port, starttls=False, implicit_tls=False,
+            username="", password="", timeout=10.0, local_hostname="digest.test",
+        )  # fmt: skip
+
+
+def test_with_pipelining_the_envelope_goes_out_in_one_write() -> None:
+    server = ScriptedServer([b"250 2.1.5 ok\r\n", b"250 2.1.5 ok\r\n"])
+    with SmtpSender(server.options()) as sender:
+        first = sender.send(SENDER, "a@example.net", data(1))
+        second = sender.send(SENDER, "b@example.net", data(2))
+    server.thread.join(10)
+    assert first.ok and second.ok, (first, second)
+    assert b"MAIL FROM:<" + SENDER.encode() + b">\r\nRCPT TO:<a@example.net>\r\nDATA\r\n" in (
+        server.received
+    )
+
+
+def test_a_server_taking_data_after_refusing_the_recipient_gets_an_empty_end() -> None:
+    """RFC 2920 3.1: the client ends the message at once; the refusal is the result, and
+    the connection carries on (no RSET needed: the dot ended the transaction)."""
+    server = ScriptedServer([b"550 5.1.1 no such user\r\n", b"250 2.1.5 ok\r\n"])
+    with SmtpSender(server.options()) as sender:
+        refused = sender.send(SENDER, "gone@example.net", data(1))
+        after = sender.send(SENDER, "b@example.net", data(2))
+    server.thread.join(10)
+    assert refused.outcome is Outcome.PERMANENT and refused.reply == "550 5.1.1 no such user"
+    assert after.ok
+    first_message = server.received.split(b"RCPT TO:<b@example.net>")[0]
+    assert first_message.endswith(b"DATA\r\n.\r\nMAIL FROM:<" + SENDER.encode() + b">\r\n")
+    assert b"Subject: n1" not in server.received and b"Subject: n2" in server.received
 
 
 def test_message_arrives_as_the_server_stores_it(smtp_server: SmtpServer) -> None:
