@@ -301,8 +301,9 @@ def run_ceiling(urls: list[str]) -> dict[str, Any]:
     return out
 
 
-def run_project(urls: list[str], database: str, folder: str, timeout: int) -> dict[str, Any]:
-    from digest import config, pipeline
+def prepare_database(database: str, folder: str) -> str:
+    """Make an empty digest database (in its own process: creating it loads Alembic, which
+    `digest collect` on an existing database never imports); return its URL."""
     from digest.store import db, schema
 
     if not database:
@@ -311,6 +312,17 @@ def run_project(urls: list[str], database: str, folder: str, timeout: int) -> di
     with engine.begin() as connection:
         schema.metadata().drop_all(connection)
     schema.create_from_models(engine)
+    engine.dispose()
+    return database
+
+
+def run_project(urls: list[str], database: str, folder: str, timeout: int) -> dict[str, Any]:
+    """Collect twice as `digest collect` does, on the database `prepare_database` made."""
+    from digest import config, pipeline
+    from digest.store import db
+
+    engine = db.connect(database)
+    db.open_existing(engine)
     factory = db.session_factory(engine)
     path = Path(folder) / "digest.toml"
     path.write_text(
@@ -352,12 +364,11 @@ def run_feedparser(url: str) -> dict[str, Any]:
 # --- the conductor ------------------------------------------------------------------------
 
 
-def child(role: str, **arguments: Any) -> dict[str, Any]:
+def child(role: str, **arguments: Any) -> Any:
     """Run `role` in a fresh interpreter and return what it printed (JSON)."""
     command = [sys.executable, __file__, "--role", role, "--arguments", json.dumps(arguments)]
     done = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT)
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def start_server(feeds: int, items: int, big: int) -> tuple[subprocess.Popen[bytes], int]:
@@ -387,7 +398,8 @@ def compare(feeds: int, items: int, database: str) -> dict[str, Any]:
         urls = [f"http://127.0.0.1:{port}/feed/{n}.xml" for n in range(feeds)]
         ceiling = child("ceiling", urls=urls)
         with tempfile.TemporaryDirectory(prefix="digest-bench-") as folder:
-            project = child("project", urls=urls, database=database, folder=folder, timeout=60)
+            url = child("prepare", database=database, folder=folder)
+            project = child("project", urls=urls, database=url, folder=folder, timeout=60)
     finally:
         server.kill()
         server.wait()
@@ -414,7 +426,8 @@ def big(items: int, database: str) -> None:
         url = f"http://127.0.0.1:{port}/big.xml"
         alone = child("feedparser", url=url)
         with tempfile.TemporaryDirectory(prefix="digest-bench-") as folder:
-            project = child("project", urls=[url], database=database, folder=folder, timeout=3600)
+            made = child("prepare", database=database, folder=folder)
+            project = child("project", urls=[url], database=made, folder=folder, timeout=3600)
     finally:
         server.kill()
         server.wait()
@@ -437,6 +450,7 @@ def big(items: int, database: str) -> None:
 ROLES: dict[str, Callable[..., Any]] = {
     "serve": serve,
     "ceiling": run_ceiling,
+    "prepare": prepare_database,
     "project": run_project,
     "feedparser": run_feedparser,
 }
