@@ -339,7 +339,8 @@ class _Storer:
                     session, unchanged, now=self.now, every=self.settings.collect.every
                 )
                 others = [o.job.id for o in batch if not _plain_not_modified(o)]
-                session.scalars(sa.select(Source).where(Source.id.in_(others))).all()
+                if others:
+                    session.scalars(sa.select(Source).where(Source.id.in_(others))).all()
                 results = [
                     _describe(outcome)
                     if _plain_not_modified(outcome)
