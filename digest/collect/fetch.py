@@ -56,6 +56,9 @@ _DRAIN = 64 * 1024
 """Most bytes read (and dropped) of a body we do not keep (a 304, a redirect, an error), so
 that its connection goes back to the pool: httpcore closes a connection whose response was
 not read to the end, which made every conditional fetch open a new connection."""
+_DRAIN_SECONDS = 1.0
+"""Longest wait for such a body: one that trickles in is not worth the connection (a
+redirect is followed, an error reported, at once)."""
 
 
 def user_agent(url: str) -> str:
@@ -386,18 +389,19 @@ class Fetcher:
 
 
 async def _drain(response: httpx.Response) -> None:
-    """Read what is left of a body we do not keep, up to `_DRAIN` bytes, so that the
-    connection can be reused (past that, closing it is cheaper than reading on)."""
+    """Read what is left of a body we do not keep, up to `_DRAIN` bytes and `_DRAIN_SECONDS`,
+    so that the connection can be reused (past either, closing it is cheaper)."""
     if response.is_stream_consumed:
         return
     read = 0
     try:
-        async for raw in response.aiter_raw():
-            read += len(raw)
-            if read > _DRAIN:
-                return
-    except httpx.HTTPError:
-        return  # the connection is broken anyway; what the status said still stands
+        async with asyncio.timeout(_DRAIN_SECONDS):
+            async for raw in response.aiter_raw():
+                read += len(raw)
+                if read > _DRAIN:
+                    return
+    except (httpx.HTTPError, TimeoutError):
+        return  # closing the connection is cheaper; what the status said still stands
 
 
 def _redirect_target(where: str, current: httpx.URL, location: str) -> httpx.URL:

@@ -259,6 +259,20 @@ def test_encoding_we_did_not_ask_for_is_refused(http_server: LocalServer) -> Non
 # --- redirects ----------------------------------------------------------------------------
 
 
+def test_a_redirect_or_error_whose_body_trickles_in_is_not_waited_for(
+    http_server: LocalServer,
+) -> None:
+    # Bodies we drop are read so the connection can be reused, but not at any price: one
+    # byte a second would otherwise hold the fetch until its deadline (5 s here).
+    http_server.route("/feed.xml", body=FEED)
+    trickle = {"body": b"x" * 100, "drip": 1.0}
+    http_server.route("/old", status=301, headers={"Location": "/feed.xml"}, **trickle)
+    http_server.route("/missing", status=404, **trickle)
+    assert fetch(http_server.url("/old")).body == FEED
+    with pytest.raises(HTTPStatusError, match="404"):
+        fetch(http_server.url("/missing"))
+
+
 @pytest.mark.parametrize(
     ("chain", "moved"),
     [
