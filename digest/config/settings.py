@@ -190,6 +190,11 @@ class DeliverySettings:
         False, "Connect with TLS from the start (SMTPS); port 465 turns it on by itself."
     )
     smtp_timeout_seconds: float = setting(30.0, "Longest wait for one SMTP reply.")
+    smtp_pipelining: bool = setting(
+        True,
+        "Send MAIL, RCPT and DATA at once when the server offers PIPELINING (RFC 2920); "
+        "false for a relay that offers it but mishandles it.",
+    )
     bounce_local_part: str = setting(
         "bounces",
         "VERP envelope sender local part: "

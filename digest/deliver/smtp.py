@@ -67,6 +67,8 @@ class SmtpOptions:
     """The name sent in EHLO; None: this machine's FQDN."""
     ssl_context: ssl.SSLContext | None = field(default=None, compare=False)
     """TLS settings; None: the system's trusted CAs with host name checking."""
+    pipelining: bool = True
+    """Use PIPELINING (RFC 2920) when the server offers it."""
 
     @property
     def address(self) -> str:
@@ -183,7 +185,7 @@ class SmtpSender:
         # mail() and rcpt() parse each with email.utils first, 40 µs a message.
         mail = f"FROM:<{envelope_from}>{' SMTPUTF8' if utf8 else ''}"
         rcpt = f"TO:<{recipient}>"
-        if smtp.has_extn("pipelining"):
+        if self.options.pipelining and smtp.has_extn("pipelining"):
             refused = self._envelope_pipelined(smtp, mail, rcpt)
         else:
             refused = self._envelope(smtp, mail, rcpt)

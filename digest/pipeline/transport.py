@@ -37,6 +37,7 @@ def open_sender(settings: Settings) -> Sender:
             username=delivery.smtp_username,
             password=delivery.smtp_password.reveal(),
             timeout=delivery.smtp_timeout_seconds,
+            pipelining=delivery.smtp_pipelining,
         )
     )
 

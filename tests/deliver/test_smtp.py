@@ -5,6 +5,7 @@ stoppable sending."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import socket
 import threading
@@ -79,7 +80,8 @@ class ScriptedServer:
     def _serve(self) -> None:
         with self.listener:
             connection, _ = self.listener.accept()
-        with connection:
+        # A client that gives up (or never pipelines) closes the connection: that ends it.
+        with connection, contextlib.suppress(EOFError, OSError):
             connection.sendall(b"220 scripted\r\n")
             at = self._read_until(connection, b"\r\n", 0)
             connection.sendall(b"250-scripted\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
@@ -88,9 +90,8 @@ class ScriptedServer:
                 connection.sendall(b"250 2.1.0 ok\r\n" + rcpt + b"354 go on\r\n")
                 at = self._read_until(connection, b"\r\n.\r\n", at - 2)  # DATA's CRLF
                 connection.sendall(b"250 2.0.0 queued\r\n")
-            with contextlib.suppress(EOFError):
-                self._read_until(connection, b"QUIT\r\n", at)
-                connection.sendall(b"221 bye\r\n")
+            self._read_until(connection, b"QUIT\r\n", at)
+            connection.sendall(b"221 bye\r\n")
 
     def options(self) -> SmtpOptions:
         return SmtpOptions(
@@ -109,6 +110,20 @@ def test_with_pipelining_the_envelope_goes_out_in_one_write() -> None:
     assert b"MAIL FROM:<" + SENDER.encode() + b">\r\nRCPT TO:<a@example.net>\r\nDATA\r\n" in (
         server.received
     )
+
+
+def test_pipelining_can_be_turned_off_for_a_relay_that_mishandles_it() -> None:
+    """`[delivery] smtp_pipelining = false`: a command, then its reply, even when offered.
+    Against the scripted server (which answers only once all three commands arrived) the
+    first reply never comes: the send gives up after the timeout instead of pipelining."""
+    server = ScriptedServer([b"250 2.1.5 ok\r\n"])
+    options = dataclasses.replace(server.options(), timeout=1.0, pipelining=False)
+    with SmtpSender(options) as sender:
+        result = sender.send(SENDER, "a@example.net", data(1))
+    assert not result.ok and result.outcome is Outcome.TEMPORARY
+    # MAIL went out alone, and nothing after it: the client waited for MAIL's reply.
+    assert server.received.lower().endswith(b"\r\nmail from:<" + SENDER.encode() + b">\r\n")
+    server.thread.join(10)
 
 
 def test_a_server_taking_data_after_refusing_the_recipient_gets_an_empty_end() -> None:
