@@ -7,10 +7,11 @@ of its own:
 
 - **project**: `pipeline.collect_sources` on a fresh database (SQLite in a temporary
   folder, or `--database URL`; made beforehand in a process of its own, so the measured
-  process holds what `digest collect` holds), every protection on: SSRF guard (127.0.0.0/8 allowed, as
-  the tests do), size cap, time-bounded parsing, per-host politeness. All feeds are on one
-  host, so politeness is set to `per_host_connections = concurrency = 8` and
-  `per_host_interval_seconds = 0` (the ceiling has none; the gate is still in the path);
+  process holds what `digest collect` holds), every protection on: SSRF guard
+  (127.0.0.0/8 allowed, as the tests do), size cap, time-bounded parsing, per-host
+  politeness. All feeds are on one host, so politeness is set to
+  `per_host_connections = concurrency = 8` and `per_host_interval_seconds = 0` (the ceiling
+  has none; the gate is still in the path);
 - **ceiling**: httpx.AsyncClient + feedparser.parse, 8 at a time, nothing stored.
 
 Each does a first run and a nothing-new run (conditional GET, all 304). Printed per run:

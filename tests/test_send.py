@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from digest import pipeline
 from digest.deliver.smtp import SmtpSender
+from digest.errors import DigestError
 from digest.pipeline import sending
 from digest.store.models import Delivery, DeliveryState, Issue, IssueStatus
 from subscribers import registry
@@ -149,7 +150,7 @@ def test_a_draft_is_not_sent_and_unconfirmed_people_are_not_in_the_ledger(
         )  # fmt: skip
     pipeline.collect_sources(settings, factory, now=MONDAY - timedelta(days=1))
     number = pipeline.draft(settings, factory, now=MONDAY).number
-    with pytest.raises(pipeline.DigestError, match="approve"):
+    with pytest.raises(DigestError, match="approve"):
         sending.send(settings, factory, number=number)
     sending.approve(settings, factory, number)
     report = sending.send(settings, factory, number=number)  # the outbox transport

@@ -7,14 +7,18 @@ import json
 import sys
 import zoneinfo
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import click
 
-from digest import pipeline
+from digest import config, pipeline
 from digest.cli.context import Context, pass_context
 from digest.errors import DigestError
 from digest.pipeline import logfmt
 from digest.terminal import echo, secho
+
+if TYPE_CHECKING:
+    from digest.pipeline import health
 
 
 @click.command()
@@ -62,13 +66,11 @@ def status(ctx: Context, as_json: bool) -> None:
     with no live sender, the scheduler not seen for 15 minutes, the database behind the
     code or unreachable). The last line says the level and why.
     """
-    import sqlalchemy as sa
-
     from digest.pipeline import health
 
     try:
-        report = health.gather(ctx.settings, ctx.factory, now=pipeline.utcnow())
-    except (sa.exc.OperationalError, sa.exc.InterfaceError, DigestError) as exc:
+        report = _read_status(ctx)
+    except DigestError as exc:
         text = f"CRITICAL: the database cannot be read: {_first_line(exc)}"
         if as_json:
             click.echo(json.dumps({"level": health.CRITICAL, "findings": [text]}, indent=2))
@@ -145,3 +147,26 @@ def status(ctx: Context, as_json: bool) -> None:
 def _first_line(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc)
     return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+def _read_status(ctx: Context) -> health.Status:
+    """Read the status on the database's driver alone when it is a SQLite file or
+    PostgreSQL at this digest's revision (no SQLAlchemy to load: a quick answer for a
+    monitor); anything else (a missing file, another revision, another driver) goes
+    through SQLAlchemy, which says what is wrong and what to run."""
+    from digest.pipeline import health
+    from digest.store import plainsql, revision
+
+    now = pipeline.utcnow()
+    try:
+        with plainsql.connect(config.database_url(ctx.settings)) as reader:
+            if reader is not None and revision.reads_current(reader):
+                return health.gather(ctx.settings, reader, now=now)
+    except DigestError:
+        pass  # said again, with its cause and remedy, by the way below
+    import sqlalchemy as sa
+
+    try:
+        return health.gather(ctx.settings, ctx.factory, now=now)
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        raise DigestError(_first_line(exc)) from exc

@@ -15,7 +15,6 @@ import sqlalchemy as sa
 from digest import config
 from digest.cli.context import Context, as_of_option, parse_as_of, pass_context
 from digest.errors import ConfigError, DigestError
-from digest.store.models import Base
 
 EX_CONFIG = 78
 """sysexits.h: a configuration error (a secret missing, a bad key): a person must fix it."""
@@ -47,6 +46,8 @@ def preflight(ctx: Context, for_web: bool) -> None:
     by the unit's restart with backoff).
     """
     from digest.pipeline import health, transport
+    from digest.store import plainsql
+    from digest.store.columns import COLUMNS
 
     problems: list[str] = []
     try:
@@ -94,14 +95,13 @@ def preflight(ctx: Context, for_web: bool) -> None:
     try:
         engine = sa.create_engine(url)
         with engine.connect() as connection:
-            connection.execute(sa.text("SELECT 1"))
-        missing = health.schema_missing(engine)
+            missing = health.schema_missing(plainsql.on_connection(connection).columns())
         engine.dispose()
     except (sa.exc.SQLAlchemyError, ModuleNotFoundError) as exc:
         first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
         click.echo(f"✗ database {shown}: {first[0] if first else type(exc).__name__}")
         sys.exit(EX_TEMPFAIL)
-    if missing and len(missing) < len(Base.metadata.tables):
+    if missing and len(missing) < len(COLUMNS):
         click.echo(
             f"✗ database {shown} is behind this version (missing: {', '.join(missing[:8])}); "
             "run `digest upgrade`"

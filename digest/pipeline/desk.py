@@ -30,21 +30,31 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from digest.config import Settings, SourceSettings
 from digest.errors import NotFoundError
-from digest.pipeline import (
-    CollectReport,
-    Drafted,
-    SourceReport,
-    check_sources,
-    collect_sources,
-    describe_source,
-    draft,
-    editorial,
-    full_plan,
-    history,
-    utcnow,
-)
+from digest.pipeline import editorial, history
+from digest.pipeline.collecting import CollectReport, SourceReport, check_sources, collect_sources
+from digest.pipeline.database import utcnow
+from digest.pipeline.drafting import Drafted, draft, full_plan
 from digest.store import db, issues, sources
-from digest.store.models import SourceOrigin
+from digest.store.models import Source, SourceOrigin
+
+
+def describe_source(source: Source) -> dict[str, Any]:
+    """A source's state as plain values, for `digest sources list` and the dashboard."""
+    return {
+        "name": source.name,
+        "kind": source.kind.value,
+        "url": source.url,
+        "language": source.language,
+        "section": source.section,
+        "topics": list(source.topics),
+        "origin": source.origin.value,
+        "active": source.active,
+        "last_fetched_at": source.last_fetched_at,
+        "last_status": source.last_status,
+        "last_error": source.last_error,
+        "consecutive_failures": source.consecutive_failures,
+        "next_fetch_at": source.next_fetch_at,
+    }
 
 
 @dataclass(frozen=True)

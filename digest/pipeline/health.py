@@ -17,15 +17,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-from sqlalchemy.orm import Session, sessionmaker
-
-from digest.config import Settings
 from digest.pipeline import pauses
 from digest.pipeline.jobs import JOBS_TABLE, WATCH_EVERY, job_specs
-from digest.store import deliveries, issues, runs, senders, sources
-from digest.store.models import Base, Delivery, DeliveryState, Issue, IssueStatus
+from digest.store.columns import COLUMNS
+from digest.store.owners import owner_is_dead, zombie
+from digest.store.plainsql import Reader, on_connection
+from digest.store.states import LEASE, STALE_LOCK, DeliveryState, IssueStatus, RunOutcome
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from digest.config import Settings
 
 RECENT = timedelta(days=30)
 """Sent issues this recent have their failed and bounced deliveries shown."""
@@ -224,48 +228,55 @@ class Status:
         return max((f.level for f in self.findings), default=OK)
 
 
-def gather(settings: Settings, factory: sessionmaker[Session], *, now: datetime) -> Status:
-    """Read the scheduler's, the sources' and the deliveries' state."""
+def gather(settings: Settings, source: Reader | sessionmaker[Session], *, now: datetime) -> Status:
+    """Read the scheduler's, the sources' and the deliveries' state (from a reader, or
+    through a session factory's engine)."""
+    if not isinstance(source, Reader):
+        with source.kw["bind"].connect() as connection:
+            return gather(settings, on_connection(connection), now=now)
+    read = source
     status = Status(now=now)
-    engine = factory.kw["bind"]
-    status.schema_missing = schema_missing(engine)
+    tables = read.columns()
+    status.schema_missing = schema_missing(tables)
     if status.schema_missing:
-        return status  # the rest reads through the models, which the database lacks
-    stored = _stored_next_runs(engine)
+        return status  # the rest reads columns the database lacks
+    stored = _stored_next_runs(read) if JOBS_TABLE in tables else {}
     specs = job_specs(settings)
-    with factory() as session:
-        last = runs.last_runs(session, [spec.id for spec in specs])
-        status.last_activity = runs.last_finished(session)
-        for spec in specs:
-            run = last.get(spec.id)
-            status.jobs.append(
-                JobStatus(
-                    id=spec.id,
-                    when=spec.when,
-                    what=spec.what,
-                    next_run=stored.get(spec.id),
-                    stored=spec.id in stored,
-                    last_started=run.started_at if run else None,
-                    last_outcome=run.outcome.value if run else None,
-                    last_message=run.message if run else None,
-                )
+    last = _last_runs(read, [spec.id for spec in specs])
+    status.last_activity = read.time(read.value("SELECT MAX(finished_at) FROM job_runs"))
+    for spec in specs:
+        run = last.get(spec.id)
+        status.jobs.append(
+            JobStatus(
+                id=spec.id,
+                when=spec.when,
+                what=spec.what,
+                next_run=stored.get(spec.id),
+                stored=spec.id in stored,
+                last_started=run.last_started if run else None,
+                last_outcome=run.last_outcome if run else None,
+                last_message=run.last_message if run else None,
             )
-        every = sources.all_sources(session)
-        status.sources_total = len(every)
-        status.source_problems = [
-            SourceProblem(
-                name=s.name,
-                url=s.url,
-                active=s.active,
-                failures=s.consecutive_failures,
-                last_error=s.last_error,
-                last_success_at=s.last_success_at,
-                next_fetch_at=s.next_fetch_at,
-            )
-            for s in every
-            if s.consecutive_failures or not s.active
-        ]
-        status.issues = _issues(session, now)
+        )
+    every = read.rows(
+        "SELECT name, url, active, consecutive_failures, last_error, last_success_at, "
+        "next_fetch_at FROM sources ORDER BY name"
+    )
+    status.sources_total = len(every)
+    status.source_problems = [
+        SourceProblem(
+            name=name,
+            url=url,
+            active=bool(active),
+            failures=failures,
+            last_error=error,
+            last_success_at=read.time(success),
+            next_fetch_at=read.time(next_fetch),
+        )
+        for name, url, active, failures, error, success, next_fetch in every
+        if failures or not active
+    ]
+    status.issues = _issues(read, now)
     return status
 
 
@@ -274,107 +285,189 @@ def issue_findings(session: Session, now: datetime) -> list[Finding]:
     failed), worst first: the desk shows the same as `digest status`."""
     found = [
         Finding(f.level, f"issue #{issue.number}: {f.text}")
-        for issue in _issues(session, now)
+        for issue in _issues(on_connection(session.connection()), now)
         for f in issue.findings
         if f.level > OK
     ]
     return sorted(found, key=lambda f: -f.level)
 
 
-def schema_missing(engine: sa.Engine) -> list[str]:
-    """Tables and columns of this version's models that the database does not have."""
-    inspector = sa.inspect(engine)
-    present = set(inspector.get_table_names())
+def schema_missing(tables: dict[str, set[str]]) -> list[str]:
+    """Tables and columns of this version's models (`store.columns`) that `tables` (a
+    database's, `Reader.columns`) lack."""
     missing: list[str] = []
-    for table in Base.metadata.sorted_tables:
-        if table.name not in present:
-            missing.append(table.name)
+    for table, columns in COLUMNS.items():
+        if table not in tables:
+            missing.append(table)
             continue
-        columns = {column["name"] for column in inspector.get_columns(table.name)}
-        missing += [f"{table.name}.{c.name}" for c in table.columns if c.name not in columns]
+        missing += [f"{table}.{column}" for column in columns if column not in tables[table]]
     return missing
 
 
-def _stored_next_runs(engine: sa.Engine) -> dict[str, datetime | None]:
-    """Job id → next run time, read from APScheduler's table (empty if it never ran here)."""
-    if not sa.inspect(engine).has_table(JOBS_TABLE):
-        return {}
-    table = sa.table(JOBS_TABLE, sa.column("id"), sa.column("next_run_time"))
-    with engine.connect() as connection:
-        rows = connection.execute(sa.select(table.c.id, table.c.next_run_time)).all()
+def _stored_next_runs(read: Reader) -> dict[str, datetime | None]:
+    """Job id → next run time, read from APScheduler's table."""
     return {
         str(job_id): datetime.fromtimestamp(float(stamp), UTC) if stamp is not None else None
-        for job_id, stamp in rows
+        for job_id, stamp in read.rows(f"SELECT id, next_run_time FROM {JOBS_TABLE}")  # noqa: S608
     }
 
 
-def _issues(session: Session, now: datetime) -> list[IssueState]:
+def _last_runs(read: Reader, jobs: list[str]) -> dict[str, JobStatus]:
+    """The latest run of each of `jobs` that ever ran (only its `last_*` fields are set)."""
+    found = read.rows(
+        "SELECT r.job, r.started_at, r.outcome, r.message FROM job_runs AS r "
+        "JOIN (SELECT MAX(id) AS id FROM job_runs GROUP BY job) AS latest ON r.id = latest.id"
+    )
+    return {
+        job: JobStatus(
+            id=job,
+            when="",
+            what="",
+            next_run=None,
+            stored=False,
+            last_started=read.time(started),
+            last_outcome=RunOutcome[outcome].value,
+            last_message=message,
+        )
+        for job, started, outcome, message in found
+        if job in jobs
+    }
+
+
+@dataclass(frozen=True)
+class _IssueRow:
+    """What `digest status` reads of an issue (the pause rules read it as they read an
+    `Issue`: `pauses.Paused`)."""
+
+    id: int
+    number: int
+    cadence: str
+    slot: datetime
+    status: IssueStatus
+    paused_reason: str | None
+    paused_kind: str | None
+    paused_at: datetime | None
+    resume_at: datetime | None
+    resume_attempts: int
+    render_problems: tuple[str, ...]
+    sender_lock: str | None
+    sender_heartbeat_at: datetime | None
+    send_at: datetime | None
+
+
+def _issues(read: Reader, now: datetime) -> list[IssueState]:
     """Issues not sent yet (drafts of past slots aside), and those sent lately."""
-    found = session.scalars(
-        sa.select(Issue)
-        .where(
-            sa.or_(
-                Issue.status.in_([IssueStatus.APPROVED, IssueStatus.SENDING]),
-                sa.and_(Issue.status == IssueStatus.DRAFT, Issue.slot >= now - RECENT),
-                sa.and_(Issue.status == IssueStatus.SENT, Issue.sent_at >= now - RECENT),
-            )
-        )
-        .order_by(Issue.number.desc())
-    ).all()
+    found = read.rows(
+        "SELECT id, number, cadence, slot, status, paused_reason, paused_kind, paused_at, "
+        "resume_at, resume_attempts, render_problems, sender_lock, sender_heartbeat_at, "
+        "send_at FROM issues "
+        "WHERE status IN (?, ?) OR (status = ? AND slot >= ?) OR (status = ? AND sent_at >= ?) "
+        "ORDER BY number DESC",
+        IssueStatus.APPROVED.name,
+        IssueStatus.SENDING.name,
+        IssueStatus.DRAFT.name,
+        now - RECENT,
+        IssueStatus.SENT.name,
+        now - RECENT,
+    )
     states = []
-    for issue in found:
-        counts = deliveries.counts(session, issue.id)
-        # The lock's holder, or workers that joined it from other machines (`--join`).
-        alive = _sender_alive(issue, now) or bool(senders.live(session, issue.id, now=now))
-        sending = issue.status is IssueStatus.SENDING
-        in_flight = counts.get(DeliveryState.SENDING, 0)
-        due = sending and issue.paused_reason is None and _has_due_rows(session, issue.id, now)
-        states.append(
-            IssueState(
-                number=issue.number,
-                cadence=issue.cadence,
-                slot=issue.slot,
-                status=issue.status.value,
-                paused_reason=issue.paused_reason,
-                counts={state.value: n for state, n in counts.items() if n},
-                next_retry_at=deliveries.next_retry(session, issue.id),
-                render_problems=tuple(issues.render_problems(issue)),
-                paused_kind=issue.paused_kind if issue.paused_reason else None,
-                pause_advice=pauses.advice(issue),
-                sender=issue.sender_lock if alive else None,
-                stuck=bool(due and not alive),
-                in_flight_orphans=0 if alive else in_flight,
-                late=issue.status is IssueStatus.APPROVED
-                and now - (issue.send_at or issue.slot) > LATE,
-                chosen_at=issue.send_at,
-            )
+    for row in found:
+        problems = read.json(row[10])
+        issue = _IssueRow(
+            id=row[0],
+            number=row[1],
+            cadence=row[2],
+            slot=_aware(read.time(row[3])),
+            status=IssueStatus[row[4]],
+            paused_reason=row[5],
+            paused_kind=row[6],
+            paused_at=read.time(row[7]),
+            resume_at=read.time(row[8]),
+            resume_attempts=row[9] or 0,
+            render_problems=tuple(str(x) for x in problems) if isinstance(problems, list) else (),
+            sender_lock=row[11],
+            sender_heartbeat_at=read.time(row[12]),
+            send_at=read.time(row[13]),
         )
+        states.append(_state(read, issue, now))
     return states
 
 
-def _sender_alive(issue: Issue, now: datetime) -> bool:
+def _state(read: Reader, issue: _IssueRow, now: datetime) -> IssueState:
+    """One issue's state, with its ledger's counts and whether someone sends it."""
+    counts = {
+        DeliveryState[state].value: n
+        for state, n in read.rows(
+            "SELECT state, COUNT(*) FROM deliveries WHERE issue_id = ? GROUP BY state", issue.id
+        )
+        if n
+    }
+    # The lock's holder, or workers that joined it from other machines (`--join`).
+    alive = _sender_alive(issue, now) or _workers_alive(read, issue.id, now)
+    sending = issue.status is IssueStatus.SENDING
+    in_flight = counts.get(DeliveryState.SENDING.value, 0)
+    due = sending and issue.paused_reason is None and _has_due_rows(read, issue.id, now)
+    return IssueState(
+        number=issue.number,
+        cadence=issue.cadence,
+        slot=issue.slot,
+        status=issue.status.value,
+        paused_reason=issue.paused_reason,
+        counts=counts,
+        next_retry_at=read.time(
+            read.value(
+                "SELECT MIN(next_attempt_at) FROM deliveries WHERE issue_id = ? AND state = ?",
+                issue.id,
+                DeliveryState.PENDING.name,
+            )
+        ),
+        render_problems=issue.render_problems,
+        paused_kind=issue.paused_kind if issue.paused_reason else None,
+        pause_advice=pauses.advice(issue),
+        sender=issue.sender_lock if alive else None,
+        stuck=bool(due and not alive),
+        in_flight_orphans=0 if alive else in_flight,
+        late=issue.status is IssueStatus.APPROVED and now - (issue.send_at or issue.slot) > LATE,
+        chosen_at=issue.send_at,
+    )
+
+
+def _aware(moment: datetime | None) -> datetime:
+    if moment is None:  # a NOT NULL column
+        raise ValueError("a time the schema requires is missing")
+    return moment
+
+
+def _sender_alive(issue: _IssueRow, now: datetime) -> bool:
     """Whether a process holds the issue's send lock and is alive (or beat lately)."""
     lock = issue.sender_lock
-    if lock is None or runs.owner_is_dead(lock):
+    if lock is None or owner_is_dead(lock):
         return False
     beat = issue.sender_heartbeat_at
-    return beat is not None and now - beat <= deliveries.STALE_LOCK
+    return beat is not None and now - beat <= STALE_LOCK
 
 
-def _has_due_rows(session: Session, issue_id: int, now: datetime) -> bool:
+def _workers_alive(read: Reader, issue_id: int, now: datetime) -> bool:
+    """Whether a worker sending the issue is alive (lease not run out, pid not gone): what
+    `store.senders.live` tells the senders."""
+    for owner, heartbeat in read.rows(
+        "SELECT owner, heartbeat_at FROM send_workers WHERE issue_id = ?", issue_id
+    ):
+        beat = read.time(heartbeat)
+        fresh = beat is not None and now - beat <= LEASE
+        if fresh and not owner_is_dead(owner) and not zombie(owner):
+            return True
+    return False
+
+
+def _has_due_rows(read: Reader, issue_id: int, now: datetime) -> bool:
     """Rows in flight, or pending with their retry time come."""
-    found = session.scalar(
-        sa.select(Delivery.id)
-        .where(
-            Delivery.issue_id == issue_id,
-            sa.or_(
-                Delivery.state == DeliveryState.SENDING,
-                sa.and_(
-                    Delivery.state == DeliveryState.PENDING,
-                    sa.or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
-                ),
-            ),
-        )
-        .limit(1)
+    found = read.value(
+        "SELECT id FROM deliveries WHERE issue_id = ? AND (state = ? OR (state = ? AND "
+        "(next_attempt_at IS NULL OR next_attempt_at <= ?))) LIMIT 1",
+        issue_id,
+        DeliveryState.SENDING.name,
+        DeliveryState.PENDING.name,
+        now,
     )
     return found is not None

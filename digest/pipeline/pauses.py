@@ -11,8 +11,27 @@ big), which only a person can fix (then `digest send N`).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Protocol
 
-from digest.store.models import Issue, PauseKind
+from digest.store.states import PauseKind
+
+
+class Paused(Protocol):
+    """What these rules read of an issue (an `Issue`, or the row `digest status` reads)."""
+
+    @property
+    def number(self) -> int: ...
+    @property
+    def paused_reason(self) -> str | None: ...
+    @property
+    def paused_kind(self) -> str | None: ...
+    @property
+    def paused_at(self) -> datetime | None: ...
+    @property
+    def resume_at(self) -> datetime | None: ...
+    @property
+    def resume_attempts(self) -> int: ...
+
 
 STEPS = tuple(timedelta(minutes=m) for m in (1, 2, 5, 10, 30, 60))
 """The waits before automatic resume attempts 1, 2, 3…; the last one repeats."""
@@ -23,7 +42,7 @@ def backoff(attempts: int) -> timedelta:
     return STEPS[min(attempts, len(STEPS) - 1)]
 
 
-def kind_of(issue: Issue) -> PauseKind | None:
+def kind_of(issue: Paused) -> PauseKind | None:
     """The kind of `issue`'s pause; None when it is not paused. A pause recorded without
     a kind (an older version) waits for a person: nobody decided it was the relay's."""
     if issue.paused_reason is None:
@@ -34,7 +53,7 @@ def kind_of(issue: Issue) -> PauseKind | None:
         return PauseKind.OPERATOR
 
 
-def next_attempt(issue: Issue) -> datetime | None:
+def next_attempt(issue: Paused) -> datetime | None:
     """When the scheduler tries a relay pause again; None for any other pause."""
     if kind_of(issue) is not PauseKind.RELAY:
         return None
@@ -45,7 +64,7 @@ def next_attempt(issue: Issue) -> datetime | None:
     return issue.paused_at + backoff(issue.resume_attempts or 0)
 
 
-def advice(issue: Issue) -> str:
+def advice(issue: Paused) -> str:
     """What happens next with `issue`'s pause, in words, for logs and `digest status`."""
     kind = kind_of(issue)
     if kind is None:

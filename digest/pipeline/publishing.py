@@ -32,7 +32,8 @@ from digest.compose import EventCandidate, IssuePlan, Labels, PlanItem, Rules
 from digest.compose.agenda import upcoming_events
 from digest.config import Settings
 from digest.pipeline.archive_files import Archive, Published, language_files
-from digest.publish import SiteBuild, search
+from digest.pipeline.database import utcnow
+from digest.publish import PublishReport, SiteBuild, search
 from digest.publish.manifest import Manifest, digest_of, folder_digest, shard_of
 from digest.publish.media import copy_images
 from digest.render import images
@@ -51,7 +52,8 @@ from digest.render.web import (
     issue_day,
     render_issue_page,
 )
-from digest.store import candidates, issues, series
+from digest.store import candidates, db, issues, series
+from digest.store.models import IssueStatus
 
 
 class _Plans:
@@ -123,7 +125,7 @@ def build_site(
     settings: Settings,
     factory: sessionmaker[Session],
     *,
-    now: datetime,
+    now: datetime | None = None,
     previous: Manifest | None = None,
 ) -> SiteBuild:
     """Build the public files in memory: archive, feeds, search index, calendars.
@@ -135,6 +137,7 @@ def build_site(
     """
     from digest.pipeline import environment, labels_of, rules_of  # the pipeline's own
 
+    now = now or utcnow()
     previous = previous if previous is not None else Manifest()
     env = environment(settings)
     pub = settings.publication
@@ -421,3 +424,40 @@ def feed_entry_page(
         f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{title}</title>\n</head>\n<body>\n<h1>{title}</h1>\n{content}\n</body>\n</html>\n"
     )
+
+
+def is_approved(factory: sessionmaker[Session], number: int) -> bool:
+    """Whether issue `number` was approved (or is being or was sent)."""
+    with factory() as session:
+        return issues.by_number(session, number).status is not IssueStatus.DRAFT
+
+
+def mark_published(
+    settings: Settings, factory: sessionmaker[Session], number: int, *, now: datetime | None = None
+) -> None:
+    """Put issue `number` into the public feeds and archive (from the next publish on)."""
+    with db.transaction(factory) as session:
+        issue = issues.by_number(session, number)
+        if issue.published_at is None:
+            issue.published_at = now or utcnow()
+
+
+def publish(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    *,
+    now: datetime | None = None,
+    force: bool = False,
+) -> PublishReport:
+    """Write the public files into [publish] output_dir, rendering only what changed since
+    the last publish there (`publish.manifest`); refuse (unless `force`) to replace a
+    published feed by one with fewer issues."""
+    from digest.pipeline.operations import check_feeds_not_shrinking
+    from digest.publish.site import write_site
+
+    output_dir = settings.publish.output_dir
+    previous = Manifest.load(output_dir)
+    built = build_site(settings, factory, now=now, previous=previous)
+    if not force:
+        check_feeds_not_shrinking(settings, built.files, output_dir)
+    return write_site(output_dir, built, previous)

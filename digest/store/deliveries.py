@@ -25,10 +25,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from digest.errors import DeliveryError
 from digest.store.models import Delivery, DeliveryState, Issue
 from digest.store.runs import JobRun, owner_is_dead, process_owner
+from digest.store.states import STALE_LOCK as STALE_LOCK
 from subscribers.model import Cadence, Subscriber, SubscriberStatus
-
-STALE_LOCK = timedelta(minutes=5)
-"""A sender that has not written for this long is presumed dead (on another host)."""
 
 
 def variant_key(language: str, topics: Iterable[str]) -> str:

@@ -16,6 +16,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from digest.store.states import DeliveryState as DeliveryState
+from digest.store.states import IssueStatus as IssueStatus
+from digest.store.states import PauseKind as PauseKind
 from subscribers.model import UTCDateTime
 from subscribers.model import metadata as shared_metadata
 
@@ -252,25 +255,6 @@ class EventChange(Base):
     event: Mapped[Event] = relationship(back_populates="changes")
 
 
-class IssueStatus(enum.StrEnum):
-    """Where an issue is in its life: drafted, approved to go, sent to subscribers."""
-
-    DRAFT = "draft"
-    APPROVED = "approved"
-    SENDING = "sending"
-    """Its ledger exists and deliveries are under way (or paused, see `paused_reason`)."""
-    SENT = "sent"
-
-
-class PauseKind(enum.StrEnum):
-    """Who can end a pause: time (the relay was down or busy) or a person (auth, policy)."""
-
-    RELAY = "relay"
-    """Connection refused, timeouts, 4xx for everyone: retried later by the scheduler."""
-    OPERATOR = "operator"
-    """Authentication failed, policy refusals, message too big: a person must fix it."""
-
-
 class Issue(Base):
     """One issue of the digest, owned by its slot: a cadence and a scheduled time."""
 
@@ -343,22 +327,6 @@ class IssueEvent(Base):
     status: Mapped[str] = mapped_column(sa.String(20))
 
     issue: Mapped[Issue] = relationship(back_populates="announced")
-
-
-class DeliveryState(enum.StrEnum):
-    """Where one subscriber's copy of an issue is."""
-
-    PENDING = "pending"
-    """To send (again, after `next_attempt_at` when an earlier attempt got a 4xx)."""
-    SENDING = "sending"
-    """Claimed by a sender; after a crash these are the messages that were in flight."""
-    SENT = "sent"
-    FAILED = "failed"
-    """Temporary refusals until `[delivery] max_attempts` ran out."""
-    BOUNCED = "bounced"
-    """Refused for good (5xx at send time, or a bounce report later)."""
-    UNKNOWN = "unknown"
-    """Twice no reply to the final dot: it may or may not have arrived; not tried again."""
 
 
 class Delivery(Base):

@@ -14,8 +14,14 @@ from __future__ import annotations
 import functools
 import importlib.resources
 import re
+from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
+from digest.errors import DatabaseError
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from digest.store.plainsql import Reader
 
 _ASSIGNMENT = re.compile(
     r"""^(revision|down_revision)\s*(?::[^=]*)?=\s*(?:"([^"]*)"|'([^']*)'|None)\s*$""", re.M
@@ -48,6 +54,8 @@ def newest() -> str | None:
 def is_current(engine: sa.Engine) -> bool:
     """True when the database's `alembic_version` holds exactly the newest revision;
     False for anything else, including errors (the full check then explains)."""
+    import sqlalchemy as sa
+
     wanted = newest()
     if wanted is None:
         return False
@@ -55,5 +63,17 @@ def is_current(engine: sa.Engine) -> bool:
         with engine.connect() as connection:
             found = connection.execute(sa.text("SELECT version_num FROM alembic_version")).all()
     except sa.exc.DBAPIError:
+        return False
+    return [tuple(row) for row in found] == [(wanted,)]
+
+
+def reads_current(read: Reader) -> bool:
+    """`is_current` through a plain-SQL reader (`digest status`, without SQLAlchemy)."""
+    wanted = newest()
+    if wanted is None:
+        return False
+    try:
+        found = read.rows("SELECT version_num FROM alembic_version")
+    except DatabaseError:
         return False
     return [tuple(row) for row in found] == [(wanted,)]

@@ -13,10 +13,6 @@ or a mark get one winner from the database itself (SQLite or PostgreSQL).
 
 from __future__ import annotations
 
-import enum
-import os
-import socket
-import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,18 +21,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from digest.store.models import Base
-
-
-class RunOutcome(enum.StrEnum):
-    """How a job run ended."""
-
-    RUNNING = "running"
-    OK = "ok"
-    SKIPPED = "skipped"
-    """Nothing was done on purpose: another process had the work, or shutdown began."""
-    MISSED = "missed"
-    """The scheduler was not running at the run time and the grace had passed."""
-    FAILED = "failed"
+from digest.store.owners import owner_is_dead as owner_is_dead
+from digest.store.owners import process_owner as process_owner
+from digest.store.states import RunOutcome as RunOutcome
 
 
 class JobRun(Base):
@@ -76,26 +63,6 @@ class JobMark(Base):
     key: Mapped[str] = mapped_column(sa.String(300), primary_key=True)
     created_at: Mapped[datetime]
     note: Mapped[str] = mapped_column(sa.Text, default="")
-
-
-def process_owner() -> str:
-    """Name a holder: host, pid and a nonce (two threads of one process differ too)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def owner_is_dead(owner: str) -> bool:
-    """Whether `owner` names a process on this host that no longer exists."""
-    host, _, rest = owner.partition(":")
-    pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False  # alive, someone else's
-    return False
 
 
 def _rows(result: Any) -> int:

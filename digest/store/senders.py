@@ -14,10 +14,8 @@ commits each accepted message before its connection sends again (`record = "comm
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterable
-from datetime import datetime, timedelta
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,10 +23,9 @@ from sqlalchemy.orm import Session
 
 from digest.errors import DeliveryError
 from digest.store.models import Delivery, DeliveryState, SendWorker
-from digest.store.runs import owner_is_dead
+from digest.store.owners import owner_is_dead, zombie
+from digest.store.states import LEASE as LEASE
 
-LEASE = timedelta(seconds=60)
-"""A worker silent for this long is presumed dead and its claimed rows are sent by others."""
 BEAT_SECONDS = LEASE.total_seconds() / 6
 """How often a worker says it is alive between claims."""
 
@@ -107,23 +104,9 @@ def _split(session: Session, issue_id: int, now: datetime) -> tuple[list[str], l
     for owner, heartbeat in session.execute(
         sa.select(SendWorker.owner, SendWorker.heartbeat_at).where(SendWorker.issue_id == issue_id)
     ):
-        gone = now - heartbeat > LEASE or owner_is_dead(owner) or _zombie(owner)
+        gone = now - heartbeat > LEASE or owner_is_dead(owner) or zombie(owner)
         (dead if gone else alive).append(owner)
     return alive, dead
-
-
-def _zombie(owner: str) -> bool:
-    """Whether `owner` is a process of this host that died and awaits its reaping (a
-    worker killed with its parent is reparented; in a container, nobody may reap it)."""
-    host, _, rest = owner.partition(":")
-    pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def _rows(result: Any) -> int:

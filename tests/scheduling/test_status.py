@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,7 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from digest import config
 from digest.cli import cli
-from digest.pipeline import scheduler
+from digest.pipeline import health, scheduler
+from digest.store import plainsql
 from digest.store.models import Issue
 from tests.scheduling.conftest import add_readers, patient
 from tests.smtpserver import SmtpServer
@@ -84,3 +86,14 @@ def test_status_shows_next_runs_last_results_and_problems(
     assert issue["problems"][0].startswith("paused: paused issue #1: the relay said no")
     assert data["level"] == 2
     assert data["source_problems"][0]["name"] == "broken-agenda"
+
+    # The same report whichever way the database is read: on its driver alone (what
+    # `digest status` does) or through SQLAlchemy (its fallback, and the desk's way).
+    now = datetime.now(UTC)
+    with plainsql.connect(config.database_url(settings)) as reader:
+        assert reader is not None
+        quick = health.gather(settings, reader, now=now)
+    assert quick.issues and quick.source_problems and quick.jobs
+    assert dataclasses.asdict(quick) == dataclasses.asdict(
+        health.gather(settings, factory, now=now)
+    )
