@@ -147,22 +147,25 @@ class Mailroom:
                 self._launch()
 
     def stop(self, timeout: float = STOP_WAIT) -> None:
-        """Stop the child (it finishes the mail in hand) and its watcher."""
+        """Stop the child (it finishes the mail in hand) and its watcher.
+
+        Only the watcher joins the child: two threads joining one process race for its
+        exit status (the loser saw it alive after its death, warned, and signalled a pid
+        that was no longer its child)."""
         with self._guard:
             self._closing = True
             process = self._process
             pipe, self._pipe = self._pipe, None
         if pipe is not None:
             pipe.close()  # the child reads the end of the pipe and leaves
-        if process is not None:
-            process.join(timeout)
-            if process.is_alive():
-                log.warning("the confirmation sender did not stop in %.0f s: terminated", timeout)
-                process.terminate()
-                process.join(5)
-        if self._watcher is not None:
-            self._watcher.join(timeout)
-            self._watcher = None
+        watcher, self._watcher = self._watcher, None
+        if watcher is None:
+            return
+        watcher.join(timeout)  # it returns once the child is gone
+        if watcher.is_alive() and process is not None:
+            log.warning("the confirmation sender did not stop in %.0f s: terminated", timeout)
+            process.terminate()
+            watcher.join(5)
 
 
 def run(

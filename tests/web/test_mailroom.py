@@ -86,3 +86,23 @@ def test_the_child_drains_what_was_queued_before_it_started(
     with client_for(app):
         wait_until(lambda: rows(factory) == [("ana@example.net", SENT, 1)], "the mail was sent")
     assert len(outbox(web_settings)) == 1
+
+
+def test_stopping_waits_for_the_child_and_never_signals_it_after_its_end(
+    web_settings: config.Settings, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The child leaves when its pipe closes; `stop` then returns without a warning, and
+    never sends a signal (its pid may already be another process's)."""
+    signalled: list[int] = []
+    monkeypatch.setattr(os, "kill", lambda pid, sig: signalled.append(pid))
+    for _ in range(3):
+        room = Mailroom(web_settings)
+        room.start()
+        child = room._process
+        assert child is not None
+        assert room.pid is not None
+        room.stop()
+        assert child.exitcode == 0
+        assert room.pid is None
+    assert "did not stop" not in caplog.text
+    assert signalled == []
