@@ -42,7 +42,7 @@ from subscribers.model import ConsentSource, Subscriber, SubscriberStatus
 log = logging.getLogger("digest.confirmations")
 
 BATCH = 200
-"""Rows looked up at once by a drain (each is still claimed and marked on its own)."""
+"""Rows looked up at once by a drain (then claimed `per_transaction` at a time)."""
 
 
 @dataclass(frozen=True)
@@ -228,7 +228,7 @@ def drain(
     # The marks of one group of mails are committed with the claims of the next: one
     # transaction per `per_transaction` mails, and never more than that many claimed and
     # unmarked (a crash resends at most those, after their lease).
-    marks: list[Job] = []
+    marks: list[confirmations.Mark] = []
     try:
         while stop is None or not stop.is_set():
             with factory() as session:
@@ -243,41 +243,41 @@ def drain(
     finally:
         try:
             if marks:
-                writing(_all(marks))
+                writing(_Take([], marks[-1].at, marks))
         finally:
             if own:
                 used.close()
     return done
 
 
-def _all(jobs: list[Job]) -> Job:
-    """One job running `jobs` in order."""
+@dataclass(frozen=True)
+class _Take:
+    """A write job: record `before` (the previous mails' outcomes), then claim `row_ids`
+    and return each claim with a detached copy of its subscriber (None: no mail due, the
+    row is dropped). A few statements whatever the number of mails, so the write lock
+    (SQLite's one writer, shared with the sign-ups) is held briefly."""
 
-    def job(session: Session) -> None:
-        for each in jobs:
-            each(session)
+    row_ids: list[int]
+    now: datetime
+    before: list[confirmations.Mark]
 
-    return job
-
-
-def _take(
-    row_ids: list[int], now: datetime, before: list[Job]
-) -> Callable[[Session], list[tuple[confirmations.Claimed, Subscriber | None]]]:
-    """`before` (the previous mails' marks), then the claims of rows and a detached copy
-    of each one's subscriber (None: no mail due)."""
-
-    def job(session: Session) -> list[tuple[confirmations.Claimed, Subscriber | None]]:
-        for each in before:
-            each(session)
+    def __call__(self, session: Session) -> list[tuple[confirmations.Claimed, Subscriber | None]]:
+        confirmations.record(session, self.before)
+        claimed = confirmations.claim_many(session, self.row_ids, now=self.now)
+        if not claimed:
+            return []
+        people = {
+            found.id: found
+            for found in session.scalars(
+                sa.select(Subscriber).where(Subscriber.id.in_([c.subscriber_id for c in claimed]))
+            )
+        }
         taken: list[tuple[confirmations.Claimed, Subscriber | None]] = []
-        for row_id in row_ids:
-            claimed = confirmations.claim(session, row_id, now=now)
-            if claimed is None:
-                continue  # another sender has it
-            found = session.get(Subscriber, claimed.subscriber_id)
+        for each in claimed:
+            found = people.get(each.subscriber_id)
             if found is None or found.status is not SubscriberStatus.PENDING:
-                confirmations.drop(session, claimed)
-                taken.append((claimed, None))
+                confirmations.drop(session, each)
+                taken.append((each, None))
                 continue
             copy = Subscriber(
                 id=found.id,
@@ -287,10 +287,8 @@ def _take(
                 language=found.language,
                 consent_source=found.consent_source,
             )
-            taken.append((claimed, copy))
+            taken.append((each, copy))
         return taken
-
-    return job
 
 
 def _group(
@@ -299,12 +297,12 @@ def _group(
     row_ids: list[int],
     now: datetime,
     done: Drained,
-    before: list[Job],
-) -> list[Job]:
+    before: list[confirmations.Mark],
+) -> list[confirmations.Mark]:
     """Commit `before` with the claims of rows, send their mails, and return their marks
     (for the next claims' transaction, or alone at the end of the drain)."""
-    marks: list[Job] = []
-    for claimed, subscriber in write(_take(row_ids, now, before)):
+    marks: list[confirmations.Mark] = []
+    for claimed, subscriber in write(_Take(row_ids, now, before)):
         if subscriber is None:
             done.dropped += 1
             continue
@@ -318,7 +316,7 @@ def _send(
     subscriber: Subscriber,
     now: datetime,
     done: Drained,
-) -> Job:
+) -> confirmations.Mark:
     """Send one claimed mail; return its mark."""
     address = subscriber.email
     try:
@@ -332,15 +330,7 @@ def _send(
     reply = result.reply.replace(address, "<address>")
     # UNKNOWN: it may have arrived; not sent twice.
     sent = result.ok or result.outcome is Outcome.UNKNOWN
-
-    def mark(session: Session) -> None:
-        if sent:
-            confirmations.mark_sent(session, claimed, now=now, reply=reply)
-        else:
-            confirmations.mark_unsent(
-                session, claimed, now=now, reply=reply, permanent=result.permanent
-            )
-
+    mark = confirmations.Mark(claimed, now, sent, reply, permanent=result.permanent)
     if sent:
         done.sent.append(Confirmation(address, message_id, mailer.via, result.reply))
         return mark
