@@ -1,6 +1,6 @@
 """Named accounts, API keys and the audit log, as rows: find, add, remove, list.
 
-Hashing, roles and what each verb means live in `digest.pipeline.access`; this module only
+Hashing, roles and what each verb means live in `digest.pipeline.accounts`; this module only
 reads and writes the tables, inside the caller's session.
 """
 

@@ -389,7 +389,7 @@ class SendRate(Base):
 
 
 class Role(enum.StrEnum):
-    """What a named account may do on the desk and through the API (`pipeline.access`)."""
+    """What a named account may do on the desk and through the API (`pipeline.accounts.permits`)."""
 
     EDITOR = "editor"
     """Curates, tests and approves issues."""
