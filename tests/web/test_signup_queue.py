@@ -324,3 +324,36 @@ def test_a_crash_amid_a_group_of_claims_resends_at_most_that_group_after_its_lea
     assert sorted(sent.recipient for sent in drained.sent) == addresses[3:6]
     # None lost; only the group in flight at the crash could arrive twice (mail 4 here).
     assert {state for _, state, _ in rows(factory)} == {ConfirmationState.SENT}
+
+
+def test_a_batch_the_database_fails_ends_the_writers_spell_and_the_next_is_stored(
+    web_settings: config.Settings, factory: sessionmaker[Session], clock: Clock
+) -> None:
+    """The writer keeps one connection while sign-ups come back to back; a batch that the
+    database fails answers its sign-ups with the error and gives that connection up, so the
+    next sign-up is stored on a fresh (checked) one."""
+    import asyncio
+
+    from digest.pipeline.signups import Signup, SignupWriter
+
+    class DropsTheFirstBatch(SignupWriter):
+        connections = 0
+        failed = False
+
+        def _connection(self) -> Any:
+            self.connections += 1
+            return super()._connection()
+
+        def _together(self, items: list[Any], connection: sa.Connection) -> list[Any]:
+            if not self.failed:
+                self.failed = True
+                cause = Exception("server closed the connection unexpectedly")
+                raise sa.exc.OperationalError("INSERT INTO subscribers", {}, cause)
+            return super()._together(items, connection)
+
+    writer = DropsTheFirstBatch(web_settings, factory, now=clock)
+    with pytest.raises(sa.exc.OperationalError):
+        asyncio.run(writer.store(Signup("first@example.net")))
+    assert asyncio.run(writer.store(Signup("second@example.net"))) is True
+    assert writer.connections == 2
+    assert [row[0] for row in rows(factory)] == ["second@example.net"]
