@@ -162,6 +162,8 @@ def _read_status(ctx: Context) -> health.Status:
         with plainsql.connect(config.database_url(ctx.settings)) as reader:
             if reader is not None and revision.reads_current(reader):
                 return health.gather(ctx.settings, reader, now=now)
+    except plainsql.Unreachable:
+        raise  # a server that is down or refuses us: no second wait as long
     except DigestError:
         pass  # said again, with its cause and remedy, by the way below
     import sqlalchemy as sa

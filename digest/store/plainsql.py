@@ -39,6 +39,11 @@ SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 Row = tuple[Any, ...]
 
 
+class Unreachable(DatabaseError):
+    """The database server could not be reached (refused, timed out, authentication):
+    trying again through SQLAlchemy would only wait as long again."""
+
+
 class Reader:
     """Runs read-only SQL and turns the values it gets back into Python's."""
 
@@ -155,7 +160,7 @@ def _postgresql(conninfo: str) -> Iterator[Reader]:
     try:
         connection = psycopg.connect(conninfo, connect_timeout=CONNECT_SECONDS, autocommit=True)
     except psycopg.Error as exc:
-        raise DatabaseError(f"cannot reach the database: {str(exc).strip()}") from exc
+        raise Unreachable(f"cannot reach the database: {str(exc).strip()}") from exc
     try:
 
         def execute(sql: str, params: tuple[Any, ...]) -> list[Row]:

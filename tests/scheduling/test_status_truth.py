@@ -4,6 +4,7 @@ deliveries waiting for a retry; its exit status is 0, 1 or 2 (Nagios)."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -134,6 +135,21 @@ def test_an_unreachable_database_is_critical_without_a_traceback(tmp_path: Path)
     result = CliRunner().invoke(cli, ["--config", str(path), "status"])
     assert result.exit_code == 2, result.output
     assert result.output.startswith("CRITICAL: the database cannot be read"), result.output
+
+
+def test_a_postgresql_server_that_refuses_is_critical_at_once(tmp_path: Path) -> None:
+    """Read on its driver, a refused PostgreSQL connection is the answer: `digest status`
+    does not wait for it a second time through SQLAlchemy."""
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    path = write_config(tmp_path, f"postgresql+psycopg://digest@127.0.0.1:{port}/digest")
+    result = CliRunner().invoke(cli, ["--config", str(path), "status"])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(
+        "CRITICAL: the database cannot be read: cannot reach the database: "
+    ), result.output
+    assert "refused" in result.output.lower()
 
 
 def test_a_database_behind_the_code_is_critical(
