@@ -217,6 +217,10 @@ class SmtpServer:
         with self._lock:
             return self._sessions
 
+    def open_connections(self) -> int:
+        """How many client connections are open at this moment."""
+        return len(self._open)
+
     def reply_for(
         self, address: str, reply: str, *, times: int | None = None, at: Stage = "RCPT"
     ) -> None:

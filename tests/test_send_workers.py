@@ -48,6 +48,8 @@ def test_two_workers_deliver_each_subscriber_exactly_once(
     received = Counter(m.rcpt_tos[0] for m in smtp_server.messages)
     assert received == Counter(address for address, _, _ in PEOPLE)
     assert not list(settings.delivery.journal_dir.glob("*.journal"))
+    # Each worker keeps its connections for all its batches (six of ten between them).
+    assert smtp_server.connections <= 2 * settings.delivery.connections
     again = workers.send(settings, factory, workers=2, number=number, now=MONDAY, batch=10)
     assert again.finished and again.attempted == 0
     assert len(smtp_server.messages) == 60

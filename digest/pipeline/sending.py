@@ -244,10 +244,11 @@ def send(
         )
         recorder = recorders.recorder(settings, factory, issue_id, clock)
         try:
-            _send_ledger(
-                settings, factory, issue_id, plan.number, owner, variants, keys, key, signer,
-                pool, clock, stop, batch, progress, report, recorder, breaker,
-            )  # fmt: skip
+            with pool:  # its SMTP connections last the whole send, batch after batch
+                _send_ledger(
+                    settings, factory, issue_id, plan.number, owner, variants, keys, key,
+                    signer, pool, clock, stop, batch, progress, report, recorder, breaker,
+                )  # fmt: skip
         except BaseException:
             recorder.close(done=False)  # the journal stays for the next run to read
             raise
@@ -400,6 +401,7 @@ def _send_rows(
                 # Nothing left to try now: the held failures are what they seem.
                 record_retrying(factory, streak, key, settings, clock())
                 streak = []
+            pool.close()  # no connection idles through the wait (a relay would drop it)
             if not _wait_for_retry(factory, issue_id, clock, stop, delivery.retry_seconds):
                 break
             continue

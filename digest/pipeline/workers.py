@@ -400,12 +400,13 @@ def _send_part(job: _Job, factory: sessionmaker[Session], halt: Any) -> sending.
     )
     recorder = recorders.recorder(settings, factory, job.issue_id, _offset_clock(job.offset))
     try:
-        sending._send_ledger(
-            settings, factory, job.issue_id, job.number, job.owner, variants, keys,
-            suppression_key(settings), dkim_signer(settings), pool,
-            _offset_clock(job.offset), stop, job.batch, None, report, recorder, job.breaker,
-            **_recording(settings, factory),
-        )  # fmt: skip
+        with pool:  # its SMTP connections last the whole send, batch after batch
+            sending._send_ledger(
+                settings, factory, job.issue_id, job.number, job.owner, variants, keys,
+                suppression_key(settings), dkim_signer(settings), pool,
+                _offset_clock(job.offset), stop, job.batch, None, report, recorder,
+                job.breaker, **_recording(settings, factory),
+            )  # fmt: skip
     finally:
         recorder.close(done=False)  # the parent removes the journal once all are done
         stop.set()

@@ -10,7 +10,7 @@ import itertools
 import socket
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import cast
 
 import pytest
@@ -32,10 +32,10 @@ def data(number: int = 1) -> bytes:
     )
 
 
-def jobs(count: int | None, pulled: list[Job] | None = None) -> Iterator[Job]:
-    """`count` jobs (None: endless) to r0@example.net, r1@…; each one taken is appended
-    to `pulled`."""
-    for number in itertools.count() if count is None else range(count):
+def jobs(count: int | None, pulled: list[Job] | None = None, *, start: int = 0) -> Iterator[Job]:
+    """`count` jobs (None: endless) to r0@example.net, r1@… (from r`start`); each one taken
+    is appended to `pulled`."""
+    for number in itertools.count(start) if count is None else range(start, start + count):
         job = Job(number, SENDER, f"r{number}@example.net", data(number))
         if pulled is not None:
             pulled.append(job)
@@ -318,11 +318,68 @@ def test_missing_starttls_and_untrusted_certificates_raise(smtp_server: SmtpServ
             SmtpSender(untrusted).send(SENDER, "a@x.net", data(1))
 
 
-def pool_for(options: SmtpOptions, connections: int, rate: float = 0) -> SendPool:
-    return SendPool(lambda: SmtpSender(options), connections, rate_per_second=rate)
+PoolFor = Callable[..., SendPool]
 
 
-def test_pool_delivers_each_message_exactly_once(smtp_server: SmtpServer) -> None:
+@pytest.fixture
+def pool_for() -> Iterator[PoolFor]:
+    """Make pools (options, connections, rate) and close them after the test: a pool keeps
+    its connections open between `map` calls."""
+    made: list[SendPool] = []
+
+    def make(options: SmtpOptions, connections: int, rate: float = 0) -> SendPool:
+        made.append(SendPool(lambda: SmtpSender(options), connections, rate_per_second=rate))
+        return made[-1]
+
+    yield make
+    for pool in made:
+        pool.close()
+
+
+def test_a_pool_keeps_its_connections_from_one_map_to_the_next(
+    smtp_server: SmtpServer, pool_for: PoolFor
+) -> None:
+    pool = pool_for(smtp_server.sender_options(), connections=3)
+    for batch in range(4):  # a send is a map per claimed batch
+        results = list(pool.map(jobs(30, start=30 * batch)))
+        assert len(results) == 30 and all(result.ok for _, result in results)
+    assert len(smtp_server.messages) == 120
+    assert smtp_server.connections <= 3  # not 3 per batch
+    pool.close()
+    pool.close()  # closing twice is harmless
+    assert len(list(pool.map(jobs(6, start=120)))) == 6  # a closed pool opens new ones
+    assert smtp_server.connections <= 6 and len(smtp_server.messages) == 126
+
+
+def test_a_sender_that_raised_is_closed_and_the_rest_are_closed_with_the_pool() -> None:
+    made: list[SmtpSender] = []
+    closed: list[SmtpSender] = []
+
+    class Watched(SmtpSender):
+        def close(self) -> None:
+            closed.append(self)
+            super().close()
+
+    with SmtpServer(starttls=True, users={"digest": "s3cret"}) as server:
+        options = server.sender_options(password="wrong")
+
+        def make() -> SmtpSender:
+            made.append(Watched(options))
+            return made[-1]
+
+        with SendPool(make, 3) as pool:
+            with pytest.raises(DeliveryError, match="refused the login"):
+                list(pool.map(jobs(10)))
+            # The sender whose login was refused is closed at once; only the others wait
+            # for the next map.
+            assert closed and set(closed).isdisjoint(pool._kept)
+            assert set(closed) | set(pool._kept) == set(made)
+        assert set(closed) == set(made)
+
+
+def test_pool_delivers_each_message_exactly_once(
+    smtp_server: SmtpServer, pool_for: PoolFor
+) -> None:
     pool = pool_for(smtp_server.sender_options(), connections=4)
     results = list(pool.map(jobs(60)))
     assert keys(job for job, _ in results) == list(range(60))
@@ -332,7 +389,7 @@ def test_pool_delivers_each_message_exactly_once(smtp_server: SmtpServer) -> Non
     assert smtp_server.connections <= 4 and pool.unstarted == [] and pool.unreported == []
 
 
-def test_pool_keeps_to_the_rate(smtp_server: SmtpServer) -> None:
+def test_pool_keeps_to_the_rate(smtp_server: SmtpServer, pool_for: PoolFor) -> None:
     pool = pool_for(smtp_server.sender_options(), connections=4, rate=50)
     started = time.monotonic()
     assert len(list(pool.map(jobs(20)))) == 20
@@ -340,7 +397,9 @@ def test_pool_keeps_to_the_rate(smtp_server: SmtpServer) -> None:
     assert time.monotonic() - started >= 0.3
 
 
-def test_stop_finishes_sends_under_way_and_reports_the_rest(smtp_server: SmtpServer) -> None:
+def test_stop_finishes_sends_under_way_and_reports_the_rest(
+    smtp_server: SmtpServer, pool_for: PoolFor
+) -> None:
     pool = pool_for(smtp_server.sender_options(), connections=2, rate=40)
     pulled: list[Job] = []
     results: list[tuple[Job, SendResult]] = []
@@ -360,7 +419,7 @@ def test_stop_finishes_sends_under_way_and_reports_the_rest(smtp_server: SmtpSer
 
 
 def test_closing_the_results_early_keeps_every_job_accounted_for(
-    smtp_server: SmtpServer,
+    smtp_server: SmtpServer, pool_for: PoolFor
 ) -> None:
     pool = pool_for(smtp_server.sender_options(), connections=3)
     pulled: list[Job] = []
@@ -374,7 +433,7 @@ def test_closing_the_results_early_keeps_every_job_accounted_for(
     assert received == sorted(job.recipient for job, _ in taken + pool.unreported)
 
 
-def test_a_sender_error_stops_the_pool_and_is_raised() -> None:
+def test_a_sender_error_stops_the_pool_and_is_raised(pool_for: PoolFor) -> None:
     with SmtpServer(starttls=True, users={"digest": "s3cret"}) as server:
         pool = pool_for(server.sender_options(password="wrong"), connections=3)
         pulled: list[Job] = []
