@@ -17,7 +17,9 @@ of its own:
 Each does a first run and a nothing-new run (conditional GET, all 304). Printed per run:
 wall seconds, CPU seconds of the process tree (parent, fork server and parser workers),
 peak memory of the tree (sum of RSS, and of PSS, which counts pages shared between the
-parser processes once), and project / ceiling ratios; then the growth from N to 2N.
+parser processes once), and project / ceiling ratios; the project's PSS at its peak by
+process (collecting process, fork server, parser workers, resource tracker); then the
+growth from N to 2N.
 
 `--big` instead serves one feed of 53,000 items (about 40 MB) and times storing it
 (fetch, parse, store) against feedparser alone parsing the same bytes.
@@ -220,26 +222,45 @@ def tree_cpu() -> float:
     return total + children.ru_utime + children.ru_stime
 
 
-def tree_memory() -> tuple[int, int]:
-    """(sum of RSS, sum of PSS) of this process tree, in bytes."""
+def tree_memory(roles: dict[str, list[int]] | None = None) -> tuple[int, int]:
+    """(sum of RSS, sum of PSS) of this process tree, in bytes; with `roles`, also each
+    process's PSS under its role (this process, fork server, parser worker, …)."""
     rss = pss = 0
     for pid in _tree(os.getpid()):
         try:
+            own_rss = own_pss = 0
             for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
                 if line.startswith("Rss:"):
-                    rss += int(line.split()[1]) * 1024
+                    own_rss = int(line.split()[1]) * 1024
                 elif line.startswith("Pss:"):
-                    pss += int(line.split()[1]) * 1024
+                    own_pss = int(line.split()[1]) * 1024
+            if roles is not None:
+                roles.setdefault(_role(pid), []).append(own_pss)
         except OSError:
             continue
+        rss, pss = rss + own_rss, pss + own_pss
     return rss, pss
+
+
+def _role(pid: int) -> str:
+    """What a process of the tree is, from its command line."""
+    if pid == os.getpid():
+        return "this process"
+    command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    if b"resource_tracker" in command:
+        return "resource tracker"
+    if b"forkserver" in command:
+        parent = int(_stat(pid)[1])
+        return "fork server" if parent == os.getpid() else "parser worker"
+    return "other"
 
 
 class Meter:
     """Wall, tree CPU and peak tree memory of what runs inside `with Meter() as m:`."""
 
     def __enter__(self) -> Meter:
-        self.peak_rss, self.peak_pss = tree_memory()
+        self.roles: dict[str, list[int]] = {}
+        self.peak_rss, self.peak_pss = tree_memory(self.roles)
         self._stop = threading.Event()
         self.sampling = 0.0
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -250,7 +271,10 @@ class Meter:
     def _sample(self) -> None:
         # Reading smaps_rollup of a big process costs CPU: this thread's own is subtracted.
         while not self._stop.wait(0.1):
-            rss, pss = tree_memory()
+            roles: dict[str, list[int]] = {}
+            rss, pss = tree_memory(roles)
+            if pss > self.peak_pss:
+                self.roles = roles  # who held what at the peak
             self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
         self.sampling = time.thread_time()
 
@@ -263,8 +287,14 @@ class Meter:
         rss, pss = tree_memory()
         self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
 
-    def figures(self) -> dict[str, float]:
-        return {"wall": self.wall, "cpu": self.cpu, "rss": self.peak_rss, "pss": self.peak_pss}
+    def figures(self) -> dict[str, Any]:
+        return {
+            "wall": self.wall,
+            "cpu": self.cpu,
+            "rss": self.peak_rss,
+            "pss": self.peak_pss,
+            "roles": self.roles,
+        }
 
 
 # --- the two contenders (each in a process of its own) ------------------------------------
@@ -394,6 +424,15 @@ def mb(value: float) -> str:
     return f"{value / (1 << 20):.0f} MB"
 
 
+def breakdown(roles: dict[str, list[int]]) -> str:
+    """ "this process 69 MB, fork server 22 MB, parser worker 2 × 20 MB, …"."""
+    parts = []
+    for role, sizes in sorted(roles.items(), key=lambda item: -sum(item[1])):
+        each = mb(sum(sizes) / len(sizes))
+        parts.append(f"{role} {len(sizes)} × {each}" if len(sizes) > 1 else f"{role} {each}")
+    return ", ".join(parts)
+
+
 def compare(feeds: int, items: int, database: str) -> dict[str, Any]:
     server, port = start_server(feeds, items, 0)
     try:
@@ -419,6 +458,7 @@ def compare(feeds: int, items: int, database: str) -> dict[str, Any]:
               f"{mb(c['rss']):>10}{mb(c['pss']):>10}")  # fmt: skip
         print(f"  {'':<12}{'ratio':>9}{p['wall'] / c['wall']:>8.2f}×{p['cpu'] / c['cpu']:>8.2f}×"
               f"{p['rss'] / c['rss']:>9.2f}×{p['pss'] / c['pss']:>9.2f}×")  # fmt: skip
+    print(f"  project's PSS at its peak, by process: {breakdown(project['first']['roles'])}")
     return {"project": project, "ceiling": ceiling}
 
 
