@@ -19,6 +19,11 @@ With --workers, each count is measured without and with DKIM (`digest send --wor
 PostgreSQL URL: a new database is created on that server for each measured send and
 dropped after it, so the URL's own database is never touched).
 
+Each --workers row is followed by the CPU budget of its sends: CPU per message of the
+sending side and of the sink while messages arrived, how busy the machine was, and the
+sink's CPU per message under the ceiling (`CpuWatch`; docs/delivery.md explains why it
+bounds the ratios on two cores).
+
 Targets on a 2-core machine: ≥ 0.8 of the raw ceiling without DKIM, ≥ 0.5 with DKIM
 RSA-2048 (3 or 24 variants), memory flat in N (100k at most 1.5 × the peak RSS of 10k).
 """
@@ -34,6 +39,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -173,8 +179,10 @@ def run_child(
     dkim: bool,
     record: str = "journal",
     workers: int = 0,
+    sink: Any = None,
 ) -> Any:
-    """Run one measured send in a fresh process and return its figures."""
+    """Run one measured send in a fresh process and return its figures; with `sink`, also
+    its CPU budget while messages arrived (`CpuWatch`)."""
     command = [
         sys.executable,
         __file__,
@@ -199,10 +207,91 @@ def run_child(
     with fresh_database(options.database) as url:
         if url:
             command += ["--database", url]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"the measured send failed:\n{done.stdout}{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        with CpuWatch(sink, child.pid) if sink is not None else contextlib.nullcontext() as watch:
+            out, err = child.communicate()
+    if child.returncode != 0:
+        raise SystemExit(f"the measured send failed:\n{out}{err}")
+    figures: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    if watch is not None:
+        figures["cpu"] = watch.figures()
+    return figures
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of one process, None when it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _descendants(pid: int) -> Iterator[int]:
+    yield pid
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            children = task.read_text().split()
+        except OSError:
+            continue
+        for child in children:
+            yield from _descendants(int(child))
+
+
+def _machine_busy() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+class CpuWatch:
+    """The CPU budget of a send while messages arrive at the sink: CPU per message of the
+    sink's process and of the sending side (the measured child and its workers), and how
+    busy the whole machine was. Samples /proc every 0.1 s; only the intervals in which the
+    sink's count rose are counted, so setting up and rendering are left out."""
+
+    def __init__(self, sink: Any, pid: int) -> None:
+        self.sink, self.pid = sink, pid
+        self.sink_cpu = self.our_cpu = 0.0
+        self.messages = 0
+        self.busy = [0, 0]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> CpuWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> tuple[int, float | None, dict[int, float], tuple[int, int]]:
+        ours = {pid: cpu for pid in _descendants(self.pid) if (cpu := _cpu_seconds(pid))}
+        return self.sink.count(), _cpu_seconds(self.sink._process.pid), ours, _machine_busy()
+
+    def _run(self) -> None:
+        before = self._sample()
+        while not self._stop.wait(0.1):
+            after = self._sample()
+            if after[0] > before[0] and before[1] is not None and after[1] is not None:
+                self.messages += after[0] - before[0]
+                self.sink_cpu += after[1] - before[1]
+                self.our_cpu += sum(cpu - before[2][pid] for pid, cpu in after[2].items()
+                                    if pid in before[2])  # fmt: skip
+                self.busy[0] += after[3][0] - before[3][0]
+                self.busy[1] += after[3][1] - before[3][1]
+            before = after
+
+    def figures(self) -> dict[str, float]:
+        count = max(1, self.messages)
+        return {
+            "sink_ms": self.sink_cpu / count * 1000,
+            "ours_ms": self.our_cpu / count * 1000,
+            "busy": self.busy[0] / max(1, self.busy[1]),
+        }
 
 
 _made = itertools.count()
@@ -338,12 +427,16 @@ def compare_workers(options: argparse.Namespace, counts: list[int]) -> None:
     )
     with start_sink() as sink:
         for count in counts:
-            plain = run_child(options, sink.port, options.subscribers, dkim=False, workers=count)
-            signed = run_child(options, sink.port, options.subscribers, dkim=True, workers=count)
+            plain, signed = (
+                run_child(options, sink.port, options.subscribers, dkim, workers=count, sink=sink)
+                for dkim in (False, True)
+            )
             size = plain["message_bytes"]
             messages = min(options.subscribers, 20_000)
             connections = options.connections * count
+            before = _cpu_seconds(sink._process.pid) or 0.0
             ceiling = raw_ceiling(sink.host, sink.port, connections, payload(size), messages)
+            sink_ms = ((_cpu_seconds(sink._process.pid) or 0.0) - before) / messages * 1000
             rates = [
                 f["sent"] / (f["seconds"] - f["ledger_seconds"] - f["render_seconds"])
                 for f in (plain, signed)
@@ -353,10 +446,18 @@ def compare_workers(options: argparse.Namespace, counts: list[int]) -> None:
                 f"{rates[1]:>8,.0f}{rates[1] / ceiling:>7.2f}"
                 f"{plain['render_seconds'] * 1000:>10.0f}{plain['peak_rss_mb']:>8.0f}"
             )
+            budget = "; ".join(
+                f"{name}: ours {f['cpu']['ours_ms']:.2f}, sink {f['cpu']['sink_ms']:.2f},"
+                f" machine {f['cpu']['busy']:.0%} busy"
+                for name, f in (("plain", plain), ("DKIM", signed))
+            )
+            print(f"{'':>8} CPU ms/msg {budget}; ceiling: sink {sink_ms:.2f}")
     print(
         "\nmsg/s counts sending only (not making the ledger nor rendering the variants, "
         "shown apart);\nceiling: pre-built bytes "
-        "over\nworkers × connections; RSS: the parent process (each worker has its own)."
+        "over\nworkers × connections; RSS: the parent process (each worker has its own).\n"
+        "CPU ms/msg: while messages arrived, CPU per message of the sending side (the parent "
+        "and\nits workers) and of the sink's process, and how busy the whole machine was."
     )
 
 
