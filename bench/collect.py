@@ -47,7 +47,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -55,6 +55,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench import procs  # noqa: E402 (needs ROOT on the path)
 
 SEEDS = Path("/work/shared/seeds")
 CONCURRENCY = 8
@@ -187,29 +189,13 @@ def serve(feeds: int, items: int, big: int, port_file: str) -> None:
 # --- measuring a process tree -------------------------------------------------------------
 
 
-def _tree(pid: int) -> Iterator[int]:
-    yield pid
-    for task in Path(f"/proc/{pid}/task").glob("*/children"):
-        try:
-            children = task.read_text().split()
-        except OSError:
-            continue
-        for child in children:
-            yield from _tree(int(child))
-
-
-def _stat(pid: int) -> list[str]:
-    text = Path(f"/proc/{pid}/stat").read_text()
-    return text[text.rindex(")") + 2 :].split()
-
-
 def tree_cpu() -> float:
     """CPU seconds of this process and its descendants, including reaped grandchildren."""
     tick = os.sysconf("SC_CLK_TCK")
     total = 0.0
-    for pid in _tree(os.getpid()):
+    for pid in procs.tree(os.getpid()):
         try:
-            fields = _stat(pid)
+            fields = procs.stat(pid)
         except OSError:
             continue
         # utime, stime, cutime, cstime (fields 14-17; here 0-based after the name: 11-14)
@@ -226,7 +212,7 @@ def tree_memory(roles: dict[str, list[int]] | None = None) -> tuple[int, int]:
     """(sum of RSS, sum of PSS) of this process tree, in bytes; with `roles`, also each
     process's PSS under its role (this process, fork server, parser worker, …)."""
     rss = pss = 0
-    for pid in _tree(os.getpid()):
+    for pid in procs.tree(os.getpid()):
         try:
             own_rss = own_pss = 0
             for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
@@ -250,7 +236,7 @@ def _role(pid: int) -> str:
     if b"resource_tracker" in command:
         return "resource tracker"
     if b"forkserver" in command:
-        parent = int(_stat(pid)[1])
+        parent = int(procs.stat(pid)[1])
         return "fork server" if parent == os.getpid() else "parser worker"
     return "other"
 

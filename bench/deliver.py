@@ -48,6 +48,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from anywhere, and import tests.render.plans
 
+from bench import procs  # noqa: E402 (needs ROOT on the path)
+
 
 def child(options: argparse.Namespace) -> dict[str, Any]:
     """Set up a publication with N subscribers and time one send (runs in its own process)."""
@@ -218,27 +220,6 @@ def run_child(
     return figures
 
 
-def _cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of one process, None when it is gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _descendants(pid: int) -> Iterator[int]:
-    yield pid
-    for task in Path(f"/proc/{pid}/task").glob("*/children"):
-        try:
-            children = task.read_text().split()
-        except OSError:
-            continue
-        for child in children:
-            yield from _descendants(int(child))
-
-
 def _machine_busy() -> tuple[int, int]:
     """(busy, total) jiffies of the whole machine, from /proc/stat."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -269,8 +250,8 @@ class CpuWatch:
         self._thread.join()
 
     def _sample(self) -> tuple[int, float | None, dict[int, float], tuple[int, int]]:
-        ours = {pid: cpu for pid in _descendants(self.pid) if (cpu := _cpu_seconds(pid))}
-        return self.sink.count(), _cpu_seconds(self.sink._process.pid), ours, _machine_busy()
+        ours = {pid: cpu for pid in procs.tree(self.pid) if (cpu := procs.cpu_seconds(pid))}
+        return self.sink.count(), procs.cpu_seconds(self.sink._process.pid), ours, _machine_busy()
 
     def _run(self) -> None:
         before = self._sample()
@@ -434,9 +415,9 @@ def compare_workers(options: argparse.Namespace, counts: list[int]) -> None:
             size = plain["message_bytes"]
             messages = min(options.subscribers, 20_000)
             connections = options.connections * count
-            before = _cpu_seconds(sink._process.pid) or 0.0
+            before = procs.cpu_seconds(sink._process.pid) or 0.0
             ceiling = raw_ceiling(sink.host, sink.port, connections, payload(size), messages)
-            sink_ms = ((_cpu_seconds(sink._process.pid) or 0.0) - before) / messages * 1000
+            sink_ms = ((procs.cpu_seconds(sink._process.pid) or 0.0) - before) / messages * 1000
             rates = [
                 f["sent"] / (f["seconds"] - f["ledger_seconds"] - f["render_seconds"])
                 for f in (plain, signed)

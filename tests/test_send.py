@@ -140,8 +140,8 @@ def test_everyone_gets_their_variant_once_and_a_rerun_sends_nothing(
 def test_a_send_of_many_batches_keeps_its_connections(
     make_settings: Any, tmp_path: Path, factory: sessionmaker[Session], smtp_server: SmtpServer
 ) -> None:
-    # Four people in batches of one: four claims, one connection pool for all of them
-    # (reconnecting for each batch of 500 cost ~10 % of the throughput).
+    # Four people in batches of one: four claims, one set of connections for all of them
+    # (on a real relay each new connection is a TLS handshake and AUTH).
     settings = settings_for(make_settings, tmp_path, smtp_server)
     add_people(settings, factory)
     approved_issue(settings, factory)

@@ -519,8 +519,8 @@ class SendPool:
 
     A stopped pool stays stopped; one `map` at a time. The senders (SMTP connections) of a
     `map` are kept for the next one, so a send made of many batches opens `connections`
-    connections, not that many per batch (reconnecting every 500 messages cost ~10 % of
-    the throughput, `docs/delivery.md`); a sender whose send raised is closed instead.
+    connections, not that many per batch (on a real relay each one is a TLS handshake and
+    AUTH, `docs/delivery.md`); a sender whose send raised is closed instead.
     `close()` (or leaving the `with` block) ends the kept ones with QUIT; the pool stays
     usable, and a later `map` opens new ones.
     """
